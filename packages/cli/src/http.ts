@@ -1,0 +1,50 @@
+/** A non-2xx answer of the Pushwire HTTP API. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Calls the Pushwire HTTP API with JSON in and out. */
+export async function api<T>(
+  server: string,
+  apiKey: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const url = new URL(path, server.endsWith('/') ? server : `${server}/`);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+      },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+  } catch (err) {
+    throw new ApiError(
+      0,
+      'UNREACHABLE',
+      `cannot reach ${url.origin}: ${(err as Error & { cause?: Error }).cause?.message ?? String(err)}`,
+    );
+  }
+  const text = await res.text();
+  const json = text
+    ? (JSON.parse(text) as T & { error?: string; message?: string })
+    : ({} as T & { error?: string; message?: string });
+  if (!res.ok)
+    throw new ApiError(
+      res.status,
+      json.error ?? 'HTTP_ERROR',
+      `${res.status} ${json.error ?? ''}: ${json.message ?? text}`,
+    );
+  return json;
+}

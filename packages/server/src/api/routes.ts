@@ -1,0 +1,245 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ResolvedOptions } from '../config.js';
+import type { Hub, PublishRequest, Target } from '../core/hub.js';
+import { HttpError, notFound } from '../errors.js';
+import type { Gateway } from '../gateway/gateway.js';
+import { newDeviceId, newToken, secretEquals, sha256 } from '../util/ids.js';
+import {
+  deviceIdParam,
+  deviceReply,
+  errorSchema,
+  publishBody,
+  publishReply,
+  registerBody,
+  topicParams,
+} from './schemas.js';
+
+interface Deps {
+  hub: Hub;
+  gateway: Gateway;
+  opts: ResolvedOptions;
+  version: string;
+  isDraining: () => boolean;
+}
+
+interface PublishBody {
+  to: Target;
+  id?: string;
+  data?: unknown;
+  notification?: PublishRequest['notification'];
+  ttl?: number;
+  collapseKey?: string;
+  urgency?: PublishRequest['urgency'];
+}
+
+const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema };
+
+/** Registers the HTTP API. Every route under /v1 needs an admin API key. */
+export function registerRoutes(app: FastifyInstance, deps: Deps): void {
+  const { hub, gateway, opts } = deps;
+  const store = opts.store;
+
+  app.setErrorHandler((err: FastifyError | HttpError, _req, reply) => sendError(reply, err, opts));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
+  );
+
+  const auth = async (req: FastifyRequest) => {
+    const header = req.headers.authorization ?? '';
+    const key = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    if (!key)
+      throw new HttpError(401, 'UNAUTHORIZED', 'missing API key: send Authorization: Bearer KEY', {
+        'WWW-Authenticate': 'Bearer',
+      });
+    if (!opts.apiKeys.some((k) => secretEquals(k, key)))
+      throw new HttpError(401, 'UNAUTHORIZED', 'wrong API key', { 'WWW-Authenticate': 'Bearer' });
+  };
+
+  app.get('/healthz', async () => ({
+    status: 'ok',
+    version: deps.version,
+    connections: gateway.connections,
+  }));
+  app.get('/readyz', async (_req, reply) =>
+    deps.isDraining()
+      ? reply.code(503).send({ error: 'DRAINING', message: 'server is shutting down' })
+      : { status: 'ready' },
+  );
+
+  app.post<{ Body: { user?: string } | null }>(
+    '/v1/devices',
+    {
+      onRequest: auth,
+      schema: {
+        body: registerBody,
+        response: {
+          201: {
+            type: 'object',
+            properties: { deviceId: { type: 'string' }, token: { type: 'string' }, user: { type: 'string' } },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (req, reply) => {
+      const id = newDeviceId();
+      const token = newToken();
+      const user = req.body?.user;
+      await store.createDevice({
+        id,
+        tokenHash: sha256(token),
+        createdAt: opts.clock.now(),
+        lastSeen: 0,
+        ...(user !== undefined && { user }),
+      });
+      return reply.code(201).send({ deviceId: id, token, ...(user !== undefined && { user }) });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/devices/:id',
+    { onRequest: auth, schema: { params: deviceIdParam, response: { 200: deviceReply, ...errors } } },
+    async (req) => {
+      const device = await store.getDevice(req.params.id);
+      if (!device) throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
+      const session = hub.sessionOf(device.id);
+      const [pending, topics] = await Promise.all([
+        store.pendingCount(device.id, opts.clock.now()),
+        store.topicsOf(device.id),
+      ]);
+      return {
+        deviceId: device.id,
+        ...(device.user !== undefined && { user: device.user }),
+        online: session !== undefined,
+        lastSeen: session ? opts.clock.now() : device.lastSeen || null,
+        pending,
+        heartbeat: session?.heartbeat ?? null,
+        topics,
+      };
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/devices/:id',
+    { onRequest: auth, schema: { params: deviceIdParam, response: errors } },
+    async (req, reply) => {
+      if (!(await store.getDevice(req.params.id)))
+        throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
+      hub.sessionOf(req.params.id)?.fail('UNAUTHORIZED', 'device deleted', true, 4001);
+      await store.deleteDevice(req.params.id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/devices/:id/topics',
+    { onRequest: auth, schema: { params: deviceIdParam, response: errors } },
+    async (req) => {
+      await mustExist(req.params.id);
+      return { deviceId: req.params.id, topics: await store.topicsOf(req.params.id) };
+    },
+  );
+
+  app.put<{ Params: { id: string; topic: string } }>(
+    '/v1/devices/:id/topics/:topic',
+    { onRequest: auth, schema: { params: topicParams, response: errors } },
+    async (req) => {
+      await mustExist(req.params.id);
+      const seq = await hub.subscribe(req.params.id, req.params.topic);
+      return { deviceId: req.params.id, topic: req.params.topic, seq };
+    },
+  );
+
+  app.delete<{ Params: { id: string; topic: string } }>(
+    '/v1/devices/:id/topics/:topic',
+    { onRequest: auth, schema: { params: topicParams, response: errors } },
+    async (req, reply) => {
+      await mustExist(req.params.id);
+      await hub.unsubscribe(req.params.id, req.params.topic);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Body: PublishBody }>(
+    '/v1/messages',
+    { onRequest: auth, schema: { body: publishBody, response: { 202: publishReply, ...errors } } },
+    async (req, reply) => {
+      const body = req.body;
+      const size = jsonBytes(body.data) + jsonBytes(body.notification);
+      if (size > opts.maxPayload) {
+        throw new HttpError(
+          413,
+          'PAYLOAD_TOO_LARGE',
+          `data and notification are ${size} bytes; the limit is ${opts.maxPayload}`,
+        );
+      }
+      const ttl = Math.min(body.ttl ?? opts.defaultTtl, opts.maxTtl);
+      const outcome = await hub.publish({
+        to: body.to,
+        ttl,
+        ...(body.id !== undefined && { id: body.id }),
+        ...(body.data !== undefined && { data: body.data }),
+        ...(body.notification !== undefined && { notification: body.notification }),
+        ...(body.collapseKey !== undefined && { collapseKey: body.collapseKey }),
+        ...(body.urgency !== undefined && { urgency: body.urgency }),
+      });
+      return reply.code(202).send({
+        id: outcome.id,
+        duplicate: outcome.duplicate,
+        ts: outcome.ts,
+        expiresAt: outcome.exp,
+        ttl: Math.round((outcome.exp - outcome.ts) / 1000),
+        recipients: outcome.entries.length,
+        entries: outcome.entries,
+      });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/messages/:id',
+    { onRequest: auth, schema: { params: deviceIdParam, response: errors } },
+    async (req) => {
+      const record = await store.getPublish(req.params.id);
+      if (!record) throw notFound('UNKNOWN_MESSAGE', `no message ${JSON.stringify(req.params.id)}`);
+      return { id: record.id, ts: record.ts, expiresAt: record.exp, entries: record.entries };
+    },
+  );
+
+  async function mustExist(id: string): Promise<void> {
+    if (!(await store.getDevice(id))) throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(id)}`);
+  }
+}
+
+/** Serialised size of a JSON value, as it will be stored and sent (0 when absent). */
+const jsonBytes = (v: unknown): number => (v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v)));
+
+function sendError(reply: FastifyReply, err: FastifyError | HttpError, opts: ResolvedOptions): FastifyReply {
+  if (err instanceof HttpError) {
+    return reply.code(err.statusCode).headers(err.headers).send({ error: err.code, message: err.message });
+  }
+  if (err.validation) {
+    return reply.code(400).send({
+      error: 'BAD_REQUEST',
+      message: `${err.validationContext ?? 'request'} ${err.message.replace(/^(body|params|querystring)\s*/, '')}`,
+    });
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return reply.code(400).send({ error: 'MALFORMED_JSON', message: 'request body is not valid JSON' });
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return reply.code(413).send({
+        error: 'PAYLOAD_TOO_LARGE',
+        message: `request body too large (message payload limit ${opts.maxPayload} bytes)`,
+      });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return reply
+        .code(415)
+        .send({ error: 'UNSUPPORTED_MEDIA_TYPE', message: 'send Content-Type: application/json' });
+  }
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    return reply.code(err.statusCode).send({ error: err.code ?? 'BAD_REQUEST', message: err.message });
+  }
+  reply.log.error({ err }, 'request failed');
+  return reply.code(500).send({ error: 'INTERNAL', message: 'internal error' });
+}

@@ -1,0 +1,359 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  type ClientFrame,
+  CloseCode,
+  decodeClientFrame,
+  deviceStream,
+  type HelloFrame,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  SUBPROTOCOL,
+  topicStream,
+} from '@pushwire/protocol';
+import type { Logger } from 'pino';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import type { ResolvedOptions } from '../config.js';
+import type { Hub } from '../core/hub.js';
+import { DeadlineWheel } from '../util/deadline-wheel.js';
+import { newSessionId, secretEquals, sha256 } from '../util/ids.js';
+import { TokenBucket } from '../util/token-bucket.js';
+import { Session, type SessionHost } from './session.js';
+
+/** Largest inbound WebSocket message; the codec refuses frames past 256 KiB anyway. */
+const MAX_INBOUND_BYTES = 512 * 1024;
+const REPLAY_PAGE = 256;
+
+/** A socket between upgrade and welcome. */
+interface Pending {
+  wheelSlot: number;
+  socket: WebSocket;
+  openedAt: number;
+  done: boolean;
+}
+
+/** Counters the metrics endpoint reads. */
+export interface GatewayCounters {
+  handshakes: number;
+  refused: number;
+  idleClosed: number;
+  handshakeTimeouts: number;
+  protocolErrors: number;
+}
+
+/**
+ * WebSocket side of the server: upgrade checks, handshake deadline, admission control, hello,
+ * frame dispatch, idle detection with one shared deadline wheel, and drain.
+ */
+export class Gateway {
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_INBOUND_BYTES,
+    perMessageDeflate: false,
+    clientTracking: false,
+    handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  });
+  private readonly pending = new Set<Pending>();
+  private readonly wheel: DeadlineWheel<Session | Pending>;
+  private readonly admission: TokenBucket;
+  private readonly host: SessionHost;
+  private draining = false;
+  readonly counters: GatewayCounters = {
+    handshakes: 0,
+    refused: 0,
+    idleClosed: 0,
+    handshakeTimeouts: 0,
+    protocolErrors: 0,
+  };
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly opts: ResolvedOptions,
+    private readonly log: Logger | undefined,
+  ) {
+    const now = opts.clock.now();
+    this.wheel = new DeadlineWheel<Session | Pending>(250, (x) => this.deadlineOf(x), now);
+    this.admission = new TokenBucket(opts.admissionRate, opts.admissionBurst, now);
+    this.host = {
+      read: (stream, after) => opts.store.read(stream, after, REPLAY_PAGE, opts.clock.now()),
+      pageSize: REPLAY_PAGE,
+      maxBufferedBytes: opts.maxBufferedBytes,
+      onDelivered: (n) => {
+        hub.counters.delivered += n;
+      },
+      onError: (err) => log?.error({ err }, 'session error'),
+    };
+  }
+
+  /** Sessions plus sockets still in their handshake. */
+  get connections(): number {
+    return this.hub.online + this.pending.size;
+  }
+
+  /** Handles an HTTP upgrade request for `/v1/connect`. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/v1/connect') return refuse(socket, 404, 'NOT_FOUND', 'WebSocket endpoint is /v1/connect');
+    if (this.draining)
+      return refuse(socket, 503, 'DRAINING', 'server is shutting down', { 'Retry-After': '5' });
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((s) => s.trim());
+    if (!offered.includes(SUBPROTOCOL)) {
+      return refuse(socket, 426, 'UPGRADE_REQUIRED', `offer the WebSocket subprotocol ${SUBPROTOCOL}`);
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+  }
+
+  /** Sweeps idle sessions and handshakes past their deadline. Called by the server's one timer. */
+  tick(): void {
+    this.wheel.advance(this.opts.clock.now(), (x) => {
+      if (x instanceof Session) {
+        this.counters.idleClosed++;
+        this.log?.debug({ session: x.id, device: x.deviceId }, 'idle timeout');
+        x.close(CloseCode.IdleTimeout, 'idle timeout');
+      } else {
+        this.counters.handshakeTimeouts++;
+        x.done = true;
+        this.pending.delete(x);
+        sendFatal(x.socket, 'HANDSHAKE_TIMEOUT', 'no hello in time', CloseCode.HandshakeTimeout);
+      }
+    });
+  }
+
+  /**
+   * Graceful drain: refuse new sockets, send every session a goaway whose reconnect-after is
+   * spread evenly over the drain window, and close them. Resolves when all sockets are closed.
+   */
+  async drain(windowMs = this.opts.drainWindowMs): Promise<void> {
+    this.draining = true;
+    const sessions = [...this.hub.sessions()];
+    const closed = sessions.map((s) => s.whenClosed());
+    sessions.forEach((s, i) => {
+      const reconnectAfter = Math.round(((i + Math.random()) / sessions.length) * windowMs);
+      s.send({ t: 'goaway', reason: 'shutdown', reconnectAfter });
+      s.close(CloseCode.GoingAway, 'server shutting down');
+    });
+    for (const p of this.pending) p.socket.close(CloseCode.GoingAway, 'server shutting down');
+    await Promise.race([Promise.all(closed), delay(5000)]);
+  }
+
+  private deadlineOf(x: Session | Pending): number | undefined {
+    if (x instanceof Session) return x.closed ? undefined : x.lastActivity + x.idleMs;
+    return x.done ? undefined : x.openedAt + this.opts.handshakeTimeoutMs;
+  }
+
+  private accept(ws: WebSocket): void {
+    const now = this.opts.clock.now();
+    const wait = this.admission.take(now);
+    if (wait > 0) {
+      // Reconnect storm: refuse cheaply and tell the client when to come back.
+      this.counters.refused++;
+      const retryAfter = wait + Math.floor(Math.random() * 1000);
+      sendFatal(ws, 'RATE_LIMITED', 'too many new sessions; retry later', CloseCode.RateLimited, retryAfter);
+      return;
+    }
+    const p: Pending = { wheelSlot: -1, socket: ws, openedAt: now, done: false };
+    this.pending.add(p);
+    this.wheel.add(p);
+    ws.on('error', () => {});
+    ws.once('close', () => {
+      p.done = true;
+      this.pending.delete(p);
+    });
+    ws.once('message', (data, isBinary) => {
+      if (p.done) return;
+      p.done = true;
+      this.pending.delete(p);
+      void this.handshake(ws, data, isBinary).catch((err) => {
+        this.log?.error({ err }, 'handshake failed');
+        sendFatal(ws, 'INTERNAL', 'handshake failed', 1011);
+      });
+    });
+  }
+
+  private async handshake(ws: WebSocket, data: RawData, isBinary: boolean): Promise<void> {
+    let hello: HelloFrame;
+    try {
+      const frame = decodeInbound(data, isBinary);
+      if (frame.t !== 'hello')
+        return sendFatal(ws, 'HELLO_REQUIRED', 'first frame must be hello', CloseCode.ProtocolError);
+      hello = frame;
+    } catch (err) {
+      const message = err instanceof ProtocolError ? err.message : 'bad frame';
+      return sendFatal(
+        ws,
+        'HELLO_REQUIRED',
+        `first frame must be a valid hello: ${message}`,
+        CloseCode.ProtocolError,
+      );
+    }
+    if (hello.v !== PROTOCOL_VERSION) {
+      return sendFatal(
+        ws,
+        'UNSUPPORTED_VERSION',
+        `server speaks version ${PROTOCOL_VERSION}`,
+        CloseCode.ProtocolError,
+      );
+    }
+    // Frames sent before welcome are kept (bounded) and handled once the session is open.
+    const early: { data: RawData; isBinary: boolean }[] = [];
+    const onEarly = (d: RawData, b: boolean) => {
+      if (early.length < 16) early.push({ data: d, isBinary: b });
+    };
+    ws.on('message', onEarly);
+    const { store, clock } = this.opts;
+    const device = await store.getDevice(hello.device);
+    if (!device || !secretEquals(device.tokenHash, sha256(hello.token))) {
+      return sendFatal(ws, 'UNAUTHORIZED', 'unknown device or wrong token', CloseCode.Unauthorized);
+    }
+    const [topics, stored] = await Promise.all([store.topicsOf(device.id), store.cursorsOf(device.id)]);
+    if (ws.readyState !== ws.OPEN) return;
+    ws.off('message', onEarly);
+
+    const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
+    this.setHeartbeat(session, hello.hb ?? this.opts.defaultHeartbeat);
+    const streams = new Set([deviceStream(device.id), ...topics.map(topicStream)]);
+    const cursors: Record<string, number> = { ...stored };
+    for (const [s, seq] of Object.entries(hello.cursors ?? {})) if (streams.has(s)) cursors[s] = seq;
+
+    session.send({
+      t: 'welcome',
+      v: PROTOCOL_VERSION,
+      session: session.id,
+      hb: session.heartbeat,
+      idle: Math.ceil(session.idleMs / 1000),
+      maxPayload: this.opts.maxPayload,
+      topics,
+    });
+    this.hub.attach(session, topics, cursors);
+    this.wheel.add(session);
+    this.counters.handshakes++;
+    this.log?.debug({ session: session.id, device: device.id, hb: session.heartbeat }, 'session open');
+    void store.touchDevice(device.id, clock.now());
+
+    ws.on('message', (d, b) => this.onFrame(session, d, b));
+    ws.once('close', (code) => {
+      session.closed = true;
+      this.hub.detach(session);
+      session.resolveClosed();
+      this.log?.debug({ session: session.id, device: device.id, code }, 'session closed');
+      void store.touchDevice(device.id, clock.now()).catch(() => {});
+    });
+    for (const e of early) this.onFrame(session, e.data, e.isBinary);
+  }
+
+  private setHeartbeat(session: Session, declared: number): void {
+    const hb = Math.min(this.opts.maxHeartbeat, Math.max(this.opts.minHeartbeat, declared));
+    session.heartbeat = hb;
+    session.idleMs = (hb + this.opts.idleGrace) * 1000;
+  }
+
+  private onFrame(session: Session, data: RawData, isBinary: boolean): void {
+    if (session.closed) return;
+    session.lastActivity = this.opts.clock.now();
+    let frame: ClientFrame;
+    try {
+      frame = decodeInbound(data, isBinary);
+    } catch (err) {
+      this.counters.protocolErrors++;
+      const e = err instanceof ProtocolError ? err : new ProtocolError('BAD_FRAME', 'bad frame');
+      return session.fail(e.code, e.message, false);
+    }
+    switch (frame.t) {
+      case 'ping':
+        if (frame.hb !== undefined) {
+          this.setHeartbeat(session, frame.hb);
+          this.wheel.add(session); // the deadline may have moved earlier
+        }
+        if (frame.acks) this.ack(session, frame.acks);
+        return session.send({ t: 'pong' });
+      case 'ack':
+        return this.ack(session, frame.acks);
+      case 'sub':
+        return void this.hub.subscribe(session.deviceId, frame.topic).then(
+          (seq) =>
+            session.send({
+              t: 'subbed',
+              topic: frame.topic,
+              seq,
+              ...(frame.ref !== undefined && { ref: frame.ref }),
+            }),
+          (err) => this.internal(session, err, frame.ref),
+        );
+      case 'unsub':
+        return void this.hub.unsubscribe(session.deviceId, frame.topic).then(
+          () =>
+            session.send({
+              t: 'unsubbed',
+              topic: frame.topic,
+              ...(frame.ref !== undefined && { ref: frame.ref }),
+            }),
+          (err) => this.internal(session, err, frame.ref),
+        );
+      case 'hello':
+        return session.fail('BAD_FRAME', 'hello was already received', false);
+    }
+  }
+
+  private ack(session: Session, acks: Record<string, number>): void {
+    const entitled = session.entitledAcks(acks);
+    const n = Object.keys(entitled).length;
+    if (n === 0) return;
+    this.hub.counters.acked += n;
+    this.opts.store.ack(session.deviceId, entitled).catch((err) => this.log?.error({ err }, 'ack failed'));
+  }
+
+  private internal(session: Session, err: unknown, ref?: number): void {
+    this.log?.error({ err }, 'frame handling failed');
+    session.fail('INTERNAL', 'request failed', false, undefined, ref !== undefined ? { ref } : undefined);
+  }
+}
+
+function decodeInbound(data: RawData, isBinary: boolean): ClientFrame {
+  if (isBinary) throw new ProtocolError('BAD_FRAME', 'frames are text messages');
+  const text = Array.isArray(data)
+    ? Buffer.concat(data).toString('utf8')
+    : Buffer.from(data as Buffer).toString('utf8');
+  return decodeClientFrame(text);
+}
+
+function sendFatal(
+  ws: WebSocket,
+  code: Parameters<Session['fail']>[0],
+  message: string,
+  closeCode: number,
+  retryAfter?: number,
+): void {
+  if (ws.readyState !== ws.OPEN) return;
+  ws.send(
+    JSON.stringify({
+      t: 'error',
+      code,
+      message,
+      fatal: true,
+      ...(retryAfter !== undefined && { retryAfter }),
+    }),
+  );
+  ws.close(closeCode, code);
+}
+
+function refuse(
+  socket: Duplex,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify({ error: code, message });
+  const head = [
+    `HTTP/1.1 ${status} ${code}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

@@ -1,0 +1,193 @@
+import {
+  CloseCode,
+  type Cursors,
+  type ErrorCode,
+  type ErrorFrame,
+  encodeFrame,
+  type ServerFrame,
+} from '@pushwire/protocol';
+import type { WebSocket } from 'ws';
+import type { StoredEntry } from '../store/types.js';
+import { encodeEntry } from './encode.js';
+
+/** Delivery progress of one stream within one session. */
+interface StreamState {
+  /** Highest seq sent on this socket. */
+  sent: number;
+  /** A replay from the store is running. */
+  pumping: boolean;
+  /** Something was appended while the replay ran: read again before going live. */
+  dirty: boolean;
+}
+
+/** What a session needs from the rest of the server. */
+export interface SessionHost {
+  read(stream: string, after: number): Promise<StoredEntry[]>;
+  readonly pageSize: number;
+  readonly maxBufferedBytes: number;
+  onDelivered(count: number): void;
+  onError(err: unknown): void;
+}
+
+/**
+ * One authenticated WebSocket of one device. Sends each stream in seq order: a replay from the
+ * store after the cursor, then live entries handed over by the hub. Live entries arriving during a
+ * replay are not sent directly; the replay reads again instead, so order holds without buffering.
+ *
+ *   offer(entry) ──▶ seq ≤ sent? drop (already sent)
+ *                 ──▶ replaying?  mark dirty (the replay loop picks it up)
+ *                 ──▶ sent ≥ prevSeq? send now (caught up: the common, cheap path)
+ *                 ──▶ else start a replay from `sent`
+ */
+export class Session {
+  readonly streams = new Map<string, StreamState>();
+  closed = false;
+  /** Bucket of the idle-deadline wheel this session is filed in. */
+  wheelSlot = -1;
+  /** Last time any frame arrived (ms). */
+  lastActivity: number;
+  /** Declared heartbeat (s) and the idle limit derived from it (ms). */
+  heartbeat = 0;
+  idleMs = 0;
+
+  constructor(
+    readonly id: string,
+    readonly deviceId: string,
+    private readonly socket: WebSocket,
+    private readonly host: SessionHost,
+    now: number,
+  ) {
+    this.lastActivity = now;
+  }
+
+  /** Starts delivering a stream after `cursor`. */
+  open(stream: string, cursor: number): void {
+    if (this.streams.has(stream)) return;
+    this.streams.set(stream, { sent: cursor, pumping: false, dirty: false });
+    void this.pump(stream);
+  }
+
+  /** Stops delivering a stream. */
+  drop(stream: string): void {
+    this.streams.delete(stream);
+  }
+
+  /** Hands over a newly appended entry; `text` is its encoded frame, shared by every session. */
+  offer(entry: StoredEntry, text: string): void {
+    const st = this.streams.get(entry.stream);
+    if (!st || this.closed || entry.seq <= st.sent) return;
+    if (st.pumping) {
+      st.dirty = true;
+    } else if (st.sent >= entry.prevSeq) {
+      st.sent = entry.seq;
+      this.sendText(text);
+      this.host.onDelivered(1);
+    } else {
+      void this.pump(entry.stream);
+    }
+  }
+
+  /** Clamps acks to what this session may acknowledge: its streams, up to what it was sent. */
+  entitledAcks(acks: Cursors): Cursors {
+    const out: Cursors = {};
+    for (const [stream, seq] of Object.entries(acks)) {
+      const st = this.streams.get(stream);
+      if (st) out[stream] = Math.min(seq, st.sent);
+    }
+    return out;
+  }
+
+  send(frame: ServerFrame): void {
+    this.sendText(encodeFrame(frame));
+  }
+
+  /** Sends an error frame; a fatal one closes the socket with `closeCode`. */
+  fail(
+    code: ErrorCode,
+    message: string,
+    fatal: boolean,
+    closeCode: number = CloseCode.ProtocolError,
+    extra?: Partial<ErrorFrame>,
+  ): void {
+    if (this.closed) return;
+    this.send({ t: 'error', code, message, fatal, ...extra });
+    if (fatal) this.close(closeCode, code);
+  }
+
+  private closedWaiters: (() => void)[] | undefined;
+
+  /** Resolves once the socket has closed. */
+  whenClosed(): Promise<void> {
+    if (this.socket.readyState === this.socket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.closedWaiters ??= [];
+      this.closedWaiters.push(resolve);
+    });
+  }
+
+  /** Called by the gateway when the socket's close event fired. */
+  resolveClosed(): void {
+    this.closed = true;
+    for (const w of this.closedWaiters ?? []) w();
+    this.closedWaiters = undefined;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close(code, reason);
+  }
+
+  /** Bytes queued in user space for this socket. */
+  get buffered(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  private sendText(text: string, cb?: (err?: Error) => void): void {
+    if (this.closed) return cb?.();
+    if (this.socket.bufferedAmount > this.host.maxBufferedBytes) {
+      // Bounded memory per connection: a reader this slow resumes later from its cursor.
+      this.closed = true;
+      this.socket.terminate();
+      return cb?.();
+    }
+    this.socket.send(text, cb);
+  }
+
+  private async pump(stream: string): Promise<void> {
+    const st = this.streams.get(stream);
+    if (!st || st.pumping) return;
+    st.pumping = true;
+    try {
+      for (;;) {
+        st.dirty = false;
+        const rows = await this.host.read(stream, st.sent);
+        if (this.closed || this.streams.get(stream) !== st) return;
+        let sent = 0;
+        let written: Promise<void> | undefined;
+        for (const [i, row] of rows.entries()) {
+          if (row.seq <= st.sent) continue;
+          st.sent = row.seq;
+          sent++;
+          if (i === rows.length - 1 && rows.length >= this.host.pageSize) {
+            // Backpressure between pages: wait until this page reached the kernel.
+            written = new Promise((resolve) => this.sendText(encodeEntry(row), () => resolve()));
+          } else {
+            this.sendText(encodeEntry(row));
+          }
+        }
+        this.host.onDelivered(sent);
+        if (rows.length >= this.host.pageSize) {
+          await written;
+          continue;
+        }
+        if (!st.dirty) return;
+      }
+    } catch (err) {
+      this.host.onError(err);
+      this.fail('INTERNAL', 'replay failed', true, 1011);
+    } finally {
+      st.pumping = false;
+    }
+  }
+}

@@ -1,0 +1,10 @@
+/**
+ * @packageDocumentation
+ * Pushwire server: HTTP API, WebSocket gateway, delivery core and stores.
+ */
+
+export type { ServerOptions } from './config.js';
+export { Hub, type PublishOutcome, type PublishRequest, type Target } from './core/hub.js';
+export { HttpError } from './errors.js';
+export { createPushwireServer, type PushwireServer } from './server.js';
+export * from './store/index.js';

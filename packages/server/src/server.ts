@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { registerRoutes } from './api/routes.js';
+import { type ResolvedOptions, resolveOptions, type ServerOptions } from './config.js';
+import { Hub } from './core/hub.js';
+import { Gateway } from './gateway/gateway.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+/** A running (or ready to run) Pushwire node: HTTP API and WebSocket gateway on one port. */
+export interface PushwireServer {
+  /** The Fastify app, for `inject()` in tests and for adding routes. */
+  readonly app: FastifyInstance;
+  readonly hub: Hub;
+  readonly gateway: Gateway;
+  readonly options: ResolvedOptions;
+  /** Starts listening; resolves with the base URL (`http://host:port`). */
+  listen(opts?: { host?: string; port?: number }): Promise<string>;
+  /** Base URL once listening. */
+  readonly url: string;
+  /** Graceful drain: goaway to every client (spread over the window), then close. */
+  drain(windowMs?: number): Promise<void>;
+  /** Closes sockets, HTTP server and store. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a Pushwire node on the given store.
+ * @example
+ * const server = createPushwireServer({ store: SqliteStore.open({ path: 'pushwire.db' }), apiKeys: ['secret'] });
+ * console.log(await server.listen({ port: 8787 }));
+ */
+export function createPushwireServer(options: ServerOptions): PushwireServer {
+  const opts = resolveOptions(options);
+  const app = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger | undefined,
+    disableRequestLogging: true,
+    // The message payload limit is checked precisely in the route; this only bounds memory.
+    bodyLimit: Math.max(64 * 1024, opts.maxPayload * 4),
+    forceCloseConnections: true,
+    // Validation is strict: unknown fields are errors, not silently dropped; no type coercion.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+  const hub = new Hub(opts.store, opts.clock);
+  const gateway = new Gateway(hub, opts, opts.logger);
+  let draining = false;
+  let url = '';
+  let closing: Promise<void> | undefined;
+
+  registerRoutes(app, { hub, gateway, opts, version: pkg.version, isDraining: () => draining });
+  app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+
+  const wheelTimer = setInterval(() => gateway.tick(), 250);
+  wheelTimer.unref();
+  const sweepTimer = setInterval(() => {
+    opts.store.sweep(opts.clock.now()).catch((err) => opts.logger?.error({ err }, 'sweep failed'));
+  }, opts.sweepIntervalMs);
+  sweepTimer.unref();
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      clearInterval(wheelTimer);
+      clearInterval(sweepTimer);
+      draining = true;
+      for (const s of hub.sessions()) s.close(1001, 'server closing');
+      await app.close();
+      await opts.store.close();
+    })();
+    return closing;
+  };
+
+  return {
+    app,
+    hub,
+    gateway,
+    options: opts,
+    get url() {
+      return url;
+    },
+    async listen(l = {}) {
+      await app.listen({ host: l.host ?? '127.0.0.1', port: l.port ?? 8787 });
+      const addr = app.server.address() as AddressInfo;
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      url = `http://${host}:${addr.port}`;
+      return url;
+    },
+    async drain(windowMs) {
+      draining = true;
+      await gateway.drain(windowMs);
+      await close();
+    },
+    close,
+  };
+}

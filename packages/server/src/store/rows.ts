@@ -1,0 +1,64 @@
+import type { NotificationFields, Urgency } from '@pushwire/protocol';
+import { StoreError } from './errors.js';
+import type { DeviceRow, EntryRow, PublishRow } from './schema.js';
+import type { DeviceRecord, NewEntry, PublishRecord, StoredEntry } from './types.js';
+
+/** Mapping between the store's records and SQLite rows (payloads are JSON in TEXT columns). */
+
+export function toDevice(row: DeviceRow, pendingLastSeen: number | undefined): DeviceRecord {
+  return {
+    id: row.id,
+    tokenHash: row.token_hash,
+    ...(row.user !== null && { user: row.user }),
+    createdAt: row.created_at,
+    lastSeen: pendingLastSeen ?? row.last_seen,
+  };
+}
+
+/** Serialises an entry's payload; data JSON cannot represent is refused now, not at commit. */
+export function toEntryRow(entry: NewEntry): Omit<EntryRow, 'seq' | 'prev_seq'> {
+  const json = (value: unknown, field: string): string | null => {
+    if (value === undefined) return null;
+    try {
+      return JSON.stringify(value) ?? null;
+    } catch (err) {
+      throw new StoreError('STORE_INVALID', `${field} of ${entry.id} is not JSON-serialisable`, {
+        cause: err,
+      });
+    }
+  };
+  return {
+    stream: entry.stream,
+    id: entry.id,
+    data: json(entry.data, 'data'),
+    notification: json(entry.notification, 'notification'),
+    urgency: entry.urgency ?? null,
+    collapse_key: entry.collapseKey ?? null,
+    ts: entry.ts,
+    exp: entry.exp,
+  };
+}
+
+export function fromEntryRow(row: EntryRow): StoredEntry {
+  return {
+    id: row.id,
+    stream: row.stream,
+    seq: row.seq,
+    prevSeq: row.prev_seq,
+    ts: row.ts,
+    exp: row.exp,
+    ...(row.data !== null && { data: JSON.parse(row.data) as unknown }),
+    ...(row.notification !== null && { notification: JSON.parse(row.notification) as NotificationFields }),
+    ...(row.urgency !== null && { urgency: row.urgency as Urgency }),
+    ...(row.collapse_key !== null && { collapseKey: row.collapse_key }),
+  };
+}
+
+export function fromPublishRow(row: PublishRow): PublishRecord {
+  return {
+    id: row.id,
+    entries: JSON.parse(row.entries) as PublishRecord['entries'],
+    ts: row.ts,
+    exp: row.exp,
+  };
+}

@@ -1,0 +1,208 @@
+import type Database from 'better-sqlite3';
+import { StoreError } from './errors.js';
+
+/**
+ * Schema migrations of the SQLite store: `MIGRATIONS[v]` brings `PRAGMA user_version` from v to
+ * v + 1. Append only: a shipped migration is never edited.
+ *
+ * - `streams` keeps each stream's head, so heads never go back when a sweep deletes entries.
+ * - `entries` is keyed by (stream, seq): `read` is one range scan of that index. Collapsed entries
+ *   keep their row (seq, prev_seq) until the sweep, with their payload freed.
+ * - `publishes` remembers each publish id for idempotency, for the retention period.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL,
+    user TEXT,
+    created_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  CREATE INDEX devices_by_user ON devices (user) WHERE user IS NOT NULL;
+
+  CREATE TABLE streams (
+    name TEXT PRIMARY KEY,
+    head INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE entries (
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    prev_seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT,
+    notification TEXT,
+    urgency TEXT,
+    collapse_key TEXT,
+    ts INTEGER NOT NULL,
+    exp INTEGER NOT NULL,
+    collapsed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (stream, seq)
+  ) STRICT;
+  CREATE INDEX entries_by_exp ON entries (exp);
+  CREATE INDEX entries_by_collapse_key ON entries (stream, collapse_key) WHERE collapse_key IS NOT NULL;
+  CREATE INDEX entries_collapsed ON entries (collapsed) WHERE collapsed = 1;
+
+  CREATE TABLE publishes (
+    id TEXT PRIMARY KEY,
+    entries TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    exp INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX publishes_by_ts ON publishes (ts);
+
+  CREATE TABLE subscriptions (
+    device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    topic TEXT NOT NULL,
+    PRIMARY KEY (device_id, topic)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE cursors (
+    device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (device_id, stream)
+  ) STRICT, WITHOUT ROWID;
+  `,
+];
+
+/** Schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the database to {@link SCHEMA_VERSION}, one transaction per step. */
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new StoreError(
+      'STORE_SCHEMA',
+      `database schema version ${current} is newer than this server's (${SCHEMA_VERSION})`,
+    );
+  }
+  for (let version = current; version < SCHEMA_VERSION; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}
+
+/** A row of `entries`, as read and written. */
+export interface EntryRow {
+  stream: string;
+  seq: number;
+  prev_seq: number;
+  id: string;
+  data: string | null;
+  notification: string | null;
+  urgency: string | null;
+  collapse_key: string | null;
+  ts: number;
+  exp: number;
+}
+
+export interface DeviceRow {
+  id: string;
+  token_hash: string;
+  user: string | null;
+  created_at: number;
+  last_seen: number;
+}
+
+export interface PublishRow {
+  id: string;
+  entries: string;
+  ts: number;
+  exp: number;
+}
+
+const ENTRY_COLUMNS = 'stream, seq, prev_seq, id, data, notification, urgency, collapse_key, ts, exp';
+/** Deliverable: not collapsed, not expired, and not a "deliver only to sessions online now" entry. */
+const DELIVERABLE = 'collapsed = 0 AND exp > @now AND exp > ts';
+
+/**
+ * Every statement the store runs, prepared once.
+ * @internal (better-sqlite3's statement types cannot be named in declaration files)
+ */
+export function prepareStatements(db: Database.Database) {
+  const s = <P extends unknown[] | object = unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
+  return {
+    insertDevice: s<[DeviceRow]>(
+      'INSERT INTO devices (id, token_hash, user, created_at, last_seen) VALUES (@id, @token_hash, @user, @created_at, @last_seen)',
+    ),
+    getDevice: s<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
+    deleteDevice: s<[string]>('DELETE FROM devices WHERE id = ?'),
+    devicesOfUser: s<[string], string>(
+      'SELECT id FROM devices WHERE user = ? ORDER BY created_at, id',
+    ).pluck(),
+    touchDevice: s<[number, string]>('UPDATE devices SET last_seen = ? WHERE id = ?'),
+
+    headOf: s<[{ stream: string }], number | null>(
+      `SELECT max(h) FROM (SELECT head AS h FROM streams WHERE name = @stream
+        UNION ALL SELECT max(seq) AS h FROM entries WHERE stream = @stream)`,
+    ).pluck(),
+    setHead: s<[string, number]>(
+      'INSERT INTO streams (name, head) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET head = max(head, excluded.head)',
+    ),
+
+    insertEntry: s<[EntryRow]>(
+      `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES
+        (@stream, @seq, @prev_seq, @id, @data, @notification, @urgency, @collapse_key, @ts, @exp)`,
+    ),
+    collapse: s<[string, string]>(
+      `UPDATE entries SET collapsed = 1, data = NULL, notification = NULL
+        WHERE stream = ? AND collapse_key = ? AND collapsed = 0`,
+    ),
+    read: s<[{ stream: string; after: number; now: number; limit: number }], EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM entries
+        WHERE stream = @stream AND seq > @after AND ${DELIVERABLE} ORDER BY seq LIMIT @limit`,
+    ),
+    countAfter: s<[{ stream: string; after: number; now: number }], number>(
+      `SELECT count(*) FROM entries WHERE stream = @stream AND seq > @after AND ${DELIVERABLE}`,
+    ).pluck(),
+    deleteStreamEntries: s<[string]>('DELETE FROM entries WHERE stream = ?'),
+
+    getPublish: s<[string], PublishRow>('SELECT id, entries, ts, exp FROM publishes WHERE id = ?'),
+    insertPublish: s<[PublishRow]>(
+      'INSERT INTO publishes (id, entries, ts, exp) VALUES (@id, @entries, @ts, @exp)',
+    ),
+
+    isSubscribed: s<[string, string], number>(
+      'SELECT 1 FROM subscriptions WHERE device_id = ? AND topic = ?',
+    ).pluck(),
+    subscribe: s<[string, string]>('INSERT INTO subscriptions (device_id, topic) VALUES (?, ?)'),
+    unsubscribe: s<[string, string]>('DELETE FROM subscriptions WHERE device_id = ? AND topic = ?'),
+    topicsOf: s<[string], string>(
+      'SELECT topic FROM subscriptions WHERE device_id = ? ORDER BY topic',
+    ).pluck(),
+
+    cursorsOf: s<[string], { stream: string; seq: number }>(
+      'SELECT stream, seq FROM cursors WHERE device_id = ?',
+    ),
+    cursorOf: s<[string, string], number>(
+      'SELECT seq FROM cursors WHERE device_id = ? AND stream = ?',
+    ).pluck(),
+    setCursor: s<[string, string, number]>(
+      `INSERT INTO cursors (device_id, stream, seq) VALUES (?, ?, ?)
+        ON CONFLICT (device_id, stream) DO UPDATE SET seq = excluded.seq`,
+    ),
+    /** Moves a cursor forward only; ignores devices that no longer exist. */
+    ackCursor: s<[{ device: string; stream: string; seq: number }]>(
+      `INSERT INTO cursors (device_id, stream, seq)
+        SELECT @device, @stream, @seq WHERE EXISTS (SELECT 1 FROM devices WHERE id = @device)
+        ON CONFLICT (device_id, stream) DO UPDATE SET seq = max(seq, excluded.seq)`,
+    ),
+    deleteCursor: s<[string, string]>('DELETE FROM cursors WHERE device_id = ? AND stream = ?'),
+
+    sweepExpired: s<[number]>('DELETE FROM entries WHERE exp <= ?'),
+    sweepCollapsed: s<[]>('DELETE FROM entries WHERE collapsed = 1'),
+    deviceCursors: s<[], { stream: string; seq: number }>(
+      `SELECT stream, seq FROM cursors WHERE stream = 'd:' || device_id`,
+    ),
+    sweepAcked: s<[string, number]>('DELETE FROM entries WHERE stream = ? AND seq <= ?'),
+    sweepPublishes: s<[number]>('DELETE FROM publishes WHERE ts < ?'),
+  };
+}
+
+/** @internal */
+export type Statements = ReturnType<typeof prepareStatements>;

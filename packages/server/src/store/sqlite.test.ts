@@ -1,0 +1,240 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { storeContract } from './contract.js';
+import { StoreError } from './errors.js';
+import { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
+import type { PublishBatchItem } from './types.js';
+
+const T = 1_700_000_000_000;
+const HOUR = 60 * 60 * 1000;
+const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+
+const tempDir = () => mkdtemp(join(tmpdir(), 'pushwire-store-'));
+
+const one = (id: string, stream: string, ts = T): PublishBatchItem => ({
+  id,
+  entries: [{ id, stream, ts, exp: ts + HOUR, data: { id } }],
+});
+
+storeContract('sqlite', async () => {
+  const dir = await tempDir();
+  const store = SqliteStore.open({ path: join(dir, 'store.db') });
+  return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
+
+describe('SqliteStore', () => {
+  let dir: string;
+  let path: string;
+  const opened: SqliteStore[] = [];
+  const open = (opts: Partial<SqliteStoreOptions> = {}) => {
+    const store = SqliteStore.open({ path, ...opts });
+    opened.push(store);
+    return store;
+  };
+
+  beforeEach(async () => {
+    dir = await tempDir();
+    path = join(dir, 'store.db');
+  });
+
+  afterEach(async () => {
+    for (const store of opened.splice(0)) await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('group commit', () => {
+    it('commits 200 concurrent publishes in far fewer transactions', async () => {
+      const store = open();
+      await Promise.all(Array.from({ length: 200 }, (_, i) => store.publish(one(`m${i}`, `d:${i % 7}`))));
+      const stats = store.stats();
+      expect(stats.publishes).toBe(200);
+      expect(stats.batches).toBeLessThanOrEqual(2);
+      expect(stats.lastBatchSize).toBeGreaterThan(0);
+      expect(stats.lastBatchMs).toBeGreaterThanOrEqual(0);
+    });
+
+    it('commits at once when a batch reaches batchMaxSize', async () => {
+      const store = open({ batchMaxSize: 16 });
+      await Promise.all(Array.from({ length: 100 }, (_, i) => store.publish(one(`m${i}`, 's'))));
+      expect(store.stats()).toMatchObject({ batches: 7, publishes: 100, lastBatchSize: 4 });
+      expect(await store.head('s')).toBe(100);
+    });
+
+    it('waits batchMaxDelayMs for companions across macrotasks', async () => {
+      const store = open({ batchMaxDelayMs: 50 });
+      const pending = [];
+      for (let i = 0; i < 5; i++) {
+        pending.push(store.publish(one(`m${i}`, 's')));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await Promise.all(pending);
+      expect(store.stats()).toMatchObject({ batches: 1, publishes: 5, lastBatchSize: 5 });
+    });
+
+    it('refuses data JSON cannot represent without failing the rest of the batch', async () => {
+      const store = open();
+      const bad: PublishBatchItem = {
+        id: 'bad',
+        entries: [{ id: 'bad', stream: 's', ts: T, exp: T + 1, data: 1n }],
+      };
+      const [good, refused] = await Promise.allSettled([store.publish(one('good', 's')), store.publish(bad)]);
+      expect(good.status).toBe('fulfilled');
+      expect(refused).toMatchObject({ status: 'rejected', reason: { code: 'STORE_INVALID' } });
+      expect((refused as PromiseRejectedResult).reason).toBeInstanceOf(StoreError);
+      expect(await store.head('s')).toBe(1);
+    });
+
+    it('batches acks and touches, visible to reads before they are written', async () => {
+      const store = open();
+      await store.createDevice({ id: 'd1', tokenHash: 'h', createdAt: T, lastSeen: 0 });
+      void store.ack('d1', { 'd:d1': 3 });
+      void store.touchDevice('d1', T + 1);
+      expect(await store.cursorsOf('d1')).toEqual({ 'd:d1': 3 });
+      expect((await store.getDevice('d1'))?.lastSeen).toBe(T + 1);
+      await store.ack('d1', { 'd:d1': 2, 't:x': 1 });
+      expect(await store.cursorsOf('d1')).toEqual({ 'd:d1': 3, 't:x': 1 });
+      expect(store.stats().batches).toBe(0);
+    });
+  });
+
+  describe('durability', () => {
+    it('keeps entries, heads, devices, subscriptions and cursors across reopen', async () => {
+      const first = open();
+      await first.createDevice({ id: 'd1', tokenHash: 'h', user: 'u', createdAt: T, lastSeen: 0 });
+      await first.publish(one('t1', 't:news'));
+      await first.subscribe('d1', 'news');
+      for (let i = 1; i <= 3; i++) await first.publish(one(`m${i}`, 'd:d1'));
+      void first.ack('d1', { 'd:d1': 2 });
+      void first.touchDevice('d1', T + 9);
+      void first.publish(one('m4', 'd:d1'));
+      await first.close();
+
+      const second = open();
+      expect((await second.read('d:d1', 0, 10, T)).map((e) => [e.id, e.seq, e.data])).toEqual([
+        ['m1', 1, { id: 'm1' }],
+        ['m2', 2, { id: 'm2' }],
+        ['m3', 3, { id: 'm3' }],
+        ['m4', 4, { id: 'm4' }],
+      ]);
+      expect(await second.getDevice('d1')).toEqual({
+        id: 'd1',
+        tokenHash: 'h',
+        user: 'u',
+        createdAt: T,
+        lastSeen: T + 9,
+      });
+      expect(await second.topicsOf('d1')).toEqual(['news']);
+      expect(await second.cursorsOf('d1')).toEqual({ 'd:d1': 2, 't:news': 1 });
+      expect((await second.publish(one('m1', 'd:d1'))).duplicate).toBe(true);
+      expect((await second.publish(one('m5', 'd:d1'))).appended[0]).toMatchObject({ seq: 5, prevSeq: 4 });
+    });
+
+    it('continues heads after a sweep emptied a stream and the store reopened', async () => {
+      const first = open();
+      await first.publish(one('m1', 's'));
+      await first.publish(one('m2', 's'));
+      expect(await first.sweep(T + 2 * HOUR)).toBe(2);
+      await first.close();
+
+      const second = open();
+      expect(await second.head('s')).toBe(2);
+      expect((await second.publish(one('m3', 's'))).appended[0]).toMatchObject({ seq: 3, prevSeq: 2 });
+    });
+
+    it('forgets publish ids after the retention period', async () => {
+      const store = open({ retentionMs: 1000 });
+      await store.publish(one('m1', 's'));
+      await store.sweep(T + 999);
+      expect(await store.getPublish('m1')).toBeDefined();
+      await store.sweep(T + 1001);
+      expect(await store.getPublish('m1')).toBeUndefined();
+    });
+
+    it('uses WAL, a versioned schema, and refuses a newer schema', async () => {
+      await open().close();
+      const db = new Database(path);
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(db.pragma('user_version', { simple: true })).toBe(1);
+      db.pragma('user_version = 99');
+      db.close();
+      expect(() => open()).toThrow(expect.objectContaining({ code: 'STORE_SCHEMA' }));
+    });
+
+    it('loses no resolved publish when the process is killed with SIGKILL', async () => {
+      const child = join(dir, 'child.mjs');
+      const storeUrl = new URL('./sqlite.ts', import.meta.url).href;
+      await writeFile(child, CRASH_CHILD.replace('STORE_URL', storeUrl));
+      const resolved = await runAndKill(child, path, 1500);
+      expect(resolved.length).toBeGreaterThanOrEqual(1500);
+
+      const store = open();
+      const lost: string[] = [];
+      for (const id of resolved) {
+        const record = await store.getPublish(id);
+        if (record?.entries.length !== 2) lost.push(id);
+      }
+      expect(lost).toEqual([]);
+      for (const stream of ['d:crash', 't:crash']) {
+        const head = await store.head(stream);
+        expect(head).toBeGreaterThanOrEqual(resolved.length);
+        const entries = await store.read(stream, 0, head, T);
+        expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: head }, (_, i) => i + 1));
+      }
+    });
+  });
+});
+
+/** Publishes forever, 32 at a time, printing each id once its publish resolved. */
+const CRASH_CHILD = `
+import { SqliteStore } from 'STORE_URL';
+const store = SqliteStore.open({ path: process.argv[2] });
+let next = 0;
+const ts = ${T};
+setTimeout(() => process.exit(3), 20_000);
+async function worker() {
+  for (;;) {
+    const id = 'm' + next++;
+    const entry = (stream) => ({ id, stream, ts, exp: ts + ${HOUR}, data: { n: next } });
+    await store.publish({ id, entries: [entry('d:crash'), entry('t:crash')] });
+    process.stdout.write(id + '\\n');
+  }
+}
+for (let i = 0; i < 32; i++) worker();
+`;
+
+/** Runs the child until it printed `count` resolved ids, kills it with SIGKILL, returns the ids. */
+function runAndKill(script: string, dbPath: string, count: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', script, dbPath], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    let killed = false;
+    proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      if (!killed && out.split('\n').length > count) {
+        killed = true;
+        proc.kill('SIGKILL');
+      }
+    });
+    proc.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      err += chunk;
+    });
+    proc.on('error', reject);
+    proc.on('close', (code, signal) => {
+      if (signal !== 'SIGKILL') {
+        reject(new Error(`child exited with ${code ?? signal} before the kill: ${err}`));
+        return;
+      }
+      // Only complete lines were printed after their publish resolved.
+      resolve(out.split('\n').slice(0, -1));
+    });
+  });
+}

@@ -1,0 +1,187 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from './helpers/raw-client.js';
+import { http, registerDevice, startServer, until } from './helpers/server.js';
+
+type Started = Awaited<ReturnType<typeof startServer>>;
+
+describe('gateway: handshake, frames, bad input (real sockets)', () => {
+  let s: Started;
+  beforeAll(async () => {
+    s = await startServer({ handshakeTimeoutMs: 500, idleGrace: 1, minHeartbeat: 1 });
+  });
+  afterAll(() => s.stop());
+
+  async function openSession(extra: Record<string, unknown> = {}) {
+    const dev = await registerDevice(s.url);
+    const c = new RawClient(s.url);
+    await c.opened();
+    c.hello(dev.deviceId, dev.token, extra);
+    const welcome = await c.next('welcome');
+    return { c, dev, welcome };
+  }
+
+  it('refuses an upgrade without the pushwire.v1 subprotocol with 426', async () => {
+    const c = new RawClient(s.url, null);
+    await expect(c.opened()).rejects.toMatchObject({ status: 426 });
+  });
+
+  it('welcomes a valid hello with the accepted heartbeat and idle limit', async () => {
+    const { c, welcome } = await openSession({ hb: 30 });
+    expect(welcome).toMatchObject({ v: 1, hb: 30, idle: 31, maxPayload: 4096, topics: [] });
+    c.close();
+  });
+
+  it('closes a socket that sends no hello within the handshake deadline', async () => {
+    const c = new RawClient(s.url);
+    await c.opened();
+    const t0 = Date.now();
+    const err = await c.next('error', 3000);
+    expect(err).toMatchObject({ code: 'HANDSHAKE_TIMEOUT', fatal: true });
+    expect((await c.whenClosed()).code).toBe(4008);
+    expect(Date.now() - t0).toBeLessThan(1500);
+  });
+
+  it('refuses a wrong token with UNAUTHORIZED and close code 4001', async () => {
+    const dev = await registerDevice(s.url);
+    const c = new RawClient(s.url);
+    await c.opened();
+    c.hello(dev.deviceId, 'not-the-token');
+    expect(await c.next('error')).toMatchObject({ code: 'UNAUTHORIZED', fatal: true });
+    expect((await c.whenClosed()).code).toBe(4001);
+  });
+
+  it('refuses a first frame that is not hello', async () => {
+    const c = new RawClient(s.url);
+    await c.opened();
+    c.send('p');
+    expect(await c.next('error')).toMatchObject({ code: 'HELLO_REQUIRED', fatal: true });
+    expect((await c.whenClosed()).code).toBe(4000);
+  });
+
+  it('answers malformed, unknown and binary frames with non-fatal errors and keeps serving', async () => {
+    const { c } = await openSession();
+    c.send('{not json');
+    expect(await c.next('error')).toMatchObject({ code: 'BAD_FRAME', fatal: false });
+    c.send('{"t":"launch"}');
+    expect(await c.next('error')).toMatchObject({ code: 'UNKNOWN_FRAME', fatal: false });
+    c.send('{"t":"ack","acks":{"d:x":1},"extra":true}');
+    expect(await c.next('error')).toMatchObject({ code: 'BAD_FRAME', fatal: false });
+    c.send(Buffer.from([1, 2, 3]));
+    expect(await c.next('error')).toMatchObject({ code: 'BAD_FRAME', fatal: false });
+    c.send('{"t":"sub","topic":"bad topic!"}');
+    expect(await c.next('error')).toMatchObject({ code: 'BAD_TOPIC', fatal: false });
+    c.send('p');
+    expect(await c.next('pong')).toEqual({ t: 'pong' });
+    expect(c.closed).toBeUndefined();
+    c.close();
+  });
+
+  it('replays the device stream after the presented cursor, in order', async () => {
+    const dev = await registerDevice(s.url);
+    for (let i = 1; i <= 5; i++) {
+      const r = await http(s.url, 'POST', '/v1/messages', { to: { device: dev.deviceId }, data: { i } });
+      expect(r.status).toBe(202);
+    }
+    const c = new RawClient(s.url);
+    await c.opened();
+    c.hello(dev.deviceId, dev.token, { cursors: { [`d:${dev.deviceId}`]: 2 } });
+    await c.next('welcome');
+    const seqs = [];
+    for (let i = 0; i < 3; i++) seqs.push((await c.next('msg')).seq);
+    expect(seqs).toEqual([3, 4, 5]);
+    c.close();
+  });
+
+  it('follows the declared heartbeat: closes a silent session after hb + grace, keeps a pinging one', async () => {
+    const silent = await openSession({ hb: 1 });
+    const pinging = await openSession({ hb: 1 });
+    const timer = setInterval(() => pinging.c.send('p'), 500);
+    const t0 = Date.now();
+    expect((await silent.c.whenClosed(5000)).code).toBe(4010);
+    const detected = Date.now() - t0;
+    expect(detected).toBeGreaterThanOrEqual(1500);
+    expect(detected).toBeLessThan(3000);
+    await new Promise((r) => setTimeout(r, 1500));
+    clearInterval(timer);
+    expect(pinging.c.closed).toBeUndefined();
+    pinging.c.close();
+  });
+
+  it('a ping with hb changes the idle timer at once', async () => {
+    const { c } = await openSession({ hb: 60 });
+    c.send('{"t":"ping","hb":1}');
+    await c.next('pong');
+    expect((await c.whenClosed(5000)).code).toBe(4010);
+  });
+
+  it('a second session of the same device replaces the first', async () => {
+    const { c, dev } = await openSession();
+    const c2 = new RawClient(s.url);
+    await c2.opened();
+    c2.hello(dev.deviceId, dev.token);
+    await c2.next('welcome');
+    expect(await c.next('error')).toMatchObject({ code: 'REPLACED', fatal: true });
+    expect((await c.whenClosed()).code).toBe(4011);
+    c2.close();
+  });
+
+  it('subscribes over the socket and receives topic messages live', async () => {
+    const { c } = await openSession();
+    c.send('{"t":"sub","topic":"news","ref":7}');
+    const subbed = await c.next('subbed');
+    expect(subbed).toMatchObject({ topic: 'news', ref: 7 });
+    const r = await http<{ id: string }>(s.url, 'POST', '/v1/messages', {
+      to: { topic: 'news' },
+      data: 'hi',
+    });
+    const m = await c.next('msg');
+    expect(m).toMatchObject({ id: r.body.id, stream: 't:news', seq: subbed.seq + 1, data: 'hi' });
+    c.close();
+  });
+
+  it('terminates a client that stops reading instead of buffering without bound', async () => {
+    const small = await startServer({ maxBufferedBytes: 64 * 1024, maxPayload: 4096 });
+    try {
+      const dev = await registerDevice(small.url);
+      const c = new RawClient(small.url);
+      await c.opened();
+      c.hello(dev.deviceId, dev.token);
+      await c.next('welcome');
+      // Stop reading: the kernel buffers fill, then the server's user-space queue grows.
+      (c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      const payload = 'x'.repeat(4000);
+      let sent = 0;
+      const session = () => small.server.hub.sessionOf(dev.deviceId);
+      while (session() && sent < 5000) {
+        await Promise.all(
+          Array.from({ length: 50 }, () =>
+            http(small.url, 'POST', '/v1/messages', { to: { device: dev.deviceId }, data: payload }),
+          ),
+        );
+        sent += 50;
+      }
+      expect(session()).toBeUndefined();
+      // Bounded: closed long before every message could have been buffered.
+      expect(sent).toBeLessThan(5000);
+      // The server still serves others.
+      const other = await registerDevice(small.url);
+      const c2 = new RawClient(small.url);
+      await c2.opened();
+      c2.hello(other.deviceId, other.token);
+      await c2.next('welcome');
+      c2.close();
+      // And the slow device's messages are all still pending for its next session.
+      const info = await http<{ pending: number }>(small.url, 'GET', `/v1/devices/${dev.deviceId}`);
+      expect(info.body.pending).toBe(sent);
+    } finally {
+      await small.stop();
+    }
+  }, 60_000);
+
+  it('counts connections down when clients leave', async () => {
+    const { c } = await openSession();
+    const before = s.server.gateway.connections;
+    c.close();
+    await until(() => s.server.gateway.connections === before - 1, 3000, 'connection count');
+  });
+});
