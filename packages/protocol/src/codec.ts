@@ -6,6 +6,7 @@ import {
   type ErrorCode,
   type Frame,
   type ServerFrame,
+  STREAM_PATTERN,
   TOPIC_PATTERN,
   URGENCIES,
   type Urgency,
@@ -16,8 +17,13 @@ export const BARE_PING = 'p';
 /** Wire form of a pong that carries nothing. */
 export const BARE_PONG = 'P';
 
-/** Largest frame, in UTF-16 code units, the decoder looks at; larger input is refused unparsed. */
-export const MAX_FRAME_CHARS = 256 * 1024;
+/** Largest frame, in bytes of its UTF-8 encoding, the decoders accept; larger input is refused unparsed. */
+export const MAX_FRAME_BYTES = 256 * 1024;
+/**
+ * Largest frame in UTF-16 code units. A string never has more code units than UTF-8 bytes, so this
+ * is a cheap first bound; {@link MAX_FRAME_BYTES} is the limit that counts.
+ */
+export const MAX_FRAME_CHARS = MAX_FRAME_BYTES;
 
 type Json = Record<string, unknown>;
 
@@ -48,7 +54,7 @@ export function decodeClientFrame(text: string): ClientFrame {
         token: str(o, 'token', 1, 512),
         ...(o.cursors !== undefined && { cursors: cursors(o.cursors, 'cursors') }),
         ...(o.hb !== undefined && { hb: int(o, 'hb', 1) }),
-        ...(o.caps !== undefined && { caps: strings(o.caps, 'caps') }),
+        ...(o.caps !== undefined && { caps: strings(o.caps, 'caps', MAX_CAPS) }),
       };
     case 'ack':
       only(o, ['t', 'acks']);
@@ -104,7 +110,8 @@ export function decodeServerFrame(text: string): ServerFrame {
         hb: int(o, 'hb', 1),
         idle: int(o, 'idle', 1),
         maxPayload: int(o, 'maxPayload', 1),
-        topics: strings(o.topics ?? [], 'topics'),
+        // No count bound: a device may follow many topics, and the frame size bounds the list.
+        topics: strings(o.topics ?? [], 'topics', Number.POSITIVE_INFINITY),
       };
     case 'pong':
       return { t: 'pong' };
@@ -148,8 +155,11 @@ export function decodeServerFrame(text: string): ServerFrame {
 
 function parseObject(text: string): Json {
   if (typeof text !== 'string') throw new ProtocolError('BAD_FRAME', 'frames are text');
-  if (text.length > MAX_FRAME_CHARS) {
-    throw new ProtocolError('BAD_FRAME', `frame longer than ${MAX_FRAME_CHARS} characters`);
+  if (
+    text.length > MAX_FRAME_CHARS ||
+    (text.length * 3 > MAX_FRAME_BYTES && utf8Length(text) > MAX_FRAME_BYTES)
+  ) {
+    throw new ProtocolError('BAD_FRAME', `frame larger than ${MAX_FRAME_BYTES} bytes`);
   }
   let value: unknown;
   try {
@@ -194,7 +204,7 @@ function int(o: Json, k: string, min: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
     throw bad(k, `an integer ≥ ${min}`);
   }
-  return v;
+  return v === 0 ? 0 : v; // -0 → 0
 }
 
 function object(v: unknown, k: string): Json {
@@ -202,15 +212,17 @@ function object(v: unknown, k: string): Json {
   return v as Json;
 }
 
-function strings(v: unknown, k: string): string[] {
-  if (!Array.isArray(v) || v.length > 64 || !v.every((s) => typeof s === 'string' && s.length <= 128)) {
-    throw bad(k, 'an array of at most 64 strings');
+function strings(v: unknown, k: string, maxCount: number): string[] {
+  if (!Array.isArray(v) || v.length > maxCount || !v.every((s) => typeof s === 'string' && s.length <= 128)) {
+    throw bad(k, `an array of at most ${maxCount} strings of at most 128 characters`);
   }
   return v as string[];
 }
 
 /** Streams per cursor map a client may present: bounded so a hello cannot be a memory bomb. */
 export const MAX_CURSORS = 1024;
+/** Capabilities a hello may list. */
+export const MAX_CAPS = 64;
 
 function cursors(v: unknown, k: string): Cursors {
   const o = object(v, k);
@@ -218,21 +230,40 @@ function cursors(v: unknown, k: string): Cursors {
   if (keys.length > MAX_CURSORS) throw bad(k, `an object of at most ${MAX_CURSORS} streams`);
   const out: Cursors = {};
   for (const s of keys) {
+    // The pattern also keeps out keys such as "__proto__", which an assignment would not store.
+    if (!STREAM_PATTERN.test(s)) {
+      throw new ProtocolError('BAD_FRAME', `${k}: ${JSON.stringify(s)} is not a stream name`);
+    }
     const seq = o[s];
-    if (s.length === 0 || s.length > 256) throw bad(`${k}.${s}`, 'a stream name of 1–256 characters');
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) {
       throw bad(`${k}.${s}`, 'an integer ≥ 0');
     }
-    out[s] = seq;
+    out[s] = seq === 0 ? 0 : seq; // -0 → 0
   }
   return out;
 }
 
 function topic(v: unknown): string {
-  if (typeof v !== 'string' || !TOPIC_PATTERN.test(v)) {
+  if (typeof v !== 'string') throw bad('topic', 'a string');
+  if (!TOPIC_PATTERN.test(v)) {
     throw new ProtocolError('BAD_TOPIC', `topic must match ${TOPIC_PATTERN.source}`);
   }
   return v;
+}
+
+/** Length of the UTF-8 encoding of `text` (a lone surrogate counts as U+FFFD, 3 bytes). */
+function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 function urgency(v: unknown): Urgency {

@@ -206,3 +206,8 @@ export type Frame = ClientFrame | ServerFrame;
 
 /** Topic names: 1–128 characters of letters, digits and `._~:/-`. */
 export const TOPIC_PATTERN = /^[A-Za-z0-9._~:/-]{1,128}$/;
+/**
+ * Stream names a client may name in cursors and acks: `d:` and a device id of 1–128 characters
+ * (UTF-16 code units, as for `hello.device`), or `t:` and a topic name.
+ */
+export const STREAM_PATTERN = /^(?:d:[\s\S]{1,128}|t:[A-Za-z0-9._~:/-]{1,128})$/;
