@@ -1,0 +1,128 @@
+import type { Clock } from './clock.js';
+import { checkCredentials, type FetchLike, type RegisterOption, registerDevice } from './credentials.js';
+import type { Delivery, SaveMark } from './delivery.js';
+import { ConfigError, type PushwireError, StorageError } from './errors.js';
+import type { LearnedHeartbeat } from './heartbeat.js';
+import { Persister } from './persister.js';
+import { type ClientState, type Credentials, emptyState, type StateStore } from './storage/types.js';
+
+export interface KeeperOptions {
+  store: StateStore;
+  clock: Clock;
+  delivery: Delivery;
+  /** Credentials from the options: win over stored ones. */
+  credentials: Credentials | undefined;
+  register: RegisterOption | undefined;
+  /** HTTP base for registration. */
+  http: string;
+  fetch: FetchLike | undefined;
+  onError(error: PushwireError): void;
+}
+
+/**
+ * Owns what the client persists besides cursors and the window (which live in {@link Delivery}):
+ * loading the state once, the device's credentials (given → stored → registered), and the
+ * learned heartbeat per network; and the coalescing {@link Persister} that saves it all.
+ */
+export class StateKeeper {
+  readonly persister: Persister<SaveMark>;
+  readonly #o: KeeperOptions;
+  #loaded: Promise<void> | undefined;
+  #creds: Credentials | undefined;
+  #obtaining: Promise<Credentials> | undefined;
+  #learned: Record<string, LearnedHeartbeat> = {};
+
+  constructor(options: KeeperOptions) {
+    this.#o = options;
+    this.persister = new Persister({
+      store: options.store,
+      clock: options.clock,
+      snapshot: () => this.#snapshot(),
+      onSaved: (mark) => options.delivery.saved(mark),
+      onError: options.onError,
+    });
+  }
+
+  /** The device id, once known. */
+  get deviceId(): string | undefined {
+    return this.#creds?.deviceId;
+  }
+
+  /** Loads the stored state (once); a failure is fatal (the data may hold the only credentials). */
+  load(): Promise<void> {
+    this.#loaded ??= this.#load();
+    return this.#loaded;
+  }
+
+  /** The device's credentials: given, stored, or registered now (once, shared by concurrent callers). */
+  async credentials(): Promise<Credentials> {
+    await this.load();
+    if (this.#creds) return this.#creds;
+    this.#obtaining ??= this.#obtain().finally(() => {
+      this.#obtaining = undefined;
+    });
+    return this.#obtaining;
+  }
+
+  /** What was learned about a network's heartbeat. */
+  learned(networkKey: string): LearnedHeartbeat | undefined {
+    return this.#learned[networkKey];
+  }
+
+  /** Remembers what the heartbeat policy learned about a network (saved if it changed). */
+  remember(networkKey: string, learned: LearnedHeartbeat): void {
+    if (JSON.stringify(learned) === JSON.stringify(this.#learned[networkKey])) return;
+    this.#learned[networkKey] = learned;
+    this.save().catch(() => {});
+  }
+
+  /** Saves the state (coalesced). */
+  save(): Promise<void> {
+    return this.persister.request();
+  }
+
+  async #load(): Promise<void> {
+    let stored: ClientState | undefined;
+    try {
+      stored = await this.#o.store.load();
+    } catch (cause) {
+      throw new StorageError('loading the client state failed', { cause, fatal: true });
+    }
+    const state = stored ?? emptyState();
+    const given = this.#o.credentials;
+    if (given && state.credentials && state.credentials.deviceId !== given.deviceId) {
+      state.cursors = {}; // another device's cursors and ids do not apply
+      state.dedupe = [];
+    }
+    this.#o.delivery.restore(state.cursors, state.dedupe);
+    this.#learned = { ...state.heartbeat };
+    this.#creds = given ?? state.credentials;
+    const stale =
+      state.credentials?.deviceId !== given?.deviceId || state.credentials?.token !== given?.token;
+    if (given && stale) this.save().catch(() => {});
+  }
+
+  async #obtain(): Promise<Credentials> {
+    const reg = this.#o.register;
+    if (reg === undefined) {
+      throw new ConfigError('no credentials in options or storage, and no `register` option', {
+        fatal: true,
+      });
+    }
+    const creds =
+      typeof reg === 'function'
+        ? checkCredentials(await reg())
+        : await registerDevice(this.#o.http, reg, this.#o.fetch);
+    this.#creds = creds;
+    await this.save().catch(() => {}); // a failure is reported by the persister; connect anyway
+    return creds;
+  }
+
+  #snapshot(): { state: ClientState; meta: SaveMark } {
+    const { cursors, dedupe, mark } = this.#o.delivery.capture();
+    const state: ClientState = { cursors, dedupe };
+    if (this.#creds) state.credentials = { ...this.#creds };
+    if (Object.keys(this.#learned).length > 0) state.heartbeat = JSON.parse(JSON.stringify(this.#learned));
+    return { state, meta: mark };
+  }
+}
