@@ -57,6 +57,18 @@ program
       .argParser(int('--drain-window')),
   )
   .addOption(
+    new Option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS and WSS on the port').env(
+      'PUSHWIRE_TLS_CERT',
+    ),
+  )
+  .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('PUSHWIRE_TLS_KEY'))
+  .addOption(
+    new Option(
+      '--public-url <url>',
+      'base URL publishers reach this server at (Web Push endpoints and VAPID audience)',
+    ).env('PUSHWIRE_PUBLIC_URL'),
+  )
+  .addOption(
     new Option('--log-level <level>', 'log level')
       .env('PUSHWIRE_LOG_LEVEL')
       .default('info')

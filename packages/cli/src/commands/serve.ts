@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createPushwireServer, SqliteStore } from '@pushwire/server';
-import { pino } from 'pino';
+import { destination, pino } from 'pino';
 
 interface ServeFlags {
   host: string;
@@ -12,6 +12,16 @@ interface ServeFlags {
   maxPayload: number;
   drainWindow: number;
   logLevel: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  publicUrl?: string;
+}
+
+/** Reads --tls-cert and --tls-key: both or neither. */
+function tlsOf(f: ServeFlags): { cert: Buffer; key: Buffer } | undefined {
+  if (!f.tlsCert && !f.tlsKey) return undefined;
+  if (!f.tlsCert || !f.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+  return { cert: readFileSync(f.tlsCert), key: readFileSync(f.tlsKey) };
 }
 
 /** Reads the data dir's API key, or creates one on first start. */
@@ -28,7 +38,8 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   const dataDir = resolve(f.data);
   mkdirSync(dataDir, { recursive: true });
   const { key, created } = f.apiKey ? { key: f.apiKey, created: false } : apiKeyFor(dataDir);
-  const logger = pino({ level: f.logLevel, base: { pid: process.pid } }, pino.destination(2));
+  const logger = pino({ level: f.logLevel, base: { pid: process.pid } }, destination(2));
+  const tls = tlsOf(f);
   const store = SqliteStore.open({ path: join(dataDir, 'pushwire.db') });
   const server = createPushwireServer({
     store,
@@ -36,6 +47,8 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     maxPayload: f.maxPayload,
     drainWindowMs: f.drainWindow,
     logger,
+    ...(tls && { tls }),
+    ...(f.publicUrl && { webPush: { publicUrl: f.publicUrl } }),
   });
   const url = await server.listen({ host: f.host, port: f.port });
   const keyNote = f.apiKey
@@ -48,6 +61,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
       `Pushwire listening on ${url}  (WebSocket ${url.replace(/^http/, 'ws')}/v1/connect)`,
       `Data dir: ${dataDir}`,
       `API key:  ${key}  ${keyNote}`,
+      `Demo:     ${url}/demo#key=${key}   Dashboard: ${url}/dashboard#key=${key}   API docs: ${url}/docs`,
       '',
       'See a push arrive — in a second terminal:',
       `  npx pushwire listen --server ${url} --api-key ${key} --state ./device.json --user demo`,

@@ -1,0 +1,168 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_KEY, CLI, sleep, spawnServer, tempDir, until } from './helpers/server.js';
+
+interface Run {
+  proc: ChildProcess;
+  lines: () => Record<string, unknown>[];
+  stderr: () => string;
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv = process.env): Run {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  let err = '';
+  proc.stdout?.on('data', (d) => {
+    out += d;
+  });
+  proc.stderr?.on('data', (d) => {
+    err += d;
+  });
+  return {
+    proc,
+    lines: () =>
+      out
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    stderr: () => err,
+  };
+}
+
+async function finish(r: Run): Promise<number | null> {
+  if (r.proc.exitCode !== null) return r.proc.exitCode;
+  return new Promise((resolve) => r.proc.once('exit', (code) => resolve(code)));
+}
+
+describe('the pushwire command line', () => {
+  let server: Awaited<ReturnType<typeof spawnServer>>;
+  let tmp: ReturnType<typeof tempDir>;
+  beforeAll(async () => {
+    tmp = tempDir();
+    server = await spawnServer(join(tmp.dir, 'data'));
+  });
+  afterAll(() => {
+    server.proc.kill('SIGKILL');
+    tmp.cleanup();
+  });
+
+  const publish = async (...args: string[]) => {
+    const r = run(['publish', '--server', server.url, '--api-key', API_KEY, ...args]);
+    const code = await finish(r);
+    return { code, json: r.lines()[0], stderr: r.stderr() };
+  };
+
+  it('serve prints the URL, the key and the listen/publish commands to paste', () => {
+    expect(server.output()).toContain(`--server ${server.url} --api-key ${API_KEY}`);
+    expect(server.output()).toMatch(/pushwire listen .*--state/);
+    expect(server.output()).toMatch(/pushwire publish .*--title/);
+  });
+
+  it('serve without --api-key creates a key once and reuses it', async () => {
+    const dir = join(tmp.dir, 'fresh');
+    const first = run(['serve', '--port', '0', '--data', dir, '--log-level', 'silent']);
+    await until(
+      () => existsSync(join(dir, 'api-key')) && existsSync(join(dir, 'pushwire.db')),
+      10_000,
+      'first start',
+    );
+    await sleep(300);
+    const key = readFileSync(join(dir, 'api-key'), 'utf8').trim();
+    expect(key).toMatch(/^pw_[A-Za-z0-9_-]{32}$/);
+    first.proc.kill('SIGTERM');
+    expect(await finish(first)).toBe(0);
+    const second = run(['serve', '--port', '0', '--data', dir, '--log-level', 'silent']);
+    await until(() => existsSync(join(dir, 'pushwire.db')), 5000, 'db');
+    await sleep(500);
+    expect(readFileSync(join(dir, 'api-key'), 'utf8').trim()).toBe(key);
+    second.proc.kill('SIGTERM');
+    await finish(second);
+  });
+
+  it('listen registers, prints messages as JSON lines, runs --exec, and resumes after a restart', async () => {
+    const state = join(tmp.dir, 'device.json');
+    const execOut = join(tmp.dir, 'exec.log');
+    const args = [
+      'listen',
+      '--server',
+      server.url,
+      '--api-key',
+      API_KEY,
+      '--state',
+      state,
+      '--user',
+      'dana',
+      '--exec',
+      `cat >> ${execOut}`,
+      '--notify',
+    ];
+    const l1 = run(args, { ...process.env, DISPLAY: '', WAYLAND_DISPLAY: '', DBUS_SESSION_BUS_ADDRESS: '' });
+    await until(() => existsSync(state) && l1.stderr().includes('open'), 10_000, 'listen open');
+    const saved = JSON.parse(readFileSync(state, 'utf8'));
+    expect(saved.deviceId).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(l1.stderr()).toMatch(/--notify: cannot show desktop notifications/);
+
+    const p1 = await publish('--user', 'dana', '--title', 'T1', '--body', 'B1', '--data', '{"n":1}');
+    expect(p1.code).toBe(0);
+    expect(p1.json).toMatchObject({ recipients: 1, duplicate: false });
+    await until(() => l1.lines().length === 1, 10_000, 'first line');
+    expect(l1.lines()[0]).toMatchObject({
+      id: p1.json!.id,
+      stream: `d:${saved.deviceId}`,
+      seq: 1,
+      data: { n: 1 },
+      notification: { title: 'T1', body: 'B1' },
+    });
+    await until(
+      () => existsSync(execOut) && readFileSync(execOut, 'utf8').includes(String(p1.json!.id)),
+      5000,
+      '--exec output',
+    );
+    l1.proc.kill('SIGTERM');
+    expect(await finish(l1)).toBe(0);
+
+    // While it is stopped: three more, one of them with a device target.
+    const ids = [
+      (await publish('--user', 'dana', '--data', '2')).json!.id,
+      (await publish('--device', saved.deviceId, '--data', '3', '--id', 'fixed-id-3')).json!.id,
+      (
+        await publish(
+          '--user',
+          'dana',
+          '--data',
+          '4',
+          '--ttl',
+          '60',
+          '--urgency',
+          'high',
+          '--collapse-key',
+          'k',
+        )
+      ).json!.id,
+    ];
+    const l2 = run(['listen', '--server', server.url, '--state', state]);
+    await until(() => l2.lines().length === 3, 10_000, 'resumed lines');
+    await sleep(300);
+    expect(l2.lines().map((m) => m.id)).toEqual(ids);
+    expect(l2.lines().map((m) => m.seq)).toEqual([2, 3, 4]);
+    l2.proc.kill('SIGTERM');
+    await finish(l2);
+  });
+
+  it('publish reports API errors clearly and exits non-zero', async () => {
+    const unknown = await publish('--device', 'nope');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/404 UNKNOWN_DEVICE/);
+    const two = await publish('--device', 'a', '--topic', 'b');
+    expect(two.code).not.toBe(0);
+    expect(two.stderr).toMatch(/exactly one of --device, --user, --topic/);
+    const badJson = await publish('--topic', 'x', '--data', 'hello');
+    expect(badJson.code).not.toBe(0);
+    expect(badJson.stderr).toMatch(/--data must be JSON/);
+    const wrongKey = run(['publish', '--server', server.url, '--api-key', 'nope', '--topic', 'x']);
+    expect(await finish(wrongKey)).toBe(2);
+    expect(wrongKey.stderr()).toMatch(/401 UNAUTHORIZED/);
+  });
+});
