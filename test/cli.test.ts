@@ -8,6 +8,7 @@ interface Run {
   proc: ChildProcess;
   lines: () => Record<string, unknown>[];
   stderr: () => string;
+  stdout: () => string;
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv = process.env): Run {
@@ -28,6 +29,7 @@ function run(args: string[], env: NodeJS.ProcessEnv = process.env): Run {
         .filter((l) => l.trim())
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     stderr: () => err,
+    stdout: () => out,
   };
 }
 
@@ -74,8 +76,7 @@ describe('the pushwire command line', () => {
     first.proc.kill('SIGTERM');
     expect(await finish(first)).toBe(0);
     const second = run(['serve', '--port', '0', '--data', dir, '--log-level', 'silent']);
-    await until(() => existsSync(join(dir, 'pushwire.db')), 5000, 'db');
-    await sleep(500);
+    await until(() => second.stdout().includes('listening on'), 15_000, 'second start');
     expect(readFileSync(join(dir, 'api-key'), 'utf8').trim()).toBe(key);
     second.proc.kill('SIGTERM');
     await finish(second);

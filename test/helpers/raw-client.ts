@@ -11,8 +11,9 @@ export class RawClient {
   readonly ws: WebSocket;
   private waiters: (() => void)[] = [];
 
-  constructor(url: string, protocol: string | null = SUBPROTOCOL) {
-    this.ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/connect`, protocol ? [protocol] : []);
+  /** `options` go to `ws` as they are, e.g. `{ ca }` to trust a test CA over WSS. */
+  constructor(url: string, protocol: string | null = SUBPROTOCOL, options: WebSocket.ClientOptions = {}) {
+    this.ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/connect`, protocol ? [protocol] : [], options);
     this.ws.on('message', (d) => {
       this.frames.push(decodeServerFrame(d.toString()));
       this.wake();

@@ -6,7 +6,7 @@ import { createPushwireServer, type PushwireServer, type ServerOptions, SqliteSt
 
 export const API_KEY = 'test-key';
 export const ROOT = new URL('../../', import.meta.url).pathname;
-export const CLI = join(ROOT, 'packages/cli/dist/bin.js');
+export const CLI = join(ROOT, 'packages/cli/bin/pushwire.js');
 
 export function tempDir(prefix = 'pushwire-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -72,7 +72,7 @@ export async function spawnServer(
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 15_000);
     const onData = () => {
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+      const m = /listening on (https?:\/\/[^\s]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

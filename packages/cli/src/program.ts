@@ -57,6 +57,18 @@ program
       .argParser(int('--drain-window')),
   )
   .addOption(
+    new Option('--admission-rate <n>', 'admission control: new sessions per second')
+      .env('PUSHWIRE_ADMISSION_RATE')
+      .default(2000)
+      .argParser(int('--admission-rate', 1)),
+  )
+  .addOption(
+    new Option('--admission-burst <n>', 'admission control: burst of new sessions above the rate')
+      .env('PUSHWIRE_ADMISSION_BURST')
+      .default(4000)
+      .argParser(int('--admission-burst', 1)),
+  )
+  .addOption(
     new Option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS and WSS on the port').env(
       'PUSHWIRE_TLS_CERT',
     ),

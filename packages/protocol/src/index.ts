@@ -7,3 +7,4 @@
 export * from './codec.js';
 export { ProtocolError } from './errors.js';
 export * from './frames.js';
+export * from './webpush-crypto.js';

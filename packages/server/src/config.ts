@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Store } from './store/types.js';
 import type { Clock } from './util/clock.js';
+import type { WebPushOptions } from './webpush/routes.js';
 
 /** Options of {@link createPushwireServer}. Every field but the store has a default. */
 export interface ServerOptions {
@@ -32,11 +33,19 @@ export interface ServerOptions {
   admissionBurst?: number;
   /** Interval of the expiry and retention sweep, ms. Default 60,000. */
   sweepIntervalMs?: number;
+  /** Serve `GET /metrics` without the API key (for scrapers on a private network). Default false. */
+  metricsPublic?: boolean;
   logger?: Logger;
   clock?: Clock;
+  /** Serve HTTPS and WSS (PEM certificate chain and private key) instead of HTTP and WS. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Web Push service (RFC 8030/8291/8292) options; `false` turns it off. On by default. */
+  webPush?: WebPushOptions | false;
 }
 
-export type ResolvedOptions = Required<Omit<ServerOptions, 'logger'>> & { logger: Logger | undefined };
+export type ResolvedOptions = Required<Omit<ServerOptions, 'logger' | 'tls' | 'webPush'>> & {
+  logger: Logger | undefined;
+};
 
 const DAY = 24 * 3600;
 
@@ -57,6 +66,7 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     admissionRate: o.admissionRate ?? 2000,
     admissionBurst: o.admissionBurst ?? 4000,
     sweepIntervalMs: o.sweepIntervalMs ?? 60_000,
+    metricsPublic: o.metricsPublic ?? false,
     logger: o.logger,
     clock: o.clock ?? { now: () => Date.now() },
   };

@@ -8,3 +8,4 @@ export { Hub, type PublishOutcome, type PublishRequest, type Target } from './co
 export { HttpError } from './errors.js';
 export { createPushwireServer, type PushwireServer } from './server.js';
 export * from './store/index.js';
+export * from './webpush/index.js';

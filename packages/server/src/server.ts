@@ -1,10 +1,18 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { registerAdminRoutes } from './api/admin.js';
+import { adminAuth } from './api/auth.js';
+import { registerOpenApi } from './api/openapi.js';
 import { registerRoutes } from './api/routes.js';
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './config.js';
 import { Hub } from './core/hub.js';
 import { Gateway } from './gateway/gateway.js';
+import { createMetrics } from './metrics/metrics.js';
+import { registerMetricsRoute } from './metrics/route.js';
+import { SqliteStore } from './store/sqlite.js';
+import { registerWebRoutes } from './web/static.js';
+import { registerWebPush, SqliteWebPushRegistry } from './webpush/index.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -17,7 +25,7 @@ export interface PushwireServer {
   readonly hub: Hub;
   readonly gateway: Gateway;
   readonly options: ResolvedOptions;
-  /** Starts listening; resolves with the base URL (`http://host:port`). */
+  /** Starts listening; resolves with the base URL (`http://host:port`, `https://…` with TLS). */
   listen(opts?: { host?: string; port?: number }): Promise<string>;
   /** Base URL once listening. */
   readonly url: string;
@@ -35,22 +43,47 @@ export interface PushwireServer {
  */
 export function createPushwireServer(options: ServerOptions): PushwireServer {
   const opts = resolveOptions(options);
-  const app = Fastify({
+  const fastifyOptions = {
     loggerInstance: opts.logger as FastifyBaseLogger | undefined,
-    disableRequestLogging: true,
+    // Nothing per request at info: a push server's publish rate would drown the log.
+    logController: new LogController({ disableRequestLogging: true }),
     // The message payload limit is checked precisely in the route; this only bounds memory.
     bodyLimit: Math.max(64 * 1024, opts.maxPayload * 4),
     forceCloseConnections: true,
     // Validation is strict: unknown fields are errors, not silently dropped; no type coercion.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
-  });
+  };
+  // With TLS the same port serves HTTPS and WSS (the gateway hooks the server's upgrade event).
+  const app = (
+    options.tls
+      ? Fastify({ ...fastifyOptions, https: { cert: options.tls.cert, key: options.tls.key } })
+      : Fastify(fastifyOptions)
+  ) as FastifyInstance;
   const hub = new Hub(opts.store, opts.clock);
   const gateway = new Gateway(hub, opts, opts.logger);
   let draining = false;
   let url = '';
   let closing: Promise<void> | undefined;
 
-  registerRoutes(app, { hub, gateway, opts, version: pkg.version, isDraining: () => draining });
+  const metrics = createMetrics({ hub, gateway, store: opts.store });
+  const auth = adminAuth(opts.apiKeys);
+
+  registerOpenApi(app, pkg.version);
+  // Routes are added once the OpenAPI plugin has loaded, so that it sees every route schema.
+  app.after(() => {
+    registerRoutes(app, { hub, gateway, opts, version: pkg.version, isDraining: () => draining });
+    registerAdminRoutes(app, { hub, gateway, opts, metrics, version: pkg.version, auth });
+    registerMetricsRoute(app, metrics, auth, opts.metricsPublic);
+    registerWebRoutes(app);
+    if (options.webPush !== false) {
+      const webPush = options.webPush ?? {};
+      const registry =
+        webPush.registry ??
+        (opts.store instanceof SqliteStore ? SqliteWebPushRegistry.onStore(opts.store) : undefined);
+      if (registry) registerWebPush(app, { hub, opts, registry, webPush });
+      else opts.logger?.warn('Web Push off: the store keeps no subscriptions; pass webPush.registry');
+    }
+  });
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
   const wheelTimer = setInterval(() => gateway.tick(), 250);
@@ -84,7 +117,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       await app.listen({ host: l.host ?? '127.0.0.1', port: l.port ?? 8787 });
       const addr = app.server.address() as AddressInfo;
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      url = `http://${host}:${addr.port}`;
+      url = `${options.tls ? 'https' : 'http'}://${host}:${addr.port}`;
       return url;
     },
     async drain(windowMs) {

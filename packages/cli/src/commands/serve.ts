@@ -11,6 +11,8 @@ interface ServeFlags {
   apiKey?: string;
   maxPayload: number;
   drainWindow: number;
+  admissionRate: number;
+  admissionBurst: number;
   logLevel: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -46,6 +48,8 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     apiKeys: [key],
     maxPayload: f.maxPayload,
     drainWindowMs: f.drainWindow,
+    admissionRate: f.admissionRate,
+    admissionBurst: f.admissionBurst,
     logger,
     ...(tls && { tls }),
     ...(f.publicUrl && { webPush: { publicUrl: f.publicUrl } }),

@@ -1,9 +1,11 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub, PublishRequest, Target } from '../core/hub.js';
 import { HttpError, notFound } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
-import { newDeviceId, newToken, secretEquals, sha256 } from '../util/ids.js';
+import { newDeviceId, newToken, sha256 } from '../util/ids.js';
+import { adminAuth } from './auth.js';
+import { deliveryReport } from './delivery.js';
 import {
   deviceIdParam,
   deviceReply,
@@ -13,6 +15,7 @@ import {
   registerBody,
   topicParams,
 } from './schemas.js';
+import { messageStatusReply } from './status-schemas.js';
 
 interface Deps {
   hub: Hub;
@@ -44,23 +47,16 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
   );
 
-  const auth = async (req: FastifyRequest) => {
-    const header = req.headers.authorization ?? '';
-    const key = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    if (!key)
-      throw new HttpError(401, 'UNAUTHORIZED', 'missing API key: send Authorization: Bearer KEY', {
-        'WWW-Authenticate': 'Bearer',
-      });
-    if (!opts.apiKeys.some((k) => secretEquals(k, key)))
-      throw new HttpError(401, 'UNAUTHORIZED', 'wrong API key', { 'WWW-Authenticate': 'Bearer' });
-  };
+  const auth = adminAuth(opts.apiKeys);
+  const health = { tags: ['operator'], summary: 'Liveness, with the connection count' };
+  const ready = { tags: ['operator'], summary: 'Readiness: 503 while draining' };
 
-  app.get('/healthz', async () => ({
+  app.get('/healthz', { schema: health }, async () => ({
     status: 'ok',
     version: deps.version,
     connections: gateway.connections,
   }));
-  app.get('/readyz', async (_req, reply) =>
+  app.get('/readyz', { schema: ready }, async (_req, reply) =>
     deps.isDraining()
       ? reply.code(503).send({ error: 'DRAINING', message: 'server is shutting down' })
       : { status: 'ready' },
@@ -71,6 +67,11 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     {
       onRequest: auth,
       schema: {
+        tags: ['devices'],
+        summary: 'Register a device',
+        description:
+          'Returns the device id and its token (shown once; only its hash is stored). Apps register ' +
+          'devices from their backend and hand the credentials to the device.',
         body: registerBody,
         response: {
           201: {
@@ -98,7 +99,15 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
 
   app.get<{ Params: { id: string } }>(
     '/v1/devices/:id',
-    { onRequest: auth, schema: { params: deviceIdParam, response: { 200: deviceReply, ...errors } } },
+    {
+      onRequest: auth,
+      schema: {
+        tags: ['devices'],
+        summary: 'Look up a device: online, last seen, pending messages, declared heartbeat, topics',
+        params: deviceIdParam,
+        response: { 200: deviceReply, ...errors },
+      },
+    },
     async (req) => {
       const device = await store.getDevice(req.params.id);
       if (!device) throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
@@ -121,7 +130,15 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
 
   app.delete<{ Params: { id: string } }>(
     '/v1/devices/:id',
-    { onRequest: auth, schema: { params: deviceIdParam, response: errors } },
+    {
+      onRequest: auth,
+      schema: {
+        tags: ['devices'],
+        summary: 'Delete a device (its open session is closed)',
+        params: deviceIdParam,
+        response: errors,
+      },
+    },
     async (req, reply) => {
       if (!(await store.getDevice(req.params.id)))
         throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
@@ -133,7 +150,10 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
 
   app.get<{ Params: { id: string } }>(
     '/v1/devices/:id/topics',
-    { onRequest: auth, schema: { params: deviceIdParam, response: errors } },
+    {
+      onRequest: auth,
+      schema: { tags: ['devices'], summary: "A device's topics", params: deviceIdParam, response: errors },
+    },
     async (req) => {
       await mustExist(req.params.id);
       return { deviceId: req.params.id, topics: await store.topicsOf(req.params.id) };
@@ -142,7 +162,15 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
 
   app.put<{ Params: { id: string; topic: string } }>(
     '/v1/devices/:id/topics/:topic',
-    { onRequest: auth, schema: { params: topicParams, response: errors } },
+    {
+      onRequest: auth,
+      schema: {
+        tags: ['devices'],
+        summary: 'Subscribe a device to a topic (from the current head: no backlog)',
+        params: topicParams,
+        response: errors,
+      },
+    },
     async (req) => {
       await mustExist(req.params.id);
       const seq = await hub.subscribe(req.params.id, req.params.topic);
@@ -152,7 +180,15 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
 
   app.delete<{ Params: { id: string; topic: string } }>(
     '/v1/devices/:id/topics/:topic',
-    { onRequest: auth, schema: { params: topicParams, response: errors } },
+    {
+      onRequest: auth,
+      schema: {
+        tags: ['devices'],
+        summary: 'Unsubscribe a device from a topic',
+        params: topicParams,
+        response: errors,
+      },
+    },
     async (req, reply) => {
       await mustExist(req.params.id);
       await hub.unsubscribe(req.params.id, req.params.topic);
@@ -162,7 +198,18 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
 
   app.post<{ Body: PublishBody }>(
     '/v1/messages',
-    { onRequest: auth, schema: { body: publishBody, response: { 202: publishReply, ...errors } } },
+    {
+      onRequest: auth,
+      schema: {
+        tags: ['messages'],
+        summary: 'Publish a message to a device, a user or a topic',
+        description:
+          'Answers 202 once the message is durably stored. `id` is an idempotency key: publishing it ' +
+          'again appends nothing and returns the first result with `duplicate: true`.',
+        body: publishBody,
+        response: { 202: publishReply, ...errors },
+      },
+    },
     async (req, reply) => {
       const body = req.body;
       const size = jsonBytes(body.data) + jsonBytes(body.notification);
@@ -197,11 +244,29 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
 
   app.get<{ Params: { id: string } }>(
     '/v1/messages/:id',
-    { onRequest: auth, schema: { params: deviceIdParam, response: errors } },
+    {
+      onRequest: auth,
+      schema: {
+        tags: ['messages'],
+        summary: 'Delivery status of a message: per target device, counts per topic',
+        params: deviceIdParam,
+        response: { 200: messageStatusReply, ...errors },
+      },
+    },
     async (req) => {
       const record = await store.getPublish(req.params.id);
       if (!record) throw notFound('UNKNOWN_MESSAGE', `no message ${JSON.stringify(req.params.id)}`);
-      return { id: record.id, ts: record.ts, expiresAt: record.exp, entries: record.entries };
+      const report = await deliveryReport(store, record, opts.clock.now());
+      const summary = { pending: 0, delivered: 0, expired: 0, collapsed: 0, deleted: 0 };
+      for (const d of report.devices) summary[d.state]++;
+      return {
+        id: record.id,
+        ts: record.ts,
+        expiresAt: record.exp,
+        entries: record.entries,
+        ...report,
+        summary,
+      };
     },
   );
 

@@ -42,6 +42,15 @@ export interface GatewayCounters {
 }
 
 /**
+ * Optional observers (installed by the metrics module). Each is one cheap synchronous call:
+ * `liveDelivery` per entry handed live to a socket, `heartbeat` per hello and per ping with `hb`.
+ */
+export interface GatewayObservers {
+  liveDelivery?(publishedAt: number, now: number): void;
+  heartbeat?(seconds: number): void;
+}
+
+/**
  * WebSocket side of the server: upgrade checks, handshake deadline, admission control, hello,
  * frame dispatch, idle detection with one shared deadline wheel, and drain.
  */
@@ -65,6 +74,7 @@ export class Gateway {
     handshakeTimeouts: 0,
     protocolErrors: 0,
   };
+  readonly observers: GatewayObservers = {};
 
   constructor(
     private readonly hub: Hub,
@@ -78,8 +88,9 @@ export class Gateway {
       read: (stream, after) => opts.store.read(stream, after, REPLAY_PAGE, opts.clock.now()),
       pageSize: REPLAY_PAGE,
       maxBufferedBytes: opts.maxBufferedBytes,
-      onDelivered: (n) => {
+      onDelivered: (n, liveTs) => {
         hub.counters.delivered += n;
+        if (liveTs !== undefined) this.observers.liveDelivery?.(liveTs, opts.clock.now());
       },
       onError: (err) => log?.error({ err }, 'session error'),
     };
@@ -114,6 +125,7 @@ export class Gateway {
         x.close(CloseCode.IdleTimeout, 'idle timeout');
       } else {
         this.counters.handshakeTimeouts++;
+        this.log?.debug('handshake timeout');
         x.done = true;
         this.pending.delete(x);
         sendFatal(x.socket, 'HANDSHAKE_TIMEOUT', 'no hello in time', CloseCode.HandshakeTimeout);
@@ -150,6 +162,7 @@ export class Gateway {
       // Reconnect storm: refuse cheaply and tell the client when to come back.
       this.counters.refused++;
       const retryAfter = wait + Math.floor(Math.random() * 1000);
+      this.log?.debug({ retryAfter }, 'session refused: rate limited');
       sendFatal(ws, 'RATE_LIMITED', 'too many new sessions; retry later', CloseCode.RateLimited, retryAfter);
       return;
     }
@@ -205,6 +218,7 @@ export class Gateway {
     const { store, clock } = this.opts;
     const device = await store.getDevice(hello.device);
     if (!device || !secretEquals(device.tokenHash, sha256(hello.token))) {
+      this.log?.debug({ device: hello.device }, 'session refused: unauthorized');
       return sendFatal(ws, 'UNAUTHORIZED', 'unknown device or wrong token', CloseCode.Unauthorized);
     }
     const [topics, stored] = await Promise.all([store.topicsOf(device.id), store.cursorsOf(device.id)]);
@@ -247,6 +261,7 @@ export class Gateway {
     const hb = Math.min(this.opts.maxHeartbeat, Math.max(this.opts.minHeartbeat, declared));
     session.heartbeat = hb;
     session.idleMs = (hb + this.opts.idleGrace) * 1000;
+    this.observers.heartbeat?.(hb);
   }
 
   private onFrame(session: Session, data: RawData, isBinary: boolean): void {

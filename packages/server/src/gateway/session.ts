@@ -25,7 +25,8 @@ export interface SessionHost {
   read(stream: string, after: number): Promise<StoredEntry[]>;
   readonly pageSize: number;
   readonly maxBufferedBytes: number;
-  onDelivered(count: number): void;
+  /** `count` entries were written to the socket; `liveTs` is the publish time of a live hand-over. */
+  onDelivered(count: number, liveTs?: number): void;
   onError(err: unknown): void;
 }
 
@@ -81,7 +82,7 @@ export class Session {
     } else if (st.sent >= entry.prevSeq) {
       st.sent = entry.seq;
       this.sendText(text);
-      this.host.onDelivered(1);
+      this.host.onDelivered(1, entry.ts);
     } else {
       void this.pump(entry.stream);
     }

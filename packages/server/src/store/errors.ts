@@ -5,13 +5,16 @@
  * - `STORE_INVALID`: the input cannot be stored (e.g. data that JSON cannot serialise).
  * - `STORE_NOT_FOUND`: the operation names a device that does not exist.
  * - `STORE_SCHEMA`: the database was written by a newer Pushwire (schema version too high).
+ * - `STORE_UNAVAILABLE`: a networked engine (Redis) cannot be reached now; retry later (HTTP 503).
+ *   A write that failed this way may or may not have happened: retrying a publish with its id is safe.
  */
 export type StoreErrorCode =
   | 'STORE_CLOSED'
   | 'STORE_IO'
   | 'STORE_INVALID'
   | 'STORE_NOT_FOUND'
-  | 'STORE_SCHEMA';
+  | 'STORE_SCHEMA'
+  | 'STORE_UNAVAILABLE';
 
 /** A store operation failed; `code` says why, `cause` carries the engine's own error. */
 export class StoreError extends Error {

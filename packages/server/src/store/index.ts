@@ -1,7 +1,9 @@
 export { StoreError, type StoreErrorCode } from './errors.js';
+export { type DurabilityReport, RedisStore, type RedisStoreOptions } from './redis.js';
 export { SqliteStore, type SqliteStoreOptions, type SqliteStoreStats } from './sqlite.js';
 export type {
   DeviceRecord,
+  EntryFate,
   NewEntry,
   PublishBatchItem,
   PublishRecord,

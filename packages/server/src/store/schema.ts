@@ -65,6 +65,17 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (device_id, stream)
   ) STRICT, WITHOUT ROWID;
   `,
+  // 2: delivery status: when a device acknowledged each entry of its own stream. Kept as long as
+  // publish records (the entry itself goes at the next sweep once acknowledged). Rows are appended
+  // in time order, so the sweep deletes a rowid prefix and needs no index on the time.
+  `
+  CREATE TABLE deliveries (
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    acked_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE UNIQUE INDEX deliveries_by_entry ON deliveries (device_id, seq);
+  `,
 ];
 
 /** Schema version this code writes. */

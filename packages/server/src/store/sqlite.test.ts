@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeContract } from './contract.js';
 import { StoreError } from './errors.js';
+import { SCHEMA_VERSION } from './schema.js';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import type { PublishBatchItem } from './types.js';
 
@@ -159,7 +160,7 @@ describe('SqliteStore', () => {
       await open().close();
       const db = new Database(path);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-      expect(db.pragma('user_version', { simple: true })).toBe(1);
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
       db.pragma('user_version = 99');
       db.close();
       expect(() => open()).toThrow(expect.objectContaining({ code: 'STORE_SCHEMA' }));

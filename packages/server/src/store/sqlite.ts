@@ -3,8 +3,10 @@ import Database from 'better-sqlite3';
 import { StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import { type EntryRow, migrate, prepareStatements, type Statements } from './schema.js';
+import { SqliteDeliveryLog } from './sqlite-delivery.js';
 import type {
   DeviceRecord,
+  EntryFate,
   NewEntry,
   PublishBatchItem,
   PublishRecord,
@@ -36,6 +38,10 @@ export interface SqliteStoreStats {
   publishes: number;
   lastBatchSize: number;
   lastBatchMs: number;
+  /** Stream entries marked collapsed by a newer entry with the same key. */
+  collapsed: number;
+  /** Entries the sweep removed past their expiry (acknowledged device entries are not counted). */
+  expired: number;
 }
 
 interface Waiter<T> {
@@ -100,7 +106,12 @@ export class SqliteStore implements Store {
     publishes: 0,
     lastBatchSize: 0,
     lastBatchMs: 0,
+    collapsed: 0,
+    expired: 0,
   };
+  private readonly deliveries: SqliteDeliveryLog;
+  /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
+  onBatch: ((publishes: number, ms: number) => void) | undefined;
 
   private constructor(
     private readonly db: Database.Database,
@@ -112,6 +123,7 @@ export class SqliteStore implements Store {
     this.retentionMs = opts.retentionMs ?? 30 * DAY_MS;
     this.headCacheSize = Math.max(1, opts.headCacheSize ?? 100_000);
     this.stmts = prepareStatements(db);
+    this.deliveries = new SqliteDeliveryLog(db);
     this.commitBatch = db.transaction(
       (batch: QueuedPublish[], soft: SoftWrites, heads: Map<string, number>) => {
         const seen = new Map<string, PublishRecord>();
@@ -141,6 +153,16 @@ export class SqliteStore implements Store {
 
   stats(): SqliteStoreStats {
     return { ...this.counters };
+  }
+
+  /** The open database, for modules that keep their own tables in this file (Web Push registry). */
+  get database(): Database.Database {
+    return this.db;
+  }
+
+  /** Runs `fn` (synchronous) in its own durable (fsync'd) transaction on {@link database}. */
+  transact<T>(fn: () => T): T {
+    return this.write(fn);
   }
 
   // ── devices ──────────────────────────────────────────────────────────────────────────────────
@@ -283,14 +305,29 @@ export class SqliteStore implements Store {
   async sweep(now: number): Promise<number> {
     this.flush();
     return this.write(() => {
-      let removed = this.stmts.sweepExpired.run(now).changes;
-      removed += this.stmts.sweepCollapsed.run().changes;
+      let removed = 0;
       for (const { stream, seq } of this.stmts.deviceCursors.all()) {
         removed += this.stmts.sweepAcked.run(stream, seq).changes;
       }
+      const expired = this.stmts.sweepExpired.run(now).changes;
+      this.counters.expired += expired;
+      removed += expired + this.stmts.sweepCollapsed.run().changes;
       this.stmts.sweepPublishes.run(now - this.retentionMs);
+      this.deliveries.sweep(now - this.retentionMs);
       return removed;
     });
+  }
+
+  /** What became of one entry of a publish (delivery status). Commits pending acks first. */
+  async entryFate(stream: string, seq: number): Promise<EntryFate> {
+    this.flush();
+    const device = stream.startsWith('d:') ? stream.slice(2) : undefined;
+    const cursors = device === undefined ? {} : await this.cursorsOf(device);
+    return this.readOp(() => this.deliveries.fate(stream, seq, cursors));
+  }
+
+  async recentEntries(stream: string, limit: number): Promise<StoredEntry[]> {
+    return this.readOp(() => this.deliveries.recent(stream, Math.max(0, limit)));
   }
 
   /** Commits what is pending, then closes the database. Later calls reject with `STORE_CLOSED`. */
@@ -354,6 +391,7 @@ export class SqliteStore implements Store {
       this.counters.publishes += batch.length;
       this.counters.lastBatchSize = batch.length;
       this.counters.lastBatchMs = performance.now() - started;
+      this.onBatch?.(batch.length, this.counters.lastBatchMs);
     }
     for (const [i, item] of batch.entries()) item.resolve(results[i]!);
     for (const waiter of soft.waiters) waiter.resolve();
@@ -370,7 +408,9 @@ export class SqliteStore implements Store {
     const appended = item.entries.map((entry, i): StoredEntry => {
       const prevSeq = heads.get(entry.stream) ?? this.headOf(entry.stream);
       const seq = prevSeq + 1;
-      if (entry.collapseKey !== undefined) this.stmts.collapse.run(entry.stream, entry.collapseKey);
+      if (entry.collapseKey !== undefined) {
+        this.counters.collapsed += this.stmts.collapse.run(entry.stream, entry.collapseKey).changes;
+      }
       this.stmts.insertEntry.run({ ...item.rows[i]!, seq, prev_seq: prevSeq });
       this.stmts.setHead.run(entry.stream, seq);
       heads.set(entry.stream, seq);
@@ -395,8 +435,12 @@ export class SqliteStore implements Store {
   }
 
   private writeSoft(soft: SoftWrites): void {
+    const now = this.clock();
     for (const [device, acks] of soft.acks) {
-      for (const [stream, seq] of acks) this.stmts.ackCursor.run({ device, stream, seq });
+      for (const [stream, seq] of acks) {
+        this.deliveries.recordAck(device, stream, seq, now);
+        this.stmts.ackCursor.run({ device, stream, seq });
+      }
     }
     for (const [device, lastSeen] of soft.touches) this.stmts.touchDevice.run(lastSeen, device);
   }

@@ -56,6 +56,26 @@ export interface PublishResult {
 }
 
 /**
+ * What a store knows of one entry of a publish, for publishers' delivery status
+ * ({@link Store.entryFate}).
+ */
+export interface EntryFate {
+  /**
+   * `stored`: the entry is still there; `collapsed`: a newer message with its collapse key replaced
+   * it; `gone`: removed (by the sweep once expired, collapsed or acknowledged, or with its device).
+   */
+  entry: 'stored' | 'collapsed' | 'gone';
+  /** The message that replaced a collapsed entry, while the store still has it. */
+  collapsedBy?: { id: string; seq: number; ts: number };
+  /** Device stream: when the device acknowledged this message while it was deliverable. */
+  ackedAt?: number;
+  /** Device stream: the device's acknowledged cursor; absent when the device no longer exists. */
+  cursor?: number;
+  /** Topic stream: current subscribers whose cursor is at or past the entry, and those behind it. */
+  subscribers?: { atOrPast: number; behind: number };
+}
+
+/**
  * Durable state of a Pushwire node. Every method is async so that networked engines (Redis) fit;
  * the embedded SQLite engine batches writes so one fsync covers many publishes.
  *
@@ -96,5 +116,10 @@ export interface Store {
 
   /** Deletes expired entries and publish records older than the retention; returns entries removed. */
   sweep(now: number): Promise<number>;
+
+  /** Optional (delivery status): what became of entry `seq` of `stream`. */
+  entryFate?(stream: string, seq: number): Promise<EntryFate>;
+  /** Optional (dashboard): the newest entries still stored in `stream`, any state, newest first. */
+  recentEntries?(stream: string, limit: number): Promise<StoredEntry[]>;
   close(): Promise<void>;
 }

@@ -1,0 +1,71 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+
+/** The demo and dashboard pages, shipped with the server package. */
+const STATIC_DIR = fileURLToPath(new URL('../../static/', import.meta.url));
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
+
+/** Where the client SDK's browser bundle is built (`node scripts/build-browser.mjs`). */
+function sdkDir(): string | undefined {
+  try {
+    const entry = createRequire(import.meta.url).resolve('@pushwire/client');
+    return join(dirname(entry), 'browser');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Plain file names only (no slashes, no `..`): `name.ext` or `name.ext.map`. */
+const FILE = /^[a-z0-9-]+(\.[a-z0-9]+)*\.(html|js|mjs|css|map|svg)$/;
+
+/**
+ * Serves the browser pages: `/demo` (a device in this browser tab), `/dashboard` (the operator's
+ * page; it asks for the API key and calls the JSON API with it) and the SDK bundle at
+ * `/sdk/pushwire.js` (script tag, global `Pushwire`) and `/sdk/pushwire.mjs` (ES module).
+ */
+export function registerWebRoutes(app: FastifyInstance): void {
+  const sdk = sdkDir();
+  const hide = { schema: { hide: true } };
+
+  const send = async (reply: FastifyReply, dir: string | undefined, file: string) => {
+    if (dir === undefined || !FILE.test(file)) return notFound(reply, file);
+    let body: Buffer;
+    try {
+      body = await readFile(join(dir, file));
+    } catch {
+      return notFound(reply, file);
+    }
+    return reply
+      .header('content-type', TYPES[extname(file)] ?? 'application/octet-stream')
+      .header('cache-control', 'no-cache')
+      .header('x-content-type-options', 'nosniff')
+      .send(body);
+  };
+
+  for (const page of ['demo', 'dashboard']) {
+    const dir = join(STATIC_DIR, page);
+    app.get(`/${page}`, hide, (_req, reply) => send(reply, dir, 'index.html'));
+    app.get<{ Params: { file: string } }>(`/${page}/:file`, hide, (req, reply) =>
+      send(reply, dir, req.params.file || 'index.html'),
+    );
+  }
+  app.get<{ Params: { file: string } }>('/sdk/:file', hide, (req, reply) =>
+    send(reply, sdk, req.params.file),
+  );
+}
+
+function notFound(reply: FastifyReply, file: string): FastifyReply {
+  const hint = file.startsWith('pushwire') ? ' (build the browser SDK: npm run build)' : '';
+  return reply.code(404).send({ error: 'NOT_FOUND', message: `no file ${JSON.stringify(file)}${hint}` });
+}

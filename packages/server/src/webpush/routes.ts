@@ -1,0 +1,337 @@
+import { createHmac, createPublicKey, randomBytes } from 'node:crypto';
+import { parseAes128gcmHeader, WebPushCryptoError } from '@pushwire/protocol';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { ResolvedOptions } from '../config.js';
+import type { Hub } from '../core/hub.js';
+import { HttpError, notFound } from '../errors.js';
+import { secretEquals, sha256 } from '../util/ids.js';
+import { parsePushHeaders } from './headers.js';
+import { KeyedRateLimiter } from './rate-limit.js';
+import type { WebPushRegistry, WebPushSubscriptionRecord } from './registry.js';
+import { decodePublicKey, parseVapidHeaders, VapidError, verifyVapid } from './vapid.js';
+
+/** Options of the Web Push service (`webPush` of `createPushwireServer`). */
+export interface WebPushOptions {
+  /**
+   * Public base URL of this server as publishers reach it, e.g. `https://push.example.com`:
+   * endpoints are built on it and VAPID `aud` must be its origin. Default: the scheme and `Host`
+   * of each request.
+   */
+  publicUrl?: string;
+  /** Largest TTL, seconds; a larger one is capped and the cap echoed in the `TTL` header. Default 30 days. */
+  maxTtl?: number;
+  /** Messages per second each subscription may receive, and burst. Defaults 10 and 100. */
+  rate?: number;
+  burst?: number;
+  /** Where subscriptions live. Default: a table in the SQLite store's own file. */
+  registry?: WebPushRegistry;
+}
+
+interface Deps {
+  hub: Hub;
+  opts: ResolvedOptions;
+  registry: WebPushRegistry;
+  webPush: WebPushOptions;
+}
+
+/** Largest push message body (RFC 8030 §7.2: a push service must accept at least 4096 bytes). */
+export const MAX_PUSH_BODY = 4096;
+/** Active subscriptions one device may hold. */
+export const MAX_SUBSCRIPTIONS_PER_DEVICE = 100;
+const CAPABILITY_PATTERN = /^[A-Za-z0-9_-]{32}$/;
+const idPattern = '^[A-Za-z0-9._~:-]{1,128}$';
+const keyPattern = '^[A-Za-z0-9_-]{86,88}={0,2}$';
+
+const subscribeSchema = {
+  params: {
+    type: 'object',
+    properties: { id: { type: 'string', pattern: idPattern } },
+    required: ['id'],
+  },
+  body: {
+    type: ['object', 'null'],
+    properties: { applicationServerKey: { type: 'string', pattern: keyPattern } },
+    additionalProperties: false,
+  },
+} as const;
+
+const subscriptionParams = {
+  params: {
+    type: 'object',
+    properties: {
+      id: { type: 'string', pattern: idPattern },
+      subId: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    },
+    required: ['id', 'subId'],
+  },
+} as const;
+
+/**
+ * Registers the Web Push service: subscription management under `/v1/devices/:id/webpush` and the
+ * push endpoints `POST /wp/:capability` (RFC 8030 §5, RFC 8291 payloads, RFC 8292 VAPID).
+ */
+export function registerWebPush(app: FastifyInstance, deps: Deps): void {
+  if (deps.webPush.publicUrl !== undefined) {
+    const u = new URL(deps.webPush.publicUrl);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:')
+      throw new Error('webPush.publicUrl must be http(s)');
+  }
+  registerSubscriptionRoutes(app, deps);
+  app.register(async (scope) => registerPushEndpoint(scope, deps));
+}
+
+/** Base URL endpoints are built on: the configured public URL, else what the request reached. */
+function baseOf(req: FastifyRequest, publicUrl: string | undefined): string {
+  if (publicUrl !== undefined) return publicUrl.replace(/\/+$/, '');
+  if (!req.host) throw new HttpError(400, 'BAD_REQUEST', 'a Host header is required');
+  return `${req.protocol}://${req.host}`;
+}
+
+function registerSubscriptionRoutes(app: FastifyInstance, deps: Deps): void {
+  const { opts, registry } = deps;
+  const store = opts.store;
+
+  /** Admin API key (`Bearer KEY`), or the device's own credential (`Device ID:TOKEN`). */
+  const authorize = async (req: FastifyRequest<{ Params: { id: string } }>) => {
+    const header = req.headers.authorization ?? '';
+    const www = { 'WWW-Authenticate': 'Bearer, Device' };
+    if (header.startsWith('Bearer ')) {
+      const key = header.slice(7).trim();
+      if (!opts.apiKeys.some((k) => secretEquals(k, key))) {
+        throw new HttpError(401, 'UNAUTHORIZED', 'wrong API key', www);
+      }
+      if (!(await store.getDevice(req.params.id))) {
+        throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
+      }
+      return;
+    }
+    if (header.startsWith('Device ')) {
+      const cred = header.slice(7).trim();
+      const colon = cred.lastIndexOf(':');
+      const device = colon > 0 ? await store.getDevice(cred.slice(0, colon)) : undefined;
+      if (!device || !secretEquals(device.tokenHash, sha256(cred.slice(colon + 1)))) {
+        throw new HttpError(401, 'UNAUTHORIZED', 'wrong device credential', www);
+      }
+      if (device.id !== req.params.id) {
+        throw new HttpError(403, 'FORBIDDEN', 'a device may only manage its own subscriptions');
+      }
+      return;
+    }
+    throw new HttpError(
+      401,
+      'UNAUTHORIZED',
+      'send Authorization: Bearer API_KEY, or Device DEVICE_ID:TOKEN',
+      www,
+    );
+  };
+
+  app.post<{ Params: { id: string }; Body: { applicationServerKey?: string } | null }>(
+    '/v1/devices/:id/webpush',
+    { onRequest: authorize, schema: subscribeSchema },
+    async (req, reply) => {
+      const key = req.body?.applicationServerKey?.replace(/=+$/, '');
+      if (key !== undefined && !isP256Key(key)) {
+        throw new HttpError(
+          400,
+          'BAD_APPLICATION_SERVER_KEY',
+          'applicationServerKey must be a base64url uncompressed P-256 public key (65 bytes)',
+        );
+      }
+      const active = (await registry.listByDevice(req.params.id)).filter((s) => s.revokedAt === undefined);
+      if (active.length >= MAX_SUBSCRIPTIONS_PER_DEVICE) {
+        throw new HttpError(
+          409,
+          'TOO_MANY_SUBSCRIPTIONS',
+          `a device may hold ${MAX_SUBSCRIPTIONS_PER_DEVICE} push subscriptions; delete one first`,
+        );
+      }
+      // 192 random bits: the endpoint URL is the capability to push to this device.
+      const capability = randomBytes(24).toString('base64url');
+      const record: WebPushSubscriptionRecord = {
+        id: randomBytes(12).toString('base64url'),
+        deviceId: req.params.id,
+        capabilityHash: sha256(capability),
+        topicKey: randomBytes(16).toString('base64url'),
+        createdAt: opts.clock.now(),
+        ...(key !== undefined && { applicationServerKey: key }),
+      };
+      await registry.create(record);
+      return reply.code(201).send({
+        subscriptionId: record.id,
+        endpoint: `${baseOf(req, deps.webPush.publicUrl)}/wp/${capability}`,
+        expirationTime: null,
+        ...(key !== undefined && { applicationServerKey: key }),
+      });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/devices/:id/webpush',
+    { onRequest: authorize, schema: { params: subscribeSchema.params } },
+    async (req) => ({
+      deviceId: req.params.id,
+      subscriptions: (await registry.listByDevice(req.params.id)).map((s) => ({
+        subscriptionId: s.id,
+        createdAt: s.createdAt,
+        revokedAt: s.revokedAt ?? null,
+        applicationServerKey: s.applicationServerKey ?? null,
+      })),
+    }),
+  );
+
+  app.delete<{ Params: { id: string; subId: string } }>(
+    '/v1/devices/:id/webpush/:subId',
+    { onRequest: authorize, schema: subscriptionParams },
+    async (req, reply) => {
+      const sub = await registry.byId(req.params.subId);
+      if (!sub || sub.deviceId !== req.params.id) {
+        throw notFound('UNKNOWN_SUBSCRIPTION', `device has no push subscription ${req.params.subId}`);
+      }
+      await registry.revoke(sub.id, opts.clock.now());
+      return reply.code(204).send();
+    },
+  );
+}
+
+function isP256Key(key: string): boolean {
+  const raw = decodePublicKey(key);
+  if (!raw) return false;
+  try {
+    const x = Buffer.from(raw.subarray(1, 33)).toString('base64url');
+    const y = Buffer.from(raw.subarray(33)).toString('base64url');
+    createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The collapse key of a Topic: keyed per subscription, so the device never learns the Topic. */
+const collapseKeyOf = (sub: WebPushSubscriptionRecord, topic: string) =>
+  `wp:${createHmac('sha256', sub.topicKey).update(topic).digest('base64url').slice(0, 22)}`;
+
+function registerPushEndpoint(scope: FastifyInstance, deps: Deps): void {
+  const { hub, opts, registry, webPush } = deps;
+  const maxTtl = webPush.maxTtl ?? opts.maxTtl;
+  const limiter = new KeyedRateLimiter(webPush.rate ?? 10, webPush.burst ?? 100);
+
+  // Push messages are opaque bytes, whatever their Content-Type; bodies up to the limit plus a
+  // margin reach the handler, so that its 413 says why.
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: MAX_PUSH_BODY + 1024 },
+    (_req, body, done) => done(null, body),
+  );
+  scope.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err instanceof VapidError) {
+      return reply
+        .code(err.status)
+        .header('WWW-Authenticate', 'vapid')
+        .send({ error: err.code, message: err.message });
+    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(tooLarge());
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.code(415).send({ error: 'UNSUPPORTED_MEDIA_TYPE', message: 'Content-Type is malformed' });
+    }
+    throw err;
+  });
+
+  scope.post<{ Params: { capability: string }; Body: Buffer | undefined }>(
+    '/wp/:capability',
+    async (req, reply) => {
+      const sub = await subscriptionOf(registry, req.params.capability);
+      const base = baseOf(req, webPush.publicUrl);
+      const creds = parseVapidHeaders(req.headers.authorization, one(req.headers['crypto-key']));
+      if (creds) {
+        await verifyVapid(creds, {
+          audience: new URL(base).origin,
+          now: opts.clock.now(),
+          applicationServerKey: sub.applicationServerKey,
+        });
+      } else if (sub.applicationServerKey !== undefined) {
+        throw new VapidError(
+          'VAPID_REQUIRED',
+          'this subscription was made with an applicationServerKey: send Authorization: vapid t=JWT, k=KEY',
+        );
+      }
+      const headers = parsePushHeaders(req.headers, maxTtl);
+      const body = req.body ?? Buffer.alloc(0);
+      if (body.length > 0) checkBody(body, one(req.headers['content-encoding']));
+
+      const wait = limiter.take(sub.id, opts.clock.now());
+      if (wait > 0) {
+        const seconds = Math.ceil(wait / 1000);
+        throw new HttpError(
+          429,
+          'RATE_LIMITED',
+          `too many messages to this subscription; retry in ${seconds} s`,
+          { 'Retry-After': String(seconds) },
+        );
+      }
+      const outcome = await hub
+        .publish({
+          to: { device: sub.deviceId },
+          ttl: headers.ttl,
+          ...(headers.topic !== undefined && { collapseKey: collapseKeyOf(sub, headers.topic) }),
+          data: { webpush: { sub: sub.id, ...(body.length > 0 && { body: body.toString('base64url') }) } },
+        })
+        .catch((err: unknown) => {
+          if (err instanceof HttpError && err.code === 'UNKNOWN_DEVICE') {
+            throw new HttpError(410, 'UNSUBSCRIBED', "this subscription's device was deleted");
+          }
+          throw err;
+        });
+      return reply
+        .code(201)
+        .header('Location', `${base}/wp/m/${outcome.id}`)
+        .header('TTL', String(headers.ttl))
+        .send({ id: outcome.id, ttl: headers.ttl, expiresAt: outcome.exp });
+    },
+  );
+}
+
+const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v.join(',') : v);
+
+const tooLarge = () => ({
+  error: 'PAYLOAD_TOO_LARGE',
+  message: `push message bodies are limited to ${MAX_PUSH_BODY} bytes`,
+});
+
+async function subscriptionOf(
+  registry: WebPushRegistry,
+  capability: string,
+): Promise<WebPushSubscriptionRecord> {
+  const sub = CAPABILITY_PATTERN.test(capability)
+    ? await registry.byCapability(sha256(capability))
+    : undefined;
+  if (!sub) throw notFound('UNKNOWN_SUBSCRIPTION', 'no push subscription at this endpoint');
+  if (sub.revokedAt !== undefined) {
+    throw new HttpError(410, 'UNSUBSCRIBED', 'this push subscription was unsubscribed');
+  }
+  return sub;
+}
+
+/** A body must be one aes128gcm record (RFC 8291) of at most {@link MAX_PUSH_BODY} bytes. */
+function checkBody(body: Buffer, encoding: string | undefined): void {
+  if (body.length > MAX_PUSH_BODY) {
+    const t = tooLarge();
+    throw new HttpError(413, t.error, `${t.message}; this one has ${body.length}`);
+  }
+  if (encoding?.trim().toLowerCase() !== 'aes128gcm') {
+    throw new HttpError(
+      415,
+      'UNSUPPORTED_ENCODING',
+      `a push message body must be encrypted with Content-Encoding: aes128gcm (RFC 8291), not ${JSON.stringify(encoding ?? null)}`,
+    );
+  }
+  try {
+    const header = parseAes128gcmHeader(body);
+    if (header.keyId.length !== 65 || header.keyId[0] !== 4) {
+      throw new WebPushCryptoError('BAD_HEADER', 'keyid must be the 65-byte sender public key');
+    }
+  } catch (err) {
+    if (!(err instanceof WebPushCryptoError)) throw err;
+    throw new HttpError(400, 'BAD_ENCRYPTION', `malformed aes128gcm body: ${err.message}`);
+  }
+}

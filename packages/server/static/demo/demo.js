@@ -1,0 +1,173 @@
+// The demo page: this tab is a Pushwire device. It uses the browser SDK as any app would.
+import { createClient, localStorageStorage } from '/sdk/pushwire.mjs';
+
+/** Where the SDK keeps credentials, cursors and the dedupe window. */
+const STATE_KEY = 'pushwire-demo';
+/** The admin key, for the "send" commands and button only; this tab only. */
+const API_KEY = 'pushwire-api-key';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+/** `?heartbeat=5` shortens the heartbeat (tests, flaky networks); default 30 s. */
+const heartbeat = Number(params.get('heartbeat')) || 30;
+
+let client;
+let received = 0;
+/** Set while the page itself closes the client (forget, re-register): not a failure to show. */
+let closingOnPurpose = false;
+
+function storedDevice() {
+  try {
+    return JSON.parse(localStorage.getItem(STATE_KEY) ?? 'null')?.credentials;
+  } catch {
+    return undefined;
+  }
+}
+
+function start(register) {
+  $('setup').hidden = true;
+  client = createClient({
+    url: location.origin,
+    storage: localStorageStorage(STATE_KEY),
+    heartbeat: { interval: heartbeat, pongTimeout: 5 },
+    backoff: { initial: 250, max: 5000 },
+    ...(register && { register }),
+  });
+  client.on('state', ({ to }) => showState(to));
+  client.on('message', onMessage);
+  client.on('notification', notify);
+  client.on('error', (err) => {
+    $('error').hidden = false;
+    $('error').textContent = `${err.name}: ${err.message}`;
+    if (err.name === 'AuthError' && storedDevice()) {
+      $('error').textContent += ' (the stored device is not known to the server: register again)';
+    }
+  });
+  window.pushwireDemo = { client };
+}
+
+function showState(state) {
+  const el = $('state');
+  el.textContent = state;
+  el.className = `state state-${state}`;
+  if (state === 'open') {
+    $('error').hidden = true;
+    showDevice();
+  }
+  // A refused registration (wrong key) closes the client: ask for the key again.
+  if (state === 'closed' && !closingOnPurpose) $('setup').hidden = false;
+}
+
+function showDevice() {
+  const id = client.deviceId;
+  $('device').hidden = false;
+  $('device-id').textContent = id;
+  $('heartbeat').textContent = client.heartbeatInterval;
+  $('cursors').textContent = JSON.stringify(client.cursors);
+  const key = sessionStorage.getItem(API_KEY) || '$PUSHWIRE_API_KEY';
+  const server = location.origin;
+  $('cmd-cli').textContent =
+    `npx pushwire publish --server ${server} --api-key ${key} \\\n` +
+    `  --device ${id} --title "Hello" --body "from Pushwire"`;
+  $('cmd-curl').textContent =
+    `curl -X POST ${server}/v1/messages \\\n` +
+    `  -H "Authorization: Bearer ${key}" -H 'content-type: application/json' \\\n` +
+    `  -d '{"to":{"device":"${id}"},"notification":{"title":"Hello","body":"from Pushwire"}}'`;
+  $('test-form').hidden = !sessionStorage.getItem(API_KEY);
+}
+
+function onMessage(m) {
+  received++;
+  $('count').textContent = received;
+  $('empty').hidden = true;
+  const li = document.createElement('li');
+  li.dataset.id = m.id;
+  li.dataset.seq = m.seq;
+  const when = new Date(m.ts).toLocaleTimeString();
+  const title = m.notification?.title ?? '(no notification)';
+  li.innerHTML = '<strong></strong> <span class="body"></span><div class="meta"></div>';
+  li.querySelector('strong').textContent = title;
+  li.querySelector('.body').textContent = m.notification?.body ?? '';
+  const data = m.data === undefined ? '' : ` · data ${JSON.stringify(m.data)}`;
+  li.querySelector('.meta').textContent = `${m.stream} #${m.seq} · ${when} · ${m.id}${data}`;
+  $('messages').prepend(li);
+}
+
+function notify(m) {
+  if (!('Notification' in window) || Notification.permission !== 'granted') return;
+  const { title, body, icon, tag, url } = m.notification;
+  const n = new Notification(title ?? 'Pushwire', {
+    body: body ?? '',
+    ...(icon && { icon }),
+    ...(tag && { tag }),
+  });
+  if (url) n.onclick = () => window.open(url, '_blank', 'noopener');
+}
+
+function showPermission() {
+  const p = 'Notification' in window ? Notification.permission : 'unsupported';
+  $('permission').textContent = p;
+  $('ask-permission').hidden = p !== 'default';
+}
+
+$('ask-permission').addEventListener('click', async () => {
+  await Notification.requestPermission();
+  showPermission();
+});
+
+$('register-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const apiKey = $('api-key').value.trim();
+  const user = $('user').value.trim();
+  sessionStorage.setItem(API_KEY, apiKey);
+  // Registering always starts a new device (after a refused one, or a deleted stored one).
+  closingOnPurpose = true;
+  await client?.close();
+  closingOnPurpose = false;
+  localStorage.removeItem(STATE_KEY);
+  start({ apiKey, ...(user && { user }) });
+});
+
+$('forget').addEventListener('click', async () => {
+  closingOnPurpose = true;
+  await client?.close();
+  localStorage.removeItem(STATE_KEY);
+  location.reload();
+});
+
+$('test-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const res = await fetch('/v1/messages', {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${sessionStorage.getItem(API_KEY)}`,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({
+      to: { device: client.deviceId },
+      notification: { title: $('test-title').value, body: $('test-body').value },
+    }),
+  });
+  const body = await res.json();
+  $('test-result').textContent = res.ok ? `accepted: ${body.id}` : `${res.status} ${body.message}`;
+});
+
+// `/demo#key=…` (as `pushwire serve` prints it): take the key, keep it out of the address bar.
+const hashKey = new URLSearchParams(location.hash.slice(1)).get('key');
+if (hashKey) {
+  sessionStorage.setItem(API_KEY, hashKey);
+  history.replaceState(null, '', location.pathname + location.search);
+}
+
+// Cursors move once a message is persisted and acknowledged: show them as they are.
+setInterval(() => {
+  if (client?.state === 'open') $('cursors').textContent = JSON.stringify(client.cursors);
+}, 1000);
+
+showPermission();
+if (storedDevice()) start();
+else if (hashKey) start({ apiKey: hashKey });
+else {
+  $('setup').hidden = false;
+  $('api-key').value = sessionStorage.getItem(API_KEY) ?? '';
+}
