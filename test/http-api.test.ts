@@ -174,3 +174,55 @@ describe('HTTP API (Fastify inject, no sockets)', () => {
     expect((await req('GET', `/v1/devices/${dev.deviceId}`)).statusCode).toBe(404);
   });
 });
+
+describe('POST /v1/messages/batch', () => {
+  let s: Started;
+  beforeAll(async () => {
+    s = await startServer({ maxPayload: 1024 });
+  });
+  afterAll(() => s.stop());
+
+  const post = (url: string, payload: unknown) =>
+    s.server.app.inject({
+      method: 'POST',
+      url,
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(payload),
+    });
+
+  it('stores every message in one request, per-message results in order, refusals named', async () => {
+    const dev = (await post('/v1/devices', {})).json() as { deviceId: string };
+    const messages = [
+      ...Array.from({ length: 300 }, (_, i) => ({ to: { device: dev.deviceId }, data: { i } })),
+      { to: { device: 'nobody' } },
+      { to: { device: dev.deviceId }, data: 'x'.repeat(2000) },
+      { to: { device: dev.deviceId }, id: 'dup-1' },
+      { to: { device: dev.deviceId }, id: 'dup-1' },
+    ];
+    const r = await post('/v1/messages/batch', { messages });
+    expect(r.statusCode).toBe(202);
+    const body = r.json();
+    expect(body.accepted).toBe(302);
+    expect(body.refused).toBe(2);
+    expect(body.results[0]).toMatchObject({ recipients: 1, entries: [{ seq: 1 }] });
+    expect(body.results[299].entries[0].seq).toBe(300);
+    expect(body.results[300]).toMatchObject({ error: 'UNKNOWN_DEVICE', status: 404 });
+    expect(body.results[301]).toMatchObject({ error: 'PAYLOAD_TOO_LARGE', status: 413 });
+    expect(body.results[302]).toMatchObject({ id: 'dup-1', duplicate: false });
+    expect(body.results[303]).toMatchObject({ id: 'dup-1', duplicate: true });
+    const info = await s.server.app.inject({
+      method: 'GET',
+      url: `/v1/devices/${dev.deviceId}`,
+      headers: { authorization: `Bearer ${API_KEY}` },
+    });
+    expect(info.json().pending).toBe(301);
+  });
+
+  it('refuses a malformed batch as a whole with 400', async () => {
+    for (const payload of [{ messages: [] }, { messages: [{ to: {} }] }, { msgs: [] }]) {
+      const r = await post('/v1/messages/batch', payload);
+      expect(r.statusCode).toBe(400);
+      expect(r.json().error).toBe('BAD_REQUEST');
+    }
+  });
+});

@@ -25,7 +25,9 @@ export const program = new Command('pushwire')
 
 program
   .command('serve')
-  .description('run a Pushwire node (HTTP API and WebSocket on one port, embedded SQLite store)')
+  .description(
+    'run a Pushwire node (HTTP API and WebSocket on one port; embedded SQLite store, or Redis for a cluster)',
+  )
   .addOption(new Option('--host <host>', 'address to listen on').env('PUSHWIRE_HOST').default('127.0.0.1'))
   .addOption(
     new Option('--port <port>', 'port to listen on')
@@ -81,6 +83,18 @@ program
     ).env('PUSHWIRE_PUBLIC_URL'),
   )
   .addOption(
+    new Option(
+      '--redis <url>',
+      'cluster mode: store and bus on Redis (redis://host:port); needs --api-key',
+    ).env('PUSHWIRE_REDIS'),
+  )
+  .addOption(
+    new Option('--redis-cluster', '--redis names one node of a Redis Cluster').env('PUSHWIRE_REDIS_CLUSTER'),
+  )
+  .addOption(
+    new Option('--node-id <id>', "this node's id in the cluster (default: random)").env('PUSHWIRE_NODE_ID'),
+  )
+  .addOption(
     new Option('--log-level <level>', 'log level')
       .env('PUSHWIRE_LOG_LEVEL')
       .default('info')
@@ -114,7 +128,11 @@ program
 program
   .command('listen')
   .description('connect as a device and print each message as a JSON line')
-  .requiredOption('--server <url>', 'server base URL', process.env.PUSHWIRE_SERVER)
+  .requiredOption(
+    '--server <urls>',
+    'server base URL, or several separated by commas (tried in turn on failure)',
+    process.env.PUSHWIRE_SERVER,
+  )
   .option('--api-key <key>', 'API key, to register on first run', process.env.PUSHWIRE_API_KEY)
   .requiredOption('--state <file>', 'state file: credentials, cursors, dedupe window')
   .option('--user <alias>', 'register the device for this user')
@@ -128,4 +146,12 @@ program
   .option('--notify', 'show a desktop notification per message (notify-send)')
   .option('--heartbeat <seconds|adaptive>', 'heartbeat interval in seconds, or "adaptive"', 'adaptive')
   .option('--network-key <key>', 'name of the current network (adaptive heartbeat memory)')
+  .option(
+    '--webpush',
+    'take Web Push messages: print the subscription for your backend as the first line, decrypt each message',
+  )
+  .option(
+    '--vapid-key <key>',
+    "your backend's VAPID public key: bind the subscription to it (implies --webpush)",
+  )
   .action(listenCommand);

@@ -47,10 +47,24 @@ describe('wake(deadlineMs)', () => {
     });
   });
 
-  it('server silent (half-open socket): resolves before the deadline with connected=false', async () => {
+  it('server silent (half-open socket): replaces the socket after a third of the budget, then reports', async () => {
+    const h = harness(); // pong deadline 10 s: longer than the whole budget
+    await untilOpen(h);
+    h.server.last.blackhole();
+    const connects = h.server.sockets.length;
+    const report = await settle(h.clock, h.client.wake(9000));
+    expect(h.server.sockets.length).toBe(connects + 1);
+    expect(report).toMatchObject({ state: 'open', connected: true });
+    // 8550 ms budget / 3 = 2850 ms for the pong, then reconnect and a quiet period
+    expect(report.durationMs).toBeGreaterThanOrEqual(2850);
+    expect(report.durationMs).toBeLessThan(4000);
+  });
+
+  it('server silent and the path stays dead: resolves before the deadline with connected=false', async () => {
     const h = harness();
     await untilOpen(h);
     h.server.last.blackhole();
+    h.server.o.autoWelcome = false; // new sockets open but nothing ever answers
     const report = await settle(h.clock, h.client.wake(3000));
     expect(report.connected).toBe(false);
     expect(report.durationMs).toBeLessThan(3000);

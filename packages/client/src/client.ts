@@ -36,6 +36,7 @@ import { Timers } from './timers.js';
 import type { Transport } from './transport/types.js';
 import { HeartbeatTuner } from './tuner.js';
 import { runWake, type WakeHost, type WakeReport } from './wake.js';
+import { type PushSubscribeOptions, WebPush, type WebPushSubscription } from './webpush.js';
 
 /** Events of a client and their payloads. */
 export interface ClientEvents {
@@ -86,12 +87,15 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
   readonly #timers: Timers<'retry' | 'connect'>;
   readonly #delivery: Delivery;
   readonly #keeper: StateKeeper;
+  readonly #webpush: WebPush;
   readonly #requests = new Requests();
   readonly #disposers: Disposer[] = [];
   #state: ConnectionState = 'idle';
   #session: Session | undefined;
   #gen = 0;
   #attempt = 0;
+  /** Index in the server list of the server being tried or used. */
+  #server = 0;
   #openedAt: number | undefined;
   readonly #tuner: HeartbeatTuner;
   #hbRestored = false;
@@ -120,9 +124,17 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
       delivery: this.#delivery,
       credentials: o.credentials,
       register: o.register,
-      http: o.endpoints.http,
+      http: () => this.#endpoints.http,
       fetch: o.fetch,
       onError: (error) => this.#report(error),
+    });
+    this.#webpush = new WebPush({
+      keeper: this.#keeper,
+      delivery: this.#delivery,
+      http: () => this.#endpoints.http,
+      fetch: o.fetch,
+      closed: () => this.#state === 'closed',
+      report: (error) => this.#report(error),
     });
     this.#tuner = new HeartbeatTuner({
       policy: o.heartbeat,
@@ -188,6 +200,30 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
   /** Unsubscribes the device from a topic. Resolves on `unsubbed`. */
   unsubscribe(topic: string): Promise<void> {
     return this.#request('unsub', topic);
+  }
+
+  /**
+   * Subscribes the device to Web Push (RFC 8030/8291): a subscription whose JSON is exactly a
+   * browser's `PushSubscription.toJSON()`, for the app's backend to push to with any Web Push
+   * library. The keys are made here and kept in storage; calling again returns the same
+   * subscription while the server still has it. Web Push messages then arrive decrypted, like
+   * any other message, with `webpush: true` and the plaintext in `data`.
+   * @example
+   * const sub = await client.pushSubscribe({ applicationServerKey: VAPID_PUBLIC_KEY });
+   * await fetch('/my-backend/subscriptions', { method: 'POST', body: JSON.stringify(sub) });
+   */
+  pushSubscribe(options?: PushSubscribeOptions): Promise<WebPushSubscription> {
+    return this.#webpush.subscribe(options);
+  }
+
+  /** Deletes the Web Push subscription: its endpoint answers 410 from then on; the keys are forgotten. */
+  pushUnsubscribe(): Promise<boolean> {
+    return this.#webpush.unsubscribe();
+  }
+
+  /** The stored Web Push subscription, or null (no network request). */
+  getPushSubscription(): Promise<WebPushSubscription | null> {
+    return this.#webpush.current();
   }
 
   /**
@@ -280,7 +316,7 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
     try {
       this.#session = new Session(
         this.#o.transport,
-        this.#o.endpoints.ws,
+        this.#endpoints.ws,
         this.#o.clock,
         this.#sessionEvents(gen, creds),
       );
@@ -321,7 +357,7 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
       case 'welcome':
         return this.#onWelcome(f);
       case 'msg':
-        return this.#delivery.receive(f);
+        return this.#webpush.receive(f);
       case 'subbed':
         return this.#requests.answer(f, this.#delivery.subscribed(f.topic, f.seq));
       case 'unsubbed':
@@ -372,6 +408,8 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
       return;
     }
     if (loss.kind !== 'goaway') this.#report(loss.error);
+    // With several servers, the next attempt goes to the next one (the failed one may be down).
+    this.#server = (this.#server + 1) % this.#o.servers.length;
     const { backoff, clock, random } = this.#o;
     const stable = this.#openedAt !== undefined && clock.now() - this.#openedAt >= backoff.stableAfter;
     if (stable) this.#attempt = 0;
@@ -380,6 +418,11 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
     if (loss.kind !== 'goaway') this.#attempt++; // a drain is not a failure
     this.#setState('backoff');
     if (this.#state === 'backoff' && this.#online) this.#timers.set('retry', delay, () => this.#connect());
+  }
+
+  /** Endpoints of the server being tried or used. */
+  get #endpoints() {
+    return this.#o.servers[this.#server]!;
   }
 
   #dropSession(reason: string): void {
@@ -401,6 +444,7 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
     this.#inbox.end();
     for (const dispose of this.#disposers.splice(0)) dispose();
     this.#delivery.dispose();
+    this.#webpush.dispose();
     await this.#keeper.persister.stop();
     this.#events.clear();
     this.#internal.clear();
@@ -462,7 +506,11 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
       connectNow: () => {
         if (this.#state === 'idle' || this.#state === 'backoff') this.#connect();
       },
-      settled: () => !this.#keeper.persister.busy && this.#delivery.settled,
+      reconnectNow: () => {
+        if (this.#state === 'open') this.#connect();
+      },
+      pongTimeoutMs: this.#o.heartbeat.pongTimeout * 1000,
+      settled: () => !this.#keeper.persister.busy && this.#delivery.settled && this.#webpush.idle,
       on: (event, fn) => this.#internal.on(event, fn),
       holdImmediateAcks: () => this.#delivery.holdImmediate(),
     };

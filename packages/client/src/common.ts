@@ -31,6 +31,8 @@ export {
   StorageError,
   TimeoutError,
   VersionError,
+  WebPushError,
+  type WebPushErrorReason,
 } from './errors.js';
 export {
   type AdaptiveHeartbeatOptions,
@@ -48,7 +50,8 @@ export type { ClientOptions, HeartbeatOption } from './options.js';
 export type { ConnectionState, StateChange } from './state.js';
 export { localStorageStorage, type StorageLike } from './storage/local.js';
 export { memoryStorage } from './storage/memory.js';
-export type { ClientState, Credentials, StateStore } from './storage/types.js';
+export type { ClientState, Credentials, StateStore, StoredWebPush } from './storage/types.js';
 export type { Connection, Transport, TransportHandlers } from './transport/types.js';
 export { type WebSocketConstructor, type WebSocketLike, webSocketTransport } from './transport/websocket.js';
 export type { WakeReport } from './wake.js';
+export type { PushSubscribeOptions, PushSubscriptionJSON, WebPushSubscription } from './webpush.js';

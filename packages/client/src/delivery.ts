@@ -69,11 +69,19 @@ export class Delivery {
     this.#window = new DedupeWindow(this.#o.windowSize, dedupe);
   }
 
-  /** Handles one `msg` frame. */
-  receive(frame: MessageFrame): void {
+  /** True when the app has not seen this message yet (its id is new and its seq above the cursor). */
+  isNew(frame: Pick<MessageFrame, 'id' | 'stream' | 'seq'>): boolean {
+    return frame.seq > (this.#cursors[frame.stream] ?? 0) && !this.#window.has(frame.id);
+  }
+
+  /**
+   * Handles one `msg` frame (for a Web Push message: decrypted). With `handOver` false the message
+   * is processed (remembered, saved, acknowledged) without reaching the app: it could not be read.
+   */
+  receive(frame: PushMessage & { t: 'msg' }, handOver = true): void {
     const { t: _t, ...message } = frame;
     const cursor = this.#cursors[frame.stream] ?? 0;
-    if (frame.seq > cursor && !this.#window.has(frame.id)) this.#o.deliver(message);
+    if (handOver && this.isNew(frame)) this.#o.deliver(message);
     this.#window.add(frame.id);
     if (frame.seq > cursor) this.#cursors[frame.stream] = frame.seq;
     this.#processed++;

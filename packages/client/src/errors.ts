@@ -17,6 +17,7 @@ import type { ErrorCode } from '@pushwire/protocol';
  * | `ERR_STORAGE` | {@link StorageError} | the state store failed to load or save |
  * | `ERR_REGISTRATION` | {@link RegistrationError} | device registration over HTTP failed |
  * | `ERR_LISTENER` | {@link ListenerError} | an event listener threw |
+ * | `ERR_WEBPUSH` | {@link WebPushError} | a Web Push subscribe/unsubscribe failed, or a Web Push message could not be decrypted |
  * | `ERR_INTERNAL` | {@link PushwireError} | a bug in the SDK (an impossible state transition) |
  */
 export type PushwireErrorCode =
@@ -32,6 +33,7 @@ export type PushwireErrorCode =
   | 'ERR_STORAGE'
   | 'ERR_REGISTRATION'
   | 'ERR_LISTENER'
+  | 'ERR_WEBPUSH'
   | 'ERR_INTERNAL';
 
 /** Details an error may carry besides its message. */
@@ -171,6 +173,56 @@ export class ListenerError extends PushwireError {
   override name = 'ListenerError';
   constructor(event: string, cause: unknown) {
     super('ERR_LISTENER', `a "${event}" listener threw`, { cause });
+  }
+}
+
+/**
+ * Why a {@link WebPushError} happened:
+ * - `BAD_APPLICATION_SERVER_KEY`: the key is not a base64url (or binary) uncompressed P-256 point;
+ * - `KEY_MISMATCH`: already subscribed with another `applicationServerKey` (unsubscribe first);
+ * - `SUBSCRIBE_FAILED` / `UNSUBSCRIBE_FAILED`: the HTTP request failed (`status`, `serverError`);
+ * - `NO_SUBSCRIPTION`: a Web Push message for a subscription whose keys this client does not hold;
+ * - `DECRYPT_FAILED`: the payload does not decrypt with the stored keys (`cause` says why);
+ * - `UNSUPPORTED`: no WebCrypto (`globalThis.crypto.subtle`) here.
+ */
+export type WebPushErrorReason =
+  | 'BAD_APPLICATION_SERVER_KEY'
+  | 'KEY_MISMATCH'
+  | 'SUBSCRIBE_FAILED'
+  | 'UNSUBSCRIBE_FAILED'
+  | 'NO_SUBSCRIPTION'
+  | 'DECRYPT_FAILED'
+  | 'UNSUPPORTED';
+
+/**
+ * Web Push went wrong: `pushSubscribe`/`pushUnsubscribe` reject with it; a message that cannot be
+ * decrypted is emitted as one (with its `messageId`) and skipped — acknowledged, not handed over.
+ */
+export class WebPushError extends PushwireError {
+  override name = 'WebPushError';
+  /** HTTP status of the server's answer, if one came. */
+  readonly status?: number;
+  /** The server's error code (`error` of its JSON body), if it gave one. */
+  readonly serverError?: string;
+  /** Id of the message that could not be decrypted. */
+  readonly messageId?: string;
+
+  constructor(
+    readonly reason: WebPushErrorReason,
+    message: string,
+    options: PushwireErrorOptions & { status?: number; serverError?: string; messageId?: string } = {},
+  ) {
+    super('ERR_WEBPUSH', message, options);
+    if (options.status !== undefined) this.status = options.status;
+    if (options.serverError !== undefined) this.serverError = options.serverError;
+    if (options.messageId !== undefined) this.messageId = options.messageId;
+  }
+
+  /** True when trying again later may help: a request that failed on the network, 408, 429 or 5xx. */
+  get retryable(): boolean {
+    if (this.reason !== 'SUBSCRIBE_FAILED' && this.reason !== 'UNSUBSCRIBE_FAILED') return false;
+    const s = this.status;
+    return s === undefined || s === 408 || s === 429 || s >= 500;
   }
 }
 

@@ -4,7 +4,13 @@ import type { Delivery, SaveMark } from './delivery.js';
 import { ConfigError, type PushwireError, StorageError } from './errors.js';
 import type { LearnedHeartbeat } from './heartbeat.js';
 import { Persister } from './persister.js';
-import { type ClientState, type Credentials, emptyState, type StateStore } from './storage/types.js';
+import {
+  type ClientState,
+  type Credentials,
+  emptyState,
+  type StateStore,
+  type StoredWebPush,
+} from './storage/types.js';
 
 export interface KeeperOptions {
   store: StateStore;
@@ -13,16 +19,17 @@ export interface KeeperOptions {
   /** Credentials from the options: win over stored ones. */
   credentials: Credentials | undefined;
   register: RegisterOption | undefined;
-  /** HTTP base for registration. */
-  http: string;
+  /** HTTP base for registration (of the server the client is trying now). */
+  http: () => string;
   fetch: FetchLike | undefined;
   onError(error: PushwireError): void;
 }
 
 /**
  * Owns what the client persists besides cursors and the window (which live in {@link Delivery}):
- * loading the state once, the device's credentials (given → stored → registered), and the
- * learned heartbeat per network; and the coalescing {@link Persister} that saves it all.
+ * loading the state once, the device's credentials (given → stored → registered), the learned
+ * heartbeat per network and the Web Push subscription; and the coalescing {@link Persister} that
+ * saves it all.
  */
 export class StateKeeper {
   readonly persister: Persister<SaveMark>;
@@ -31,6 +38,8 @@ export class StateKeeper {
   #creds: Credentials | undefined;
   #obtaining: Promise<Credentials> | undefined;
   #learned: Record<string, LearnedHeartbeat> = {};
+  /** The Web Push subscription with its keys (see webpush.ts), once loaded. */
+  webpush: StoredWebPush | undefined;
 
   constructor(options: KeeperOptions) {
     this.#o = options;
@@ -91,11 +100,13 @@ export class StateKeeper {
     const state = stored ?? emptyState();
     const given = this.#o.credentials;
     if (given && state.credentials && state.credentials.deviceId !== given.deviceId) {
-      state.cursors = {}; // another device's cursors and ids do not apply
+      state.cursors = {}; // another device's cursors, ids and push subscription do not apply
       state.dedupe = [];
+      delete state.webpush;
     }
     this.#o.delivery.restore(state.cursors, state.dedupe);
     this.#learned = { ...state.heartbeat };
+    this.webpush = state.webpush;
     this.#creds = given ?? state.credentials;
     const stale =
       state.credentials?.deviceId !== given?.deviceId || state.credentials?.token !== given?.token;
@@ -112,7 +123,7 @@ export class StateKeeper {
     const creds =
       typeof reg === 'function'
         ? checkCredentials(await reg())
-        : await registerDevice(this.#o.http, reg, this.#o.fetch);
+        : await registerDevice(this.#o.http(), reg, this.#o.fetch);
     this.#creds = creds;
     await this.save().catch(() => {}); // a failure is reported by the persister; connect anyway
     return creds;
@@ -123,6 +134,7 @@ export class StateKeeper {
     const state: ClientState = { cursors, dedupe };
     if (this.#creds) state.credentials = { ...this.#creds };
     if (Object.keys(this.#learned).length > 0) state.heartbeat = JSON.parse(JSON.stringify(this.#learned));
+    if (this.webpush) state.webpush = JSON.parse(JSON.stringify(this.webpush));
     return { state, meta: mark };
   }
 }

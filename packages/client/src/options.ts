@@ -12,7 +12,7 @@ import {
 import { memoryStorage } from './storage/memory.js';
 import type { Credentials, StateStore } from './storage/types.js';
 import type { Transport } from './transport/types.js';
-import { type Endpoints, endpoints } from './url.js';
+import { type Endpoints, servers } from './url.js';
 
 /**
  * Heartbeat choice: a fixed interval (`{interval, pongTimeout}`, the default `{60, 10}`),
@@ -27,8 +27,12 @@ export type HeartbeatOption =
 
 /** Options of `createClient`. Times are milliseconds unless the name says otherwise. */
 export interface ClientOptions {
-  /** Server base URL: `http(s)://host:port` or `ws(s)://host:port`, optionally with `/v1/connect`. */
-  url: string;
+  /**
+   * Server base URL: `http(s)://host:port` or `ws(s)://host:port`, optionally with `/v1/connect`.
+   * Or a list of them (the nodes of a cluster): the client starts with the first and moves to the
+   * next after each failed attempt or lost session, wrapping around.
+   */
+  url: string | readonly string[];
   /** The device's credentials. Win over stored ones (a different device resets the stored state). */
   credentials?: Credentials;
   /** How to get credentials when neither `credentials` nor storage has them. */
@@ -63,7 +67,8 @@ export interface ClientOptions {
 
 /** Options with every default applied. */
 export interface ResolvedOptions {
-  endpoints: Endpoints;
+  /** One per URL of the `url` option, in order. */
+  servers: Endpoints[];
   credentials: Credentials | undefined;
   register: RegisterOption | undefined;
   storage: StateStore;
@@ -103,7 +108,7 @@ export function resolveOptions(options: ClientOptions, defaultTransport: () => T
     throw new ConfigError('register needs an apiKey (or a function returning credentials)');
   }
   return {
-    endpoints: endpoints(options.url),
+    servers: servers(options.url),
     credentials: creds,
     register: reg,
     storage: options.storage ?? memoryStorage(),

@@ -11,11 +11,24 @@ export interface Endpoints {
 }
 
 /**
+ * The endpoints of each server of the `url` option (one URL or a list, tried in turn on failure).
+ * @example servers(['https://a.example.com', 'https://b.example.com']).length // 2
+ */
+export function servers(url: string | readonly string[]): Endpoints[] {
+  if (typeof url === 'string') return [endpoints(url)];
+  if (!Array.isArray(url) || url.length === 0) {
+    throw new ConfigError('url must be a URL or a non-empty list of URLs');
+  }
+  return url.map((u) => endpoints(u));
+}
+
+/**
  * Derives the WebSocket and HTTP addresses from the server's base URL, given as `http(s)://`,
  * `ws(s)://`, with or without a path prefix (a reverse proxy's), with or without `/v1/connect`.
  * @example endpoints('https://push.example.com') // { ws: 'wss://push.example.com/v1/connect', http: 'https://push.example.com' }
  */
 export function endpoints(url: string): Endpoints {
+  if (typeof url !== 'string') throw new ConfigError(`invalid url ${JSON.stringify(url)}`);
   let u: URL;
   try {
     u = new URL(url);

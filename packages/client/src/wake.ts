@@ -23,6 +23,10 @@ export interface WakeHost {
   ping(): boolean;
   /** Connects now (no backoff) unless already connecting or open. */
   connectNow(): void;
+  /** Drops the open session (its socket is presumed dead) and connects now. */
+  reconnectNow(): void;
+  /** The heartbeat policy's pong deadline (ms). */
+  readonly pongTimeoutMs: number;
   /** True when every processed message is saved and acknowledged. */
   settled(): boolean;
   /** Subscribes to client happenings; returns a disposer. */
@@ -42,15 +46,18 @@ export function wakeBudget(deadlineMs: number): number {
  * For an OS wake-up (iOS keep-alive handler, Android job, background fetch): make sure the
  * connection is alive, take in what is waiting, and report strictly before the deadline.
  *
- * Open: ping and wait for the pong. Not open: connect now (no backoff). Then drain: wait until no
- * message came for `quietMs` and everything processed is saved and acknowledged. Resolves early
- * with what it has when the budget (deadline minus a small reserve) runs out or the client closes.
+ * Open: ping and wait for the pong — at most a third of the budget (or the pong deadline, if
+ * shorter): a socket that stays silent that long is presumed dead (the NAT dropped the mapping
+ * while the app slept), dropped, and replaced at once, so the budget is spent reconnecting, not
+ * waiting. Not open: connect now (no backoff). Then drain: wait until no message came for
+ * `quietMs` and everything processed is saved and acknowledged. Resolves early with what it has
+ * when the budget (deadline minus a small reserve) runs out or the client closes.
  */
 export function runWake(host: WakeHost, deadlineMs: number, quietMs: number): Promise<WakeReport> {
   const { clock } = host;
   const start = clock.now();
   const budget = wakeBudget(deadlineMs);
-  const timers = new Timers<'deadline' | 'quiet'>(clock);
+  const timers = new Timers<'deadline' | 'quiet' | 'pong'>(clock);
   const disposers: Disposer[] = [];
   let messages = 0;
   let confirmed = false;
@@ -89,6 +96,12 @@ export function runWake(host: WakeHost, deadlineMs: number, quietMs: number): Pr
         drain();
       }),
     );
-    if (host.state() !== 'open' || !host.ping()) host.connectNow();
+    if (host.state() !== 'open' || !host.ping()) {
+      host.connectNow();
+      return;
+    }
+    timers.set('pong', Math.min(host.pongTimeoutMs, budget / 3), () => {
+      if (!confirmed && host.state() === 'open') host.reconnectNow();
+    });
   });
 }

@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { LocalBus } from './bus/local.js';
+import type { Bus } from './bus/types.js';
 import type { Store } from './store/types.js';
 import type { Clock } from './util/clock.js';
 import type { WebPushOptions } from './webpush/routes.js';
@@ -7,6 +9,8 @@ import type { WebPushOptions } from './webpush/routes.js';
 export interface ServerOptions {
   /** Durable store (SQLite by default through {@link openServer}). */
   store: Store;
+  /** How new messages reach the node holding the device: in-process (default) or a cluster's `RedisBus`. */
+  bus?: Bus;
   /** Admin API keys accepted as `Authorization: Bearer KEY`. */
   apiKeys: string[];
   /** Largest `data` + `notification` of one message, in bytes. Default 4096. */
@@ -52,6 +56,7 @@ const DAY = 24 * 3600;
 export function resolveOptions(o: ServerOptions): ResolvedOptions {
   return {
     store: o.store,
+    bus: o.bus ?? new LocalBus(),
     apiKeys: o.apiKeys,
     maxPayload: o.maxPayload ?? 4096,
     defaultTtl: o.defaultTtl ?? 30 * DAY,

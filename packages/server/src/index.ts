@@ -3,6 +3,9 @@
  * Pushwire server: HTTP API, WebSocket gateway, delivery core and stores.
  */
 
+export { LocalBus } from './bus/local.js';
+export { RedisBus, type RedisBusOptions } from './bus/redis.js';
+export type { Bus, BusSink, CatchUpScope, DeviceCommand } from './bus/types.js';
 export type { ServerOptions } from './config.js';
 export { Hub, type PublishOutcome, type PublishRequest, type Target } from './core/hub.js';
 export { HttpError } from './errors.js';

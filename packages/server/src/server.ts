@@ -59,7 +59,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       ? Fastify({ ...fastifyOptions, https: { cert: options.tls.cert, key: options.tls.key } })
       : Fastify(fastifyOptions)
   ) as FastifyInstance;
-  const hub = new Hub(opts.store, opts.clock);
+  const hub = new Hub(opts.store, opts.clock, opts.bus);
   const gateway = new Gateway(hub, opts, opts.logger);
   let draining = false;
   let url = '';
@@ -100,6 +100,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       draining = true;
       for (const s of hub.sessions()) s.close(1001, 'server closing');
       await app.close();
+      await opts.bus.close();
       await opts.store.close();
     })();
     return closing;

@@ -1,5 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { createClient, fileStorage, type PushMessage } from '@pushwire/client/node';
+import {
+  createClient,
+  fileStorage,
+  type PushMessage,
+  type PushwireClient,
+  WebPushError,
+  type WebPushSubscription,
+} from '@pushwire/client/node';
 
 interface ListenFlags {
   server: string;
@@ -11,6 +18,8 @@ interface ListenFlags {
   notify?: boolean;
   heartbeat: string;
   networkKey?: string;
+  webpush?: boolean;
+  vapidKey?: string;
 }
 
 const log = (text: string) => process.stderr.write(`pushwire listen: ${text}\n`);
@@ -58,9 +67,43 @@ function runExec(cmd: string, input: string): Promise<void> {
   });
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The device's Web Push subscription for `vapidKey`: the stored one, or a new one. A stored one
+ * made for another key is replaced (the user asked for this key); a failure that may pass
+ * (network, 5xx, 429) is retried with backoff up to 30 s.
+ */
+async function webPushSubscription(
+  client: PushwireClient,
+  vapidKey: string | undefined,
+): Promise<WebPushSubscription> {
+  const options = vapidKey === undefined ? {} : { applicationServerKey: vapidKey };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await client.pushSubscribe(options);
+    } catch (err) {
+      if (!(err instanceof WebPushError)) throw err;
+      if (err.reason === 'KEY_MISMATCH') {
+        log('the stored Web Push subscription is bound to another --vapid-key: replacing it');
+        await client.pushUnsubscribe();
+        continue;
+      }
+      if (!err.retryable) throw err;
+      const wait = Math.min(30_000, 1000 * 2 ** attempt);
+      log(`Web Push subscribe failed (${err.message}); retrying in ${wait / 1000} s`);
+      await sleep(wait);
+    }
+  }
+}
+
 /**
  * `pushwire listen`: a device on the command line. Registers on first run (credentials in the state
  * file), resumes from the stored cursors afterwards, prints each message as one JSON line.
+ *
+ * With `--webpush` (or `--vapid-key`), the first line is the device's Web Push subscription,
+ * `{"type":"webpush-subscription","subscription":{endpoint,expirationTime,keys}}`, for a Web Push
+ * backend; messages that arrive before it is known wait, so that it is always the first line.
  */
 export async function listenCommand(f: ListenFlags): Promise<void> {
   const heartbeat = heartbeatOption(f.heartbeat);
@@ -75,8 +118,12 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
   if (!saved?.credentials && !f.apiKey)
     throw new Error(`${f.state} holds no device yet: give --api-key to register one`);
 
+  const servers = f.server
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const client = createClient({
-    url: f.server,
+    url: servers.length === 1 ? servers[0]! : servers,
     storage,
     heartbeat,
     ...(f.apiKey && { register: { apiKey: f.apiKey, ...(f.user !== undefined && { user: f.user }) } }),
@@ -85,7 +132,7 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
 
   // --exec runs one command at a time, in message order.
   let execChain = Promise.resolve();
-  client.on('message', (m: PushMessage) => {
+  const print = (m: PushMessage) => {
     const line = JSON.stringify(m);
     process.stdout.write(`${line}\n`);
     if (f.exec) {
@@ -99,6 +146,18 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
         () => {},
       );
     }
+  };
+  // With --webpush, messages wait until the subscription line is out. They are acknowledged
+  // already, so whatever happens next (failure, signal) prints them rather than lose them.
+  let held: PushMessage[] | undefined = f.webpush || f.vapidKey !== undefined ? [] : undefined;
+  const release = () => {
+    const waiting = held ?? [];
+    held = undefined;
+    for (const m of waiting) print(m);
+  };
+  client.on('message', (m: PushMessage) => {
+    if (held) held.push(m);
+    else print(m);
   });
   client.on('state', ({ from, to }) => log(`${from} → ${to}`));
   client.on('error', (err: Error & { code?: string }) => log(`${err.code ?? err.name}: ${err.message}`));
@@ -110,7 +169,25 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
     );
   }
 
+  let stopping = false;
+  if (held) {
+    webPushSubscription(client, f.vapidKey).then(
+      (subscription) => {
+        process.stdout.write(`${JSON.stringify({ type: 'webpush-subscription', subscription })}\n`);
+        release();
+      },
+      (err: Error) => {
+        if (stopping) return; // closed by a signal meanwhile
+        log(`Web Push subscribe failed: ${err.message}`);
+        release();
+        client.close().finally(() => execChain.then(() => process.exit(1)));
+      },
+    );
+  }
+
   const stop = () => {
+    stopping = true;
+    release();
     client.close().then(
       () => execChain.then(() => process.exit(0)),
       () => process.exit(1),

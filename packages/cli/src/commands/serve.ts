@@ -1,8 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createPushwireServer, SqliteStore } from '@pushwire/server';
-import { destination, pino } from 'pino';
+import {
+  type Bus,
+  createPushwireServer,
+  RedisBus,
+  RedisStore,
+  SqliteStore,
+  type Store,
+} from '@pushwire/server';
+import { destination, type Logger, pino } from 'pino';
 
 interface ServeFlags {
   host: string;
@@ -17,6 +24,54 @@ interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   publicUrl?: string;
+  redis?: string;
+  redisCluster?: boolean;
+  nodeId?: string;
+}
+
+/** The store and bus of this node, and what to tell the operator about them. */
+interface Engine {
+  store: Store;
+  bus?: Bus;
+  lines: string[];
+}
+
+/** SQLite in the data dir, or (with --redis) store and bus on Redis after checking its durability. */
+async function openEngine(f: ServeFlags, dataDir: string, logger: Logger): Promise<Engine> {
+  if (!f.redis) {
+    const path = join(dataDir, 'pushwire.db');
+    return { store: SqliteStore.open({ path }), lines: [`Data dir: ${dataDir}  (SQLite store)`] };
+  }
+  const url = f.redis;
+  const cluster = f.redisCluster === true;
+  const store = await RedisStore.connect({ url, cluster });
+  let bus: RedisBus | undefined;
+  try {
+    bus = await RedisBus.connect({
+      url,
+      cluster,
+      logger,
+      ...(f.nodeId !== undefined && { nodeId: f.nodeId }),
+    });
+    const d = await store.checkDurability();
+    const rdb = d.rdb === '' ? 'off' : d.rdb === 'unknown' ? 'unknown' : `save "${d.rdb}"`;
+    const where = `${url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')}${cluster ? ' (Redis Cluster)' : ''}`;
+    logger.info({ redis: where, version: bus.version, node: bus.nodeId, ...d }, 'redis');
+    if (!d.aof) logger.warn(d.note);
+    return {
+      store,
+      bus,
+      lines: [
+        `Redis ${bus.version || '(version hidden)'} at ${where}: AOF ${d.aof ? 'on' : 'off'}, appendfsync ${d.appendfsync}, RDB ${rdb}`,
+        `          ${d.note}`,
+        `Node id:  ${bus.nodeId}`,
+      ],
+    };
+  } catch (err) {
+    await bus?.close();
+    await store.close();
+    throw err;
+  }
 }
 
 /** Reads --tls-cert and --tls-key: both or neither. */
@@ -35,16 +90,25 @@ function apiKeyFor(dataDir: string): { key: string; created: boolean } {
   return { key, created: true };
 }
 
-/** `pushwire serve`: one node on the embedded SQLite store; drains on SIGTERM/SIGINT. */
+/**
+ * `pushwire serve`: one node on the embedded SQLite store, or (--redis) one node of a cluster on
+ * Redis; drains on SIGTERM/SIGINT.
+ */
 export async function serveCommand(f: ServeFlags): Promise<void> {
+  if (f.redis && !f.apiKey) {
+    throw new Error(
+      '--redis: every node of a cluster must accept the same key: give --api-key (or PUSHWIRE_API_KEY)',
+    );
+  }
   const dataDir = resolve(f.data);
-  mkdirSync(dataDir, { recursive: true });
+  if (!f.redis) mkdirSync(dataDir, { recursive: true });
   const { key, created } = f.apiKey ? { key: f.apiKey, created: false } : apiKeyFor(dataDir);
   const logger = pino({ level: f.logLevel, base: { pid: process.pid } }, destination(2));
   const tls = tlsOf(f);
-  const store = SqliteStore.open({ path: join(dataDir, 'pushwire.db') });
+  const { store, bus, lines } = await openEngine(f, dataDir, logger);
   const server = createPushwireServer({
     store,
+    ...(bus && { bus }),
     apiKeys: [key],
     maxPayload: f.maxPayload,
     drainWindowMs: f.drainWindow,
@@ -54,28 +118,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     ...(tls && { tls }),
     ...(f.publicUrl && { webPush: { publicUrl: f.publicUrl } }),
   });
-  const url = await server.listen({ host: f.host, port: f.port });
-  const keyNote = f.apiKey
-    ? '(from --api-key / PUSHWIRE_API_KEY)'
-    : created
-      ? `(new, saved in ${join(dataDir, 'api-key')})`
-      : `(from ${join(dataDir, 'api-key')})`;
-  process.stdout.write(
-    [
-      `Pushwire listening on ${url}  (WebSocket ${url.replace(/^http/, 'ws')}/v1/connect)`,
-      `Data dir: ${dataDir}`,
-      `API key:  ${key}  ${keyNote}`,
-      `Demo:     ${url}/demo#key=${key}   Dashboard: ${url}/dashboard#key=${key}   API docs: ${url}/docs`,
-      '',
-      'See a push arrive — in a second terminal:',
-      `  npx pushwire listen --server ${url} --api-key ${key} --state ./device.json --user demo`,
-      'and in a third:',
-      `  npx pushwire publish --server ${url} --api-key ${key} --user demo --title "Hello" --body "from Pushwire"`,
-      '',
-    ].join('\n'),
-  );
-  logger.info({ url, dataDir }, 'listening');
-
+  // Signals are handled from before the port opens, so a SIGTERM at any moment drains cleanly.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -97,4 +140,26 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  const url = await server.listen({ host: f.host, port: f.port });
+  const keyNote = f.apiKey
+    ? '(from --api-key / PUSHWIRE_API_KEY)'
+    : created
+      ? `(new, saved in ${join(dataDir, 'api-key')})`
+      : `(from ${join(dataDir, 'api-key')})`;
+  process.stdout.write(
+    [
+      `Pushwire listening on ${url}  (WebSocket ${url.replace(/^http/, 'ws')}/v1/connect)`,
+      ...lines,
+      `API key:  ${key}  ${keyNote}`,
+      `Demo:     ${url}/demo#key=${key}   Dashboard: ${url}/dashboard#key=${key}   API docs: ${url}/docs`,
+      '',
+      'See a push arrive — in a second terminal:',
+      `  npx pushwire listen --server ${url} --api-key ${key} --state ./device.json --user demo`,
+      'and in a third:',
+      `  npx pushwire publish --server ${url} --api-key ${key} --user demo --title "Hello" --body "from Pushwire"`,
+      '',
+    ].join('\n'),
+  );
+  logger.info({ url, ...(f.redis ? { node: bus?.nodeId } : { dataDir }) }, 'listening');
 }

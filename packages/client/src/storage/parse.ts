@@ -1,6 +1,6 @@
 import { StorageError } from '../errors.js';
 import type { LearnedHeartbeat } from '../heartbeat.js';
-import type { ClientState, Credentials } from './types.js';
+import type { ClientState, Credentials, StoredWebPush } from './types.js';
 
 /**
  * Turns stored JSON back into a {@link ClientState}. Malformed entries are dropped (a cursor that
@@ -20,6 +20,8 @@ export function parseState(text: string, where: string): ClientState {
   if (creds) state.credentials = creds;
   const hb = heartbeat(value.heartbeat);
   if (hb) state.heartbeat = hb;
+  const wp = webpush(value.webpush);
+  if (wp) state.webpush = wp;
   return state;
 }
 
@@ -60,6 +62,24 @@ function heartbeat(v: unknown): Record<string, LearnedHeartbeat> | undefined {
     if (isPositive(l.settledAt)) learned.settledAt = l.settledAt;
     out[key] = learned;
   }
+  return out;
+}
+
+/** A stored Web Push subscription, or undefined when any part is missing or of the wrong type. */
+function webpush(v: unknown): StoredWebPush | undefined {
+  if (!isObject(v) || !isObject(v.keys)) return undefined;
+  const { subscriptionId, endpoint, expirationTime, applicationServerKey, keys } = v;
+  const strings = [subscriptionId, endpoint, keys.p256dh, keys.auth, keys.d];
+  if (!strings.every((s) => typeof s === 'string' && s.length > 0)) return undefined;
+  if (expirationTime !== null && !isPositive(expirationTime)) return undefined;
+  if (applicationServerKey !== undefined && typeof applicationServerKey !== 'string') return undefined;
+  const out: StoredWebPush = {
+    subscriptionId: subscriptionId as string,
+    endpoint: endpoint as string,
+    expirationTime: expirationTime as number | null,
+    keys: { p256dh: keys.p256dh as string, auth: keys.auth as string, d: keys.d as string },
+  };
+  if (applicationServerKey !== undefined) out.applicationServerKey = applicationServerKey;
   return out;
 }
 

@@ -19,6 +19,21 @@ export interface ClientState {
   dedupe: string[];
   /** What the adaptive heartbeat learned, per network key. */
   heartbeat?: Record<string, LearnedHeartbeat>;
+  /** The Web Push subscription made by `pushSubscribe`, with its private keys. */
+  webpush?: StoredWebPush;
+}
+
+/**
+ * A Web Push subscription as the SDK keeps it: the server's id and endpoint, and the receiver's
+ * keys (`p256dh`, `auth`, private scalar `d`, base64url). `d` never leaves the device.
+ */
+export interface StoredWebPush {
+  subscriptionId: string;
+  endpoint: string;
+  expirationTime: number | null;
+  /** The VAPID public key the subscription is bound to (base64url, no padding), if any. */
+  applicationServerKey?: string;
+  keys: { p256dh: string; auth: string; d: string };
 }
 
 /**

@@ -1,20 +1,14 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { ResolvedOptions } from '../config.js';
-import type { Hub, PublishRequest, Target } from '../core/hub.js';
+import type { Hub } from '../core/hub.js';
 import { HttpError, notFound } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
+import { StoreError } from '../store/errors.js';
 import { newDeviceId, newToken, sha256 } from '../util/ids.js';
 import { adminAuth } from './auth.js';
 import { deliveryReport } from './delivery.js';
-import {
-  deviceIdParam,
-  deviceReply,
-  errorSchema,
-  publishBody,
-  publishReply,
-  registerBody,
-  topicParams,
-} from './schemas.js';
+import { registerMessageRoutes } from './messages.js';
+import { deviceIdParam, deviceReply, errorSchema, registerBody, topicParams } from './schemas.js';
 import { messageStatusReply } from './status-schemas.js';
 
 interface Deps {
@@ -23,16 +17,6 @@ interface Deps {
   opts: ResolvedOptions;
   version: string;
   isDraining: () => boolean;
-}
-
-interface PublishBody {
-  to: Target;
-  id?: string;
-  data?: unknown;
-  notification?: PublishRequest['notification'];
-  ttl?: number;
-  collapseKey?: string;
-  urgency?: PublishRequest['urgency'];
 }
 
 const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema };
@@ -59,7 +43,9 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   app.get('/readyz', { schema: ready }, async (_req, reply) =>
     deps.isDraining()
       ? reply.code(503).send({ error: 'DRAINING', message: 'server is shutting down' })
-      : { status: 'ready' },
+      : hub.healthy
+        ? { status: 'ready' }
+        : reply.code(503).send({ error: 'STORE_UNAVAILABLE', message: 'Redis is unreachable' }),
   );
 
   app.post<{ Body: { user?: string } | null }>(
@@ -112,15 +98,16 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
       const device = await store.getDevice(req.params.id);
       if (!device) throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
       const session = hub.sessionOf(device.id);
-      const [pending, topics] = await Promise.all([
+      const [pending, topics, online] = await Promise.all([
         store.pendingCount(device.id, opts.clock.now()),
         store.topicsOf(device.id),
+        hub.isOnline(device.id), // another node's session counts (presence, approximate)
       ]);
       return {
         deviceId: device.id,
         ...(device.user !== undefined && { user: device.user }),
-        online: session !== undefined,
-        lastSeen: session ? opts.clock.now() : device.lastSeen || null,
+        online,
+        lastSeen: online ? opts.clock.now() : device.lastSeen || null,
         pending,
         heartbeat: session?.heartbeat ?? null,
         topics,
@@ -142,7 +129,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     async (req, reply) => {
       if (!(await store.getDevice(req.params.id)))
         throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
-      hub.sessionOf(req.params.id)?.fail('UNAUTHORIZED', 'device deleted', true, 4001);
+      hub.revoke(req.params.id); // closes its session on whichever node holds it
       await store.deleteDevice(req.params.id);
       return reply.code(204).send();
     },
@@ -196,51 +183,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     },
   );
 
-  app.post<{ Body: PublishBody }>(
-    '/v1/messages',
-    {
-      onRequest: auth,
-      schema: {
-        tags: ['messages'],
-        summary: 'Publish a message to a device, a user or a topic',
-        description:
-          'Answers 202 once the message is durably stored. `id` is an idempotency key: publishing it ' +
-          'again appends nothing and returns the first result with `duplicate: true`.',
-        body: publishBody,
-        response: { 202: publishReply, ...errors },
-      },
-    },
-    async (req, reply) => {
-      const body = req.body;
-      const size = jsonBytes(body.data) + jsonBytes(body.notification);
-      if (size > opts.maxPayload) {
-        throw new HttpError(
-          413,
-          'PAYLOAD_TOO_LARGE',
-          `data and notification are ${size} bytes; the limit is ${opts.maxPayload}`,
-        );
-      }
-      const ttl = Math.min(body.ttl ?? opts.defaultTtl, opts.maxTtl);
-      const outcome = await hub.publish({
-        to: body.to,
-        ttl,
-        ...(body.id !== undefined && { id: body.id }),
-        ...(body.data !== undefined && { data: body.data }),
-        ...(body.notification !== undefined && { notification: body.notification }),
-        ...(body.collapseKey !== undefined && { collapseKey: body.collapseKey }),
-        ...(body.urgency !== undefined && { urgency: body.urgency }),
-      });
-      return reply.code(202).send({
-        id: outcome.id,
-        duplicate: outcome.duplicate,
-        ts: outcome.ts,
-        expiresAt: outcome.exp,
-        ttl: Math.round((outcome.exp - outcome.ts) / 1000),
-        recipients: outcome.entries.length,
-        entries: outcome.entries,
-      });
-    },
-  );
+  registerMessageRoutes(app, { hub, opts, auth });
 
   app.get<{ Params: { id: string } }>(
     '/v1/messages/:id',
@@ -275,10 +218,11 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   }
 }
 
-/** Serialised size of a JSON value, as it will be stored and sent (0 when absent). */
-const jsonBytes = (v: unknown): number => (v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v)));
-
 function sendError(reply: FastifyReply, err: FastifyError | HttpError, opts: ResolvedOptions): FastifyReply {
+  if (err instanceof StoreError && err.code === 'STORE_UNAVAILABLE') {
+    // Redis is away: answer at once; the client retries (a publish with its id is safe to retry).
+    return reply.code(503).header('retry-after', '1').send({ error: err.code, message: err.message });
+  }
   if (err instanceof HttpError) {
     return reply.code(err.statusCode).headers(err.headers).send({ error: err.code, message: err.message });
   }

@@ -1,4 +1,6 @@
 import { deviceStream, type NotificationFields, topicStream, type Urgency } from '@pushwire/protocol';
+import { LocalBus } from '../bus/local.js';
+import type { Bus, BusSink, CatchUpScope, DeviceCommand } from '../bus/types.js';
 import { HttpError, notFound } from '../errors.js';
 import { encodeEntry } from '../gateway/encode.js';
 import type { Session } from '../gateway/session.js';
@@ -34,11 +36,15 @@ export interface HubCounters {
   acked: number;
 }
 
+/** Sessions caught up from the store at once by {@link Hub.resync}. */
+const RESYNC_BATCH = 256;
+
 /**
  * The delivery core: which device is online on which session, which sessions follow which topic
- * stream, and the path publish → durable append → live hand-over to the sessions concerned.
+ * stream, and the path publish → durable append → bus → live hand-over to the sessions concerned
+ * (on this node, or on the node holding the device when the bus is a cluster's).
  */
-export class Hub {
+export class Hub implements BusSink {
   private readonly byDevice = new Map<string, Session>();
   private readonly byStream = new Map<string, Set<Session>>();
   readonly counters: HubCounters = { published: 0, duplicates: 0, delivered: 0, acked: 0 };
@@ -46,7 +52,15 @@ export class Hub {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-  ) {}
+    readonly bus: Bus = new LocalBus(),
+  ) {
+    bus.bind(this);
+  }
+
+  /** False while the bus or the store cannot reach Redis (readiness). */
+  get healthy(): boolean {
+    return this.bus.healthy && (this.store as { connected?: boolean }).connected !== false;
+  }
 
   get online(): number {
     return this.byDevice.size;
@@ -68,15 +82,22 @@ export class Hub {
       old.fail('REPLACED', 'a newer session of this device was opened', true, 4011);
     }
     this.byDevice.set(session.deviceId, session);
+    this.bus.attached(session.deviceId, session.id);
     const streams = [deviceStream(session.deviceId), ...topics.map(topicStream)];
     for (const s of streams) this.follow(session, s, cursors[s] ?? 0);
   }
 
   detach(session: Session): void {
-    if (this.byDevice.get(session.deviceId) === session) this.byDevice.delete(session.deviceId);
+    if (this.byDevice.get(session.deviceId) === session) {
+      this.byDevice.delete(session.deviceId);
+      this.bus.detached(session.deviceId, session.id);
+    }
     for (const stream of session.streams.keys()) this.byStream.get(stream)?.delete(session);
     for (const stream of session.streams.keys()) {
-      if (this.byStream.get(stream)?.size === 0) this.byStream.delete(stream);
+      if (this.byStream.get(stream)?.size === 0) {
+        this.byStream.delete(stream);
+        this.bus.unfollowed(stream);
+      }
     }
   }
 
@@ -86,6 +107,7 @@ export class Hub {
     if (!set) {
       set = new Set();
       this.byStream.set(stream, set);
+      this.bus.followed(stream);
     }
     set.add(session);
     session.open(stream, cursor);
@@ -94,22 +116,81 @@ export class Hub {
   unfollow(session: Session, stream: string): void {
     const set = this.byStream.get(stream);
     set?.delete(session);
-    if (set?.size === 0) this.byStream.delete(stream);
+    if (set?.size === 0) {
+      this.byStream.delete(stream);
+      this.bus.unfollowed(stream);
+    }
     session.drop(stream);
   }
 
-  /** Subscribes a device to a topic durably, and live when it is online. */
+  /** Subscribes a device to a topic durably, and live on whichever node holds its session. */
   async subscribe(deviceId: string, topic: string): Promise<number> {
     const seq = await this.store.subscribe(deviceId, topic);
-    const session = this.byDevice.get(deviceId);
-    if (session) this.follow(session, topicStream(topic), seq);
+    this.bus.send(deviceId, { t: 'follow', topic, seq });
     return seq;
   }
 
   async unsubscribe(deviceId: string, topic: string): Promise<void> {
     await this.store.unsubscribe(deviceId, topic);
+    this.bus.send(deviceId, { t: 'unfollow', topic });
+  }
+
+  /** Closes the device's session, on whichever node holds it (the device was deleted). */
+  revoke(deviceId: string): void {
+    this.bus.send(deviceId, { t: 'revoke' });
+  }
+
+  /** Whether the device has a session on this node or (per the bus's presence) on another. */
+  async isOnline(deviceId: string): Promise<boolean> {
+    return this.byDevice.has(deviceId) || (await this.bus.isOnline(deviceId));
+  }
+
+  holds(deviceId: string): boolean {
+    return this.byDevice.has(deviceId);
+  }
+
+  /** Applies a command from the bus to the device's local session. */
+  command(deviceId: string, cmd: DeviceCommand): void {
     const session = this.byDevice.get(deviceId);
-    if (session) this.unfollow(session, topicStream(topic));
+    if (!session) return;
+    switch (cmd.t) {
+      case 'follow':
+        return this.follow(session, topicStream(cmd.topic), cmd.seq);
+      case 'unfollow':
+        return this.unfollow(session, topicStream(cmd.topic));
+      case 'revoke':
+        return session.fail('UNAUTHORIZED', 'device deleted', true, 4001);
+      case 'replaced':
+        if (session.id !== cmd.session) return;
+        this.detach(session);
+        return session.fail('REPLACED', 'a newer session of this device was opened', true, 4011);
+    }
+  }
+
+  /**
+   * Catches local sessions up from the store (all, one device's, or one stream's followers): each
+   * stream is read again after what its session was sent. For one device (its session just became
+   * visible to the cluster), its topics are read again too, so a subscribe that raced the handshake
+   * is followed. Resolves with the number of sessions that could not be caught up because the
+   * store was unavailable.
+   */
+  async resync(scope?: CatchUpScope): Promise<number> {
+    let sessions: Session[];
+    let stream: string | undefined;
+    if (scope === undefined) sessions = [...this.byDevice.values()];
+    else if ('device' in scope) {
+      if (!(await this.refollow(scope.device))) return 1;
+      sessions = [this.byDevice.get(scope.device)].filter((s) => s !== undefined);
+    } else {
+      stream = scope.stream;
+      sessions = [...(this.byStream.get(stream) ?? [])];
+    }
+    let failed = 0;
+    for (let i = 0; i < sessions.length; i += RESYNC_BATCH) {
+      const batch = sessions.slice(i, i + RESYNC_BATCH);
+      for (const ok of await Promise.all(batch.map((s) => s.catchUp(stream)))) if (!ok) failed++;
+    }
+    return failed;
   }
 
   /**
@@ -131,10 +212,11 @@ export class Hub {
       ...(req.urgency !== undefined && { urgency: req.urgency }),
       ...(req.collapseKey !== undefined && { collapseKey: req.collapseKey }),
     }));
-    const result = await this.store.publish({ id, entries });
+    const result = await this.store.publish({ id, entries, fresh: req.id === undefined });
     if (result.duplicate) this.counters.duplicates++;
     else this.counters.published++;
-    this.dispatch(result.appended);
+    this.bus.route(result.appended);
+    if (result.duplicate && !(this.bus instanceof LocalBus)) this.renotify(result.record, result.appended);
     return { ...result.record, duplicate: result.duplicate };
   }
 
@@ -146,6 +228,45 @@ export class Hub {
       const text = encodeEntry(entry);
       for (const session of set) session.offer(entry, text);
     }
+  }
+
+  /**
+   * A publish id seen before, in a cluster: its first node may have died between appending and
+   * notifying (the publisher retried here), so its entries are routed again. Sessions drop what
+   * they already have; the cost is one read per stream, on retries only.
+   */
+  private renotify(record: PublishRecord, appended: StoredEntry[]): void {
+    const now = this.clock.now();
+    const done = new Set(appended.map((e) => e.stream));
+    const reads = record.entries
+      .filter((e) => !done.has(e.stream))
+      .map((e) => this.store.read(e.stream, e.seq - 1, 1, now));
+    Promise.all(reads).then(
+      (found) => this.bus.route(found.flat()),
+      () => {}, // the next resync catches up
+    );
+  }
+
+  /** Aligns a session's topic streams with the store's subscriptions; false when the store is away. */
+  private async refollow(deviceId: string): Promise<boolean> {
+    const session = this.byDevice.get(deviceId);
+    if (!session) return true;
+    // Only streams followed before the read may be dropped: a follow arriving meanwhile is newer.
+    const before = new Set(session.streams.keys());
+    let topics: string[];
+    let cursors: Record<string, number>;
+    try {
+      [topics, cursors] = await Promise.all([this.store.topicsOf(deviceId), this.store.cursorsOf(deviceId)]);
+    } catch {
+      return false;
+    }
+    if (this.byDevice.get(deviceId) !== session) return true;
+    const wanted = new Set(topics.map(topicStream));
+    for (const s of wanted) if (!session.streams.has(s)) this.follow(session, s, cursors[s] ?? 0);
+    for (const s of before) {
+      if (s.startsWith('t:') && !wanted.has(s) && session.streams.has(s)) this.unfollow(session, s);
+    }
+    return true;
   }
 
   private async targetStreams(to: Target): Promise<string[]> {

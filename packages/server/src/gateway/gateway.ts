@@ -244,7 +244,7 @@ export class Gateway {
     this.wheel.add(session);
     this.counters.handshakes++;
     this.log?.debug({ session: session.id, device: device.id, hb: session.heartbeat }, 'session open');
-    void store.touchDevice(device.id, clock.now());
+    store.touchDevice(device.id, clock.now()).catch(() => {}); // Redis may be away: never crash
 
     ws.on('message', (d, b) => this.onFrame(session, d, b));
     ws.once('close', (code) => {

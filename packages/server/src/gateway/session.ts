@@ -7,6 +7,7 @@ import {
   type ServerFrame,
 } from '@pushwire/protocol';
 import type { WebSocket } from 'ws';
+import { StoreError } from '../store/errors.js';
 import type { StoredEntry } from '../store/types.js';
 import { encodeEntry } from './encode.js';
 
@@ -88,6 +89,26 @@ export class Session {
     }
   }
 
+  /**
+   * Reads the session's streams (or one of them) again after what was sent, in case a live
+   * hand-over was lost (a cluster bus notifies at most once). A stream being replayed just reads
+   * once more. Resolves false when the store was unavailable (the socket stays open; retry later).
+   */
+  async catchUp(stream?: string): Promise<boolean> {
+    if (this.closed) return true;
+    const names = stream === undefined ? [...this.streams.keys()] : [stream];
+    const runs = names.map((name) => {
+      const st = this.streams.get(name);
+      if (!st) return true;
+      if (st.pumping) {
+        st.dirty = true;
+        return true;
+      }
+      return this.pump(name);
+    });
+    return (await Promise.all(runs)).every(Boolean);
+  }
+
   /** Clamps acks to what this session may acknowledge: its streams, up to what it was sent. */
   entitledAcks(acks: Cursors): Cursors {
     const out: Cursors = {};
@@ -155,15 +176,16 @@ export class Session {
     this.socket.send(text, cb);
   }
 
-  private async pump(stream: string): Promise<void> {
+  /** Replays a stream from the store after `sent`; false when the store was unavailable. */
+  private async pump(stream: string): Promise<boolean> {
     const st = this.streams.get(stream);
-    if (!st || st.pumping) return;
+    if (!st || st.pumping) return true;
     st.pumping = true;
     try {
       for (;;) {
         st.dirty = false;
         const rows = await this.host.read(stream, st.sent);
-        if (this.closed || this.streams.get(stream) !== st) return;
+        if (this.closed || this.streams.get(stream) !== st) return true;
         let sent = 0;
         let written: Promise<void> | undefined;
         for (const [i, row] of rows.entries()) {
@@ -182,11 +204,14 @@ export class Session {
           await written;
           continue;
         }
-        if (!st.dirty) return;
+        if (!st.dirty) return true;
       }
     } catch (err) {
+      // The store (Redis) is away: keep the socket, the bus catches the stream up once it is back.
+      if (err instanceof StoreError && err.code === 'STORE_UNAVAILABLE') return false;
       this.host.onError(err);
       this.fail('INTERNAL', 'replay failed', true, 1011);
+      return true;
     } finally {
       st.pumping = false;
     }

@@ -53,6 +53,7 @@ interface Waiter<T> {
 interface QueuedPublish extends Waiter<PublishResult> {
   id: string;
   entries: NewEntry[];
+  fresh: boolean;
   rows: Omit<EntryRow, 'seq' | 'prev_seq'>[];
 }
 
@@ -128,6 +129,8 @@ export class SqliteStore implements Store {
       (batch: QueuedPublish[], soft: SoftWrites, heads: Map<string, number>) => {
         const seen = new Map<string, PublishRecord>();
         const results = batch.map((item) => this.append(item, heads, seen));
+        // One head write per stream per batch, not per entry.
+        for (const [stream, head] of heads) this.stmts.setHead.run(stream, head);
         this.writeSoft(soft);
         return results;
       },
@@ -278,7 +281,14 @@ export class SqliteStore implements Store {
     this.assertOpen();
     const rows = item.entries.map(toEntryRow);
     return new Promise<PublishResult>((resolve, reject) => {
-      this.queue.push({ id: item.id, entries: item.entries, rows, resolve, reject });
+      this.queue.push({
+        id: item.id,
+        entries: item.entries,
+        fresh: item.fresh === true,
+        rows,
+        resolve,
+        reject,
+      });
       if (this.queue.length >= this.maxSize) this.flush();
       else this.schedule();
     });
@@ -403,7 +413,8 @@ export class SqliteStore implements Store {
     heads: Map<string, number>,
     seen: Map<string, PublishRecord>,
   ): PublishResult {
-    const prior = seen.get(item.id) ?? this.loadPublish(item.id);
+    // A server-generated id is new by construction: skip the lookup (the common case).
+    const prior = seen.get(item.id) ?? (item.fresh ? undefined : this.loadPublish(item.id));
     if (prior) return { record: prior, duplicate: true, appended: [] };
     const appended = item.entries.map((entry, i): StoredEntry => {
       const prevSeq = heads.get(entry.stream) ?? this.headOf(entry.stream);
@@ -412,7 +423,6 @@ export class SqliteStore implements Store {
         this.counters.collapsed += this.stmts.collapse.run(entry.stream, entry.collapseKey).changes;
       }
       this.stmts.insertEntry.run({ ...item.rows[i]!, seq, prev_seq: prevSeq });
-      this.stmts.setHead.run(entry.stream, seq);
       heads.set(entry.stream, seq);
       return { ...entry, seq, prevSeq };
     });

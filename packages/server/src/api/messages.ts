@@ -1,0 +1,154 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ResolvedOptions } from '../config.js';
+import type { Hub, PublishOutcome, PublishRequest, Target } from '../core/hub.js';
+import { HttpError } from '../errors.js';
+import { errorSchema, publishBody, publishReply } from './schemas.js';
+
+/** A publish as the API receives it (validated by {@link publishBody}). */
+export interface PublishBody {
+  to: Target;
+  id?: string;
+  data?: unknown;
+  notification?: PublishRequest['notification'];
+  ttl?: number;
+  collapseKey?: string;
+  urgency?: PublishRequest['urgency'];
+}
+
+/** Largest number of messages in one batch request. */
+export const MAX_BATCH = 1000;
+
+const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema };
+
+/** Serialised size of a JSON value, as it will be stored and sent (0 when absent). */
+const jsonBytes = (v: unknown): number => (v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v)));
+
+/** The 202 body of one accepted message. */
+function accepted(outcome: PublishOutcome) {
+  return {
+    id: outcome.id,
+    duplicate: outcome.duplicate,
+    ts: outcome.ts,
+    expiresAt: outcome.exp,
+    ttl: Math.round((outcome.exp - outcome.ts) / 1000),
+    recipients: outcome.entries.length,
+    entries: outcome.entries,
+  };
+}
+
+/** Checks the payload limit, applies TTL defaults, publishes; resolves once durable. */
+function publishOne(hub: Hub, opts: ResolvedOptions, body: PublishBody): Promise<PublishOutcome> {
+  const size = jsonBytes(body.data) + jsonBytes(body.notification);
+  if (size > opts.maxPayload) {
+    throw new HttpError(
+      413,
+      'PAYLOAD_TOO_LARGE',
+      `data and notification are ${size} bytes; the limit is ${opts.maxPayload}`,
+    );
+  }
+  return hub.publish({
+    to: body.to,
+    ttl: Math.min(body.ttl ?? opts.defaultTtl, opts.maxTtl),
+    ...(body.id !== undefined && { id: body.id }),
+    ...(body.data !== undefined && { data: body.data }),
+    ...(body.notification !== undefined && { notification: body.notification }),
+    ...(body.collapseKey !== undefined && { collapseKey: body.collapseKey }),
+    ...(body.urgency !== undefined && { urgency: body.urgency }),
+  });
+}
+
+/** `POST /v1/messages` and `POST /v1/messages/batch`. */
+export function registerMessageRoutes(
+  app: FastifyInstance,
+  deps: { hub: Hub; opts: ResolvedOptions; auth: (req: FastifyRequest) => Promise<void> },
+): void {
+  const { hub, opts, auth } = deps;
+
+  app.post<{ Body: PublishBody }>(
+    '/v1/messages',
+    {
+      onRequest: auth,
+      schema: {
+        tags: ['messages'],
+        summary: 'Publish a message to a device, a user or a topic',
+        description:
+          'Answers 202 once the message is durably stored. `id` is an idempotency key: publishing it ' +
+          'again appends nothing and returns the first result with `duplicate: true`.',
+        body: publishBody,
+        response: { 202: publishReply, ...errors },
+      },
+    },
+    async (req, reply) => reply.code(202).send(accepted(await publishOne(hub, opts, req.body))),
+  );
+
+  app.post<{ Body: { messages: PublishBody[] } }>(
+    '/v1/messages/batch',
+    {
+      onRequest: auth,
+      // A batch may hold up to MAX_BATCH payloads of maxPayload bytes each, plus JSON overhead.
+      bodyLimit: MAX_BATCH * (opts.maxPayload + 1024),
+      schema: {
+        tags: ['messages'],
+        summary: `Publish up to ${MAX_BATCH} messages in one request`,
+        description:
+          'Each message is validated and stored like a single publish; all are committed together. ' +
+          'Answers 202 once every accepted message is durable, with one result per message in order: ' +
+          'the accepted message, or `{error, message, status}` for one that was refused (unknown device, ' +
+          'payload too large). Schema errors refuse the whole batch with 400.',
+        body: {
+          type: 'object',
+          properties: { messages: { type: 'array', items: publishBody, minItems: 1, maxItems: MAX_BATCH } },
+          required: ['messages'],
+          additionalProperties: false,
+        },
+        response: {
+          202: {
+            type: 'object',
+            properties: {
+              accepted: { type: 'integer' },
+              refused: { type: 'integer' },
+              results: {
+                type: 'array',
+                items: {
+                  anyOf: [
+                    { ...publishReply, required: ['id'] },
+                    {
+                      type: 'object',
+                      properties: {
+                        error: { type: 'string' },
+                        message: { type: 'string' },
+                        status: { type: 'integer' },
+                      },
+                      required: ['error'],
+                    },
+                  ],
+                },
+              },
+            },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (req, reply) => {
+      // All publishes enter the store's current batch together: one commit for the whole request.
+      const settled = await Promise.allSettled(
+        req.body.messages.map((m) => {
+          try {
+            return publishOne(hub, opts, m);
+          } catch (err) {
+            return Promise.reject(err);
+          }
+        }),
+      );
+      let refused = 0;
+      const results = settled.map((s) => {
+        if (s.status === 'fulfilled') return accepted(s.value);
+        if (!(s.reason instanceof HttpError) || s.reason.statusCode >= 500) throw s.reason;
+        refused++;
+        return { error: s.reason.code, message: s.reason.message, status: s.reason.statusCode };
+      });
+      return reply.code(202).send({ accepted: results.length - refused, refused, results });
+    },
+  );
+}

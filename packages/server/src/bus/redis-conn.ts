@@ -1,0 +1,158 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { StoredEntry } from '../store/types.js';
+import { escapeName } from '../store/redis-keys.js';
+import type { DeviceCommand } from './types.js';
+
+/**
+ * Keys, scripts, connections and message format of the Redis bus.
+ *
+ * ```
+ * <p>{d:<id>}:at            string  presence: "<node> <session>" of the node holding the device,
+ *                                   PX = presence TTL, refreshed by that node (slot of the device)
+ * <p>{node:<node>}          channel that node's inbox: device entries and device commands
+ * <p>{t:<topic>}:bus        channel new entries of a topic; nodes with followers subscribe
+ * ```
+ *
+ * Channel names carry the hash tag of the data they announce, so they can move to sharded pub/sub
+ * (SSUBSCRIBE) unchanged; today they are plain channels (see redis.ts for why).
+ */
+export class BusKeys {
+  constructor(private readonly prefix: string) {}
+
+  presence(deviceId: string): string {
+    return `${this.prefix}{d:${escapeName(deviceId)}}:at`;
+  }
+
+  inbox(nodeId: string): string {
+    return `${this.prefix}{node:${escapeName(nodeId)}}`;
+  }
+
+  topic(stream: string): string {
+    return `${this.prefix}{${escapeName(stream)}}:bus`;
+  }
+}
+
+/** One message on a channel: its origin node, then entries and/or device commands. */
+export interface BusMessage {
+  o: string;
+  e?: StoredEntry[];
+  c?: [deviceId: string, cmd: DeviceCommand][];
+}
+
+/** Parses a channel message; undefined for anything malformed (never throws). */
+export function parseMessage(text: string): BusMessage | undefined {
+  try {
+    const m = JSON.parse(text) as BusMessage;
+    if (typeof m !== 'object' || m === null || typeof m.o !== 'string') return undefined;
+    if (m.e !== undefined && !Array.isArray(m.e)) return undefined;
+    if (m.c !== undefined && !Array.isArray(m.c)) return undefined;
+    return m;
+  } catch {
+    return undefined;
+  }
+}
+
+const SCRIPTS = {
+  /**
+   * Sets or refreshes presence unless another session holds it: KEYS = presence; ARGV = value, ttl ms.
+   * Returns 1 when set, 0 when another session's value is there.
+   */
+  pwPresenceRefresh: {
+    numberOfKeys: 1,
+    lua: `
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`,
+  },
+  /** Deletes presence only if it is still ours: KEYS = presence; ARGV = value. Returns 1 when deleted. */
+  pwPresenceDrop: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`,
+  },
+};
+
+/** The command connection: one Redis or a Redis Cluster, with the presence scripts. */
+export type BusRedis = (Redis | Cluster) & {
+  pwPresenceRefresh(key: string, value: string, ttlMs: number): Promise<number>;
+  pwPresenceDrop(key: string, value: string): Promise<number>;
+};
+
+export interface ConnectionOptions {
+  url: string;
+  cluster: boolean;
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+const retry = (times: number) => Math.min(times * 100, 1000);
+
+function baseOptions(o: ConnectionOptions): RedisOptions {
+  return {
+    lazyConnect: true,
+    // Fail fast while Redis is away (the caller decides what to do), reconnect in the background.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: o.commandTimeoutMs,
+    connectTimeout: o.connectTimeoutMs,
+    retryStrategy: retry,
+  };
+}
+
+/** Opens (lazily) the command connection. */
+export function commandConnection(o: ConnectionOptions): BusRedis {
+  let client: Redis | Cluster;
+  if (o.cluster) {
+    const url = new URL(o.url);
+    client = new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+      lazyConnect: true,
+      enableAutoPipelining: true,
+      enableOfflineQueue: false,
+      scripts: SCRIPTS,
+      clusterRetryStrategy: retry,
+      redisOptions: { ...baseOptions(o), ...credentialsOf(url) },
+    });
+  } else {
+    client = new Redis(o.url, { ...baseOptions(o), enableAutoPipelining: true, scripts: SCRIPTS });
+  }
+  client.on('error', () => {});
+  return client as BusRedis;
+}
+
+/**
+ * Opens (lazily) the subscriber connection: always one plain connection (to the URL's node in a
+ * cluster, where plain pub/sub reaches every node). Subscriptions are restored by the bus itself
+ * after a reconnect, so that it knows when they are back and can catch sessions up after that.
+ */
+export function subscriberConnection(o: ConnectionOptions): Redis {
+  const url = new URL(o.url);
+  const sub = o.cluster
+    ? new Redis({
+        ...baseOptions(o),
+        host: url.hostname,
+        port: Number(url.port || 6379),
+        ...credentialsOf(url),
+        autoResubscribe: false,
+      })
+    : new Redis(o.url, { ...baseOptions(o), autoResubscribe: false });
+  sub.on('error', () => {});
+  return sub;
+}
+
+function credentialsOf(url: URL): Partial<RedisOptions> {
+  return {
+    ...(url.username && { username: decodeURIComponent(url.username) }),
+    ...(url.password && { password: decodeURIComponent(url.password) }),
+    ...(url.protocol === 'rediss:' && { tls: {} }),
+  };
+}
+
+/** `redis_version` from INFO server, e.g. `7.0.15` (empty when hidden). */
+export async function serverVersion(redis: Redis | Cluster): Promise<string> {
+  const node = redis instanceof Cluster ? redis.nodes('master')[0] : redis;
+  const info = node ? await node.info('server') : '';
+  return /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? '';
+}
