@@ -225,8 +225,10 @@ export class Hub implements BusSink {
     for (const entry of entries) {
       const set = this.byStream.get(entry.stream);
       if (!set || set.size === 0) continue;
+      // Encoded once; a broadcast also converts to UTF-8 once instead of once per socket.
       const text = encodeEntry(entry);
-      for (const session of set) session.offer(entry, text);
+      const frame = set.size > 1 ? Buffer.from(text) : text;
+      for (const session of set) session.offer(entry, frame);
     }
   }
 

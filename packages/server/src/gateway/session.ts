@@ -74,15 +74,18 @@ export class Session {
     this.streams.delete(stream);
   }
 
-  /** Hands over a newly appended entry; `text` is its encoded frame, shared by every session. */
-  offer(entry: StoredEntry, text: string): void {
+  /**
+   * Hands over a newly appended entry; `frame` is its encoded msg frame, encoded once (to UTF-8
+   * bytes for a broadcast) and written as is to every session.
+   */
+  offer(entry: StoredEntry, frame: string | Buffer): void {
     const st = this.streams.get(entry.stream);
     if (!st || this.closed || entry.seq <= st.sent) return;
     if (st.pumping) {
       st.dirty = true;
     } else if (st.sent >= entry.prevSeq) {
       st.sent = entry.seq;
-      this.sendText(text);
+      this.sendText(frame);
       this.host.onDelivered(1, entry.ts);
     } else {
       void this.pump(entry.stream);
@@ -165,7 +168,7 @@ export class Session {
     return this.socket.bufferedAmount;
   }
 
-  private sendText(text: string, cb?: (err?: Error) => void): void {
+  private sendText(text: string | Buffer, cb?: (err?: Error) => void): void {
     if (this.closed) return cb?.();
     if (this.socket.bufferedAmount > this.host.maxBufferedBytes) {
       // Bounded memory per connection: a reader this slow resumes later from its cursor.
@@ -173,7 +176,8 @@ export class Session {
       this.socket.terminate();
       return cb?.();
     }
-    this.socket.send(text, cb);
+    // A Buffer is sent as a text frame without re-encoding it for every socket.
+    this.socket.send(text, { binary: false }, cb);
   }
 
   /** Replays a stream from the store after `sent`; false when the store was unavailable. */
