@@ -12,7 +12,8 @@ import { API_KEY, http, ROOT, startServer } from './helpers/server.js';
  */
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'docs/screenshots');
+// Screenshots go to test-results/ on every run; UPDATE_SCREENSHOTS=1 refreshes the ones the README links.
+const SHOTS = join(ROOT, process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results');
 
 /** Records every `new Notification(title, options)`; the real class still does the work. */
 const recordNotifications = () => {

@@ -33,9 +33,10 @@ function run(args: string[], env: NodeJS.ProcessEnv = process.env): Run {
   };
 }
 
-async function finish(r: Run): Promise<number | null> {
-  if (r.proc.exitCode !== null) return r.proc.exitCode;
-  return new Promise((resolve) => r.proc.once('exit', (code) => resolve(code)));
+/** Exit code, or the signal's name when the process was killed by one. */
+async function finish(r: Run): Promise<number | string | null> {
+  if (r.proc.exitCode !== null || r.proc.signalCode !== null) return r.proc.exitCode ?? r.proc.signalCode;
+  return new Promise((resolve) => r.proc.once('exit', (code, signal) => resolve(code ?? signal)));
 }
 
 describe('the pushwire command line', () => {
@@ -74,7 +75,8 @@ describe('the pushwire command line', () => {
     const key = readFileSync(join(dir, 'api-key'), 'utf8').trim();
     expect(key).toMatch(/^pw_[A-Za-z0-9_-]{32}$/);
     first.proc.kill('SIGTERM');
-    expect(await finish(first)).toBe(0);
+    const code = await finish(first);
+    expect(code, `serve output:\n${first.stdout()}\n${first.stderr()}`).toBe(0);
     const second = run(['serve', '--port', '0', '--data', dir, '--log-level', 'silent']);
     await until(() => second.stdout().includes('listening on'), 15_000, 'second start');
     expect(readFileSync(join(dir, 'api-key'), 'utf8').trim()).toBe(key);

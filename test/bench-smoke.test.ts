@@ -1,0 +1,84 @@
+/**
+ * Keeps the benchmark harness from rotting: runs `npm run bench -- smoke` (every scenario, a few
+ * hundred connections, a few seconds each) as a child process and checks that it succeeded and
+ * wrote a summary with every scenario's results. Figures are not asserted: benchmarks are not
+ * timed unit tests, and this machine's cores are shared.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, test } from 'vitest';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+const out = mkdtempSync(join(tmpdir(), 'pushwire-bench-smoke-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const SCENARIOS = ['idle', 'broadcast', 'unicast', 'storm', 'idle-cost', 'sdk-size'];
+
+test('bench smoke runs every scenario against every peer and writes results', {
+  timeout: 200_000,
+}, async () => {
+  const tsx = join(ROOT, 'node_modules/.bin/tsx');
+  const child = spawn(tsx, ['bench/run.ts', 'smoke', '--no-build', '--out', out], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d) => {
+    output += d;
+  });
+  child.stderr.on('data', (d) => {
+    output += d;
+  });
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGTERM'), 180_000);
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  expect(code, output.slice(-4000)).toBe(0);
+  expect(output).toMatch(/bench ok: 6\/6 scenarios ok/);
+
+  const summaryFile = readdirSync(out).find((f) => /^smoke-.*\.json$/.test(f));
+  expect(summaryFile, `files: ${readdirSync(out).join(', ')}`).toBeDefined();
+  const summary = JSON.parse(readFileSync(join(out, summaryFile!), 'utf8')) as {
+    ok: boolean;
+    machine: Record<string, unknown>;
+    scenarios: Record<
+      string,
+      { ok: boolean; rows: Record<string, unknown>[]; targets: unknown[]; columns: unknown[] }
+    >;
+  };
+  expect(summary.ok).toBe(true);
+  expect(summary.machine).toHaveProperty('node');
+  expect(Object.keys(summary.scenarios).sort()).toEqual([...SCENARIOS].sort());
+  for (const name of SCENARIOS) {
+    const s = summary.scenarios[name]!;
+    expect(s.ok, name).toBe(true);
+    expect(s.rows.length, name).toBeGreaterThan(0);
+    expect(s.columns.length, name).toBeGreaterThan(0);
+    // Each scenario also wrote its own table and JSON.
+    expect(
+      readdirSync(out).some((f) => f.startsWith(`${name}-`) && f.endsWith('.md')),
+      name,
+    ).toBe(true);
+  }
+
+  const peers = (name: string) => new Set(summary.scenarios[name]!.rows.map((r) => r.peer));
+  for (const name of ['idle', 'broadcast', 'unicast', 'storm']) {
+    expect([...peers(name)].sort(), name).toEqual(
+      expect.arrayContaining(['Mosquitto', 'Pushwire', 'Socket.IO', 'ws']),
+    );
+  }
+  // Every broadcast round reached every client; no accepted message was lost in the storm.
+  for (const r of summary.scenarios.broadcast!.rows) expect(r.lost).toBe(0);
+  const storm = summary.scenarios.storm!.rows.find((r) => r.peer === 'Pushwire')!;
+  expect(storm.lost).toBe(0);
+  expect(Number(storm.accepted)).toBeGreaterThan(0);
+  const unicast = summary.scenarios.unicast!.rows.filter((r) => r.peer === 'Pushwire');
+  expect(unicast).toHaveLength(4);
+  for (const r of unicast) expect(Number(r.received)).toBeGreaterThanOrEqual(Number(r.accepted));
+  expect(existsSync(join(out, summaryFile!))).toBe(true);
+});
