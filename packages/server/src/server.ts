@@ -115,7 +115,8 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       return url;
     },
     async listen(l = {}) {
-      await app.listen({ host: l.host ?? '127.0.0.1', port: l.port ?? 8787 });
+      // A deep accept backlog: a reconnect storm must queue in the kernel, not be dropped as SYNs.
+      await app.listen({ host: l.host ?? '127.0.0.1', port: l.port ?? 8787, backlog: 4096 });
       const addr = app.server.address() as AddressInfo;
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
       url = `${options.tls ? 'https' : 'http'}://${host}:${addr.port}`;

@@ -86,6 +86,7 @@ export class Gateway {
     this.admission = new TokenBucket(opts.admissionRate, opts.admissionBurst, now);
     this.host = {
       read: (stream, after) => opts.store.read(stream, after, REPLAY_PAGE, opts.clock.now()),
+      head: (stream) => opts.store.head(stream),
       pageSize: REPLAY_PAGE,
       maxBufferedBytes: opts.maxBufferedBytes,
       onDelivered: (n, liveTs) => {

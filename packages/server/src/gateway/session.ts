@@ -24,6 +24,8 @@ interface StreamState {
 /** What a session needs from the rest of the server. */
 export interface SessionHost {
   read(stream: string, after: number): Promise<StoredEntry[]>;
+  /** Highest seq of a stream (cheap: a cached value in the embedded store). */
+  head(stream: string): Promise<number>;
   readonly pageSize: number;
   readonly maxBufferedBytes: number;
   /** `count` entries were written to the socket; `liveTs` is the publish time of a live hand-over. */
@@ -186,6 +188,8 @@ export class Session {
     if (!st || st.pumping) return true;
     st.pumping = true;
     try {
+      // A device that is caught up (the common case at reconnect) costs no read.
+      if ((await this.host.head(stream)) <= st.sent && !st.dirty) return true;
       for (;;) {
         st.dirty = false;
         const rows = await this.host.read(stream, st.sent);
