@@ -1,6 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { StoredEntry } from '../store/types.js';
 import { escapeName } from '../store/redis-keys.js';
+import type { StoredEntry } from '../store/types.js';
 import type { DeviceCommand } from './types.js';
 
 /**

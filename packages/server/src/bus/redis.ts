@@ -3,9 +3,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redact, toRedisStoreError } from '../store/redis-client.js';
 import type { StoredEntry } from '../store/types.js';
+import { holderOf, Presence } from './presence.js';
 import {
-  type BusMessage,
   BusKeys,
+  type BusMessage,
   type BusRedis,
   commandConnection,
   parseMessage,
@@ -34,9 +35,10 @@ export interface RedisBusOptions {
   logger?: Logger;
 }
 
-/** Route jobs kept while Redis is unreachable, retried once it is back (older ones are dropped). */
+/** Route jobs kept while Redis is unreachable, retried once it is back (at most MAX_TRIES times). */
 const MAX_BACKLOG = 10_000;
-/** Presence refreshes and subscriptions sent per round trip. */
+const MAX_TRIES = 5;
+/** Channels subscribed per round trip when subscriptions are restored. */
 const CHUNK = 500;
 /** After a resync that could not read the store, try again this much later, this many times. */
 const RETRY_MS = 1000;
@@ -86,15 +88,16 @@ export class RedisBus implements Bus {
   private sink: BusSink | undefined;
   /** Topic streams with local followers. */
   private readonly topics = new Set<string>();
-  /** Devices held here → our presence value. */
-  private readonly present = new Map<string, string>();
-  private readonly backlog: (() => Promise<void>)[] = [];
+  private readonly presence: Presence;
+  private readonly backlog: { job: () => Promise<void>; tries: number }[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private resyncing: Promise<void> | undefined;
   private resyncAgain = false;
-  private refreshing = false;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** The subscriber was up since the last time a loss was logged. */
+  private up = true;
   /** Counters (metrics, tests). */
   readonly counters = { routed: 0, received: 0, resyncs: 0, dropped: 0 };
 
@@ -110,8 +113,18 @@ export class RedisBus implements Bus {
     this.inbox = this.keys.inbox(this.nodeId);
     this.ttl = Math.max(1000, opts.presenceTtlMs ?? 60_000);
     this.log = opts.logger;
+    this.presence = new Presence({
+      cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      ttlMs: this.ttl,
+      replaced: (device, session) => this.sink?.command(device, { t: 'replaced', session }),
+      kick: (node, device, session) =>
+        this.post(this.keys.inbox(node), { c: [[device, { t: 'replaced', session }]] }),
+    });
     sub.on('message', (_channel: string, text: string) => this.onMessage(text));
     sub.on('ready', () => void this.restore());
+    sub.on('close', () => this.onLost());
     cmd.on('ready', () => this.flushBacklog());
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(fn, ms);
@@ -181,32 +194,21 @@ export class RedisBus implements Bus {
     if (this.sink?.holds(deviceId)) return this.sink.command(deviceId, cmd);
     this.attempt(async () => {
       const node = holderOf(await this.cmd.get(this.keys.presence(deviceId)));
-      if (node !== undefined && node !== this.nodeId) await this.post(this.keys.inbox(node), { c: [[deviceId, cmd]] });
+      if (node !== undefined && node !== this.nodeId)
+        await this.post(this.keys.inbox(node), { c: [[deviceId, cmd]] });
     });
   }
 
   attached(deviceId: string, sessionId: string): void {
-    const value = `${this.nodeId} ${sessionId}`;
-    this.present.set(deviceId, value);
-    const key = this.keys.presence(deviceId);
-    this.cmd
-      .set(key, value, 'PX', this.ttl, 'GET')
-      .then(async (old) => {
-        const [node, session] = old?.split(' ') ?? [];
-        if (node && session && node !== this.nodeId) {
-          await this.post(this.keys.inbox(node), { c: [[deviceId, { t: 'replaced', session }]] });
-        }
-        // A publish that looked for the device before this presence existed found nobody: read now.
-        await this.sink?.resync({ device: deviceId });
-      })
+    this.presence
+      .attach(deviceId, sessionId)
+      // A publish that looked for the device before this presence existed found nobody: read now.
+      .then(() => this.sink?.resync({ device: deviceId }))
       .catch((err: unknown) => this.log?.debug({ err, deviceId }, 'presence not set; set on reconnect'));
   }
 
   detached(deviceId: string, sessionId: string): void {
-    const value = `${this.nodeId} ${sessionId}`;
-    if (this.present.get(deviceId) !== value) return;
-    this.present.delete(deviceId);
-    this.cmd.pwPresenceDrop(this.keys.presence(deviceId), value).catch(() => {}); // else it expires
+    this.presence.detach(deviceId, sessionId);
   }
 
   followed(stream: string): void {
@@ -226,7 +228,7 @@ export class RedisBus implements Bus {
 
   async isOnline(deviceId: string): Promise<boolean> {
     try {
-      return (await this.cmd.exists(this.keys.presence(deviceId))) === 1;
+      return await this.presence.isOnline(deviceId);
     } catch (err) {
       throw toRedisStoreError(err, 'presence lookup failed');
     }
@@ -237,11 +239,8 @@ export class RedisBus implements Bus {
     this.closing ??= (async () => {
       this.closed = true;
       for (const t of this.timers) clearInterval(t);
-      const drops = [...this.present].map(([device, value]) =>
-        this.cmd.pwPresenceDrop(this.keys.presence(device), value).catch(() => {}),
-      );
-      this.present.clear();
-      await Promise.race([Promise.all(drops), sleep(1000)]);
+      clearTimeout(this.flushTimer);
+      await Promise.race([this.presence.clear(), sleep(1000)]);
       await Promise.all([quit(this.cmd), quit(this.sub)]);
     })();
     return this.closing;
@@ -280,30 +279,50 @@ export class RedisBus implements Bus {
     await this.cmd.publish(channel, JSON.stringify({ o: this.nodeId, ...body }));
   }
 
-  /** Runs a routing job; if Redis is unreachable, keeps it (bounded) for when it is back. */
-  private attempt(job: () => Promise<void>): void {
+  /**
+   * Runs a routing job; when it fails (Redis unreachable), keeps it for when Redis is back, a few
+   * times at most and within a bound: sessions it misses are caught up by the next resync anyway.
+   */
+  private attempt(job: () => Promise<void>, tries = 0): void {
     job().catch((err: unknown) => {
       if (this.closed) return;
       this.log?.debug({ err }, 'routing failed; retried when Redis is back');
-      if (this.backlog.length >= MAX_BACKLOG) {
-        this.backlog.shift();
-        this.counters.dropped++; // its sessions catch up at the next resync
+      if (tries >= MAX_TRIES || this.backlog.length >= MAX_BACKLOG) {
+        this.counters.dropped++;
+        return;
       }
-      this.backlog.push(job);
-      if (this.cmd.status === 'ready') this.flushBacklog();
+      this.backlog.push({ job, tries: tries + 1 });
+      // Connected yet failing (a timeout): retry a little later, never in a tight loop.
+      if (this.cmd.status === 'ready' && !this.flushTimer) {
+        this.flushTimer = setTimeout(() => this.flushBacklog(), RETRY_MS);
+        this.flushTimer.unref();
+      }
     });
   }
 
   private flushBacklog(): void {
-    for (const job of this.backlog.splice(0)) this.attempt(job);
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    for (const { job, tries } of this.backlog.splice(0)) this.attempt(job, tries);
+  }
+
+  private onLost(): void {
+    if (this.closed || !this.up) return;
+    this.up = false;
+    this.log?.warn(
+      { node: this.nodeId },
+      'lost Redis: publishes answer 503 until it is back; sockets stay open',
+    );
   }
 
   /** After the subscriber (re)connected: subscriptions back first, then presence, then catch-up. */
   private async restore(): Promise<void> {
     if (this.closed) return;
+    this.up = true;
     try {
       const channels = [this.inbox, ...[...this.topics].map((s) => this.keys.topic(s))];
-      for (let i = 0; i < channels.length; i += CHUNK) await this.sub.subscribe(...channels.slice(i, i + CHUNK));
+      for (let i = 0; i < channels.length; i += CHUNK)
+        await this.sub.subscribe(...channels.slice(i, i + CHUNK));
       this.log?.info({ node: this.nodeId }, 'bus reconnected to Redis; catching sessions up');
       await this.refreshPresence();
       this.resync();
@@ -314,27 +333,10 @@ export class RedisBus implements Bus {
 
   /** Sets or refreshes this node's presence keys; a device taken over elsewhere is closed here. */
   private async refreshPresence(): Promise<void> {
-    if (this.refreshing || this.closed) return;
-    this.refreshing = true;
-    try {
-      const all = [...this.present];
-      for (let i = 0; i < all.length; i += CHUNK) {
-        const chunk = all.slice(i, i + CHUNK);
-        const results = await Promise.all(
-          chunk.map(([device, value]) => this.cmd.pwPresenceRefresh(this.keys.presence(device), value, this.ttl)),
-        );
-        results.forEach((kept, j) => {
-          const [device, value] = chunk[j]!;
-          if (kept === 0 && this.present.get(device) === value) {
-            this.sink?.command(device, { t: 'replaced', session: value.split(' ')[1]! });
-          }
-        });
-      }
-    } catch (err) {
-      this.log?.debug({ err }, 'presence refresh failed');
-    } finally {
-      this.refreshing = false;
-    }
+    if (this.closed) return;
+    await this.presence
+      .refresh()
+      .catch((err: unknown) => this.log?.debug({ err }, 'presence refresh failed'));
   }
 
   /** Catches every local session up from the store; while the store cannot be read, retries shortly. */
@@ -370,11 +372,6 @@ export class RedisBus implements Bus {
 /** The device id of a device stream, undefined for a topic stream. */
 function deviceOf(stream: string): string | undefined {
   return stream.startsWith('d:') ? stream.slice(2) : undefined;
-}
-
-/** The node named by a presence value. */
-function holderOf(value: string | null): string | undefined {
-  return value ? value.split(' ')[0] : undefined;
 }
 
 async function quit(redis: { quit(): Promise<unknown>; disconnect(): void }): Promise<void> {
