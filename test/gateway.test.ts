@@ -114,6 +114,34 @@ describe('gateway: handshake, frames, bad input (real sockets)', () => {
     expect((await c.whenClosed(5000)).code).toBe(4010);
   });
 
+  it('low urgency waits for the device heartbeat; anything else flushes it first, in order', async () => {
+    const { c, dev } = await openSession({ hb: 30 });
+    const low = await http<{ id: string }>(s.url, 'POST', '/v1/messages', {
+      to: { device: dev.deviceId },
+      urgency: 'low',
+      data: 1,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.frames.filter((f) => f.t === 'msg')).toEqual([]);
+    c.send('p');
+    const first = await c.next('msg');
+    expect(first).toMatchObject({ id: low.body.id, urgency: 'low' });
+    await c.next('pong');
+    // Held again, then a normal message: both arrive, the held one first.
+    const low2 = await http<{ id: string }>(s.url, 'POST', '/v1/messages', {
+      to: { device: dev.deviceId },
+      urgency: 'very-low',
+    });
+    const normal = await http<{ id: string }>(s.url, 'POST', '/v1/messages', {
+      to: { device: dev.deviceId },
+    });
+    const a = await c.next('msg');
+    const b = await c.next('msg');
+    expect([a.id, b.id]).toEqual([low2.body.id, normal.body.id]);
+    expect(b.seq).toBe(a.seq + 1);
+    c.close();
+  });
+
   it('a second session of the same device replaces the first', async () => {
     const { c, dev } = await openSession();
     const c2 = new RawClient(s.url);

@@ -204,6 +204,20 @@ describe('Web Push interop: web-push library and CLI → Pushwire over HTTPS', (
     expect(got).toEqual(['other news', 'score 2:0', 'no topic']);
   });
 
+  it('Urgency takes effect: a low-urgency push waits for the online device heartbeat, a high one does not', async () => {
+    const s = await subscriber(vapid.publicKey);
+    const c = await connect(s.device);
+    expect((await send(s, 'later', { urgency: 'low' })).statusCode).toBe(201);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.frames.filter((f) => f.t === 'msg')).toEqual([]);
+    c.send('p'); // the device's heartbeat: its radio is awake
+    expect((await receive(c, s.keys)).text).toBe('later');
+    expect((await send(s, 'now', { urgency: 'high' })).statusCode).toBe(201);
+    const { text, frame } = await receive(c, s.keys);
+    expect(text).toBe('now');
+    expect(JSON.stringify(frame)).not.toMatch(/urgency/);
+  });
+
   it('accepts every Urgency; a TTL over 30 days is capped and echoed', async () => {
     const s = await subscriber();
     for (const urgency of ['very-low', 'low', 'normal', 'high'] as const) {

@@ -20,7 +20,14 @@ export interface PublishRequest {
   /** Seconds; 0 = deliver only to sessions online now. */
   ttl: number;
   collapseKey?: string;
+  /** Forwarded to the device in the msg frame. Low and very-low also imply {@link PublishRequest.hold}. */
   urgency?: Urgency;
+  /**
+   * Hand the message to an online device with its next heartbeat instead of at once, so its radio
+   * wakes once for both (default: true for low and very-low urgency). Never delays past one
+   * heartbeat interval; offline devices get it on reconnect as usual.
+   */
+  hold?: boolean;
 }
 
 /** What the publisher is told. */
@@ -202,6 +209,7 @@ export class Hub implements BusSink {
     const id = req.id ?? newMessageId();
     const streams = await this.targetStreams(req.to);
     const exp = req.ttl === 0 ? now : now + req.ttl * 1000;
+    const hold = req.hold ?? (req.urgency === 'low' || req.urgency === 'very-low');
     const entries: NewEntry[] = streams.map((stream) => ({
       id,
       stream,
@@ -210,6 +218,7 @@ export class Hub implements BusSink {
       ...(req.data !== undefined && { data: req.data }),
       ...(req.notification !== undefined && { notification: req.notification }),
       ...(req.urgency !== undefined && { urgency: req.urgency }),
+      ...(hold && { hold }),
       ...(req.collapseKey !== undefined && { collapseKey: req.collapseKey }),
     }));
     const result = await this.store.publish({ id, entries, fresh: req.id === undefined });

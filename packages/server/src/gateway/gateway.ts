@@ -268,6 +268,8 @@ export class Gateway {
   private onFrame(session: Session, data: RawData, isBinary: boolean): void {
     if (session.closed) return;
     session.lastActivity = this.opts.clock.now();
+    // The device is awake now: what waited for its heartbeat goes out with the reply.
+    session.flushHeld();
     let frame: ClientFrame;
     try {
       frame = decodeInbound(data, isBinary);

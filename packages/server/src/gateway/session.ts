@@ -40,9 +40,13 @@ export interface SessionHost {
  *
  *   offer(entry) ──▶ seq ≤ sent? drop (already sent)
  *                 ──▶ replaying?  mark dirty (the replay loop picks it up)
- *                 ──▶ sent ≥ prevSeq? send now (caught up: the common, cheap path)
+ *                 ──▶ sent ≥ prevSeq? send now (caught up: the common, cheap path);
+ *                                     a low-urgency entry is held until the device's next frame
  *                 ──▶ else start a replay from `sent`
  */
+/** Held low-urgency frames per session before they are sent anyway (bounds memory). */
+const MAX_HELD = 64;
+
 export class Session {
   readonly streams = new Map<string, StreamState>();
   closed = false;
@@ -53,6 +57,11 @@ export class Session {
   /** Declared heartbeat (s) and the idle limit derived from it (ms). */
   heartbeat = 0;
   idleMs = 0;
+  /**
+   * Low-urgency frames waiting for the device's next frame (its heartbeat), so its radio wakes
+   * once for both. Any other send flushes them first, which keeps every stream in order.
+   */
+  private held: (string | Buffer)[] | undefined;
 
   constructor(
     readonly id: string,
@@ -87,7 +96,13 @@ export class Session {
       st.dirty = true;
     } else if (st.sent >= entry.prevSeq) {
       st.sent = entry.seq;
-      this.sendText(frame);
+      if (entry.hold) {
+        this.held ??= [];
+        this.held.push(frame);
+        if (this.held.length >= MAX_HELD) this.flushHeld();
+      } else {
+        this.sendText(frame);
+      }
       this.host.onDelivered(1, entry.ts);
     } else {
       void this.pump(entry.stream);
@@ -170,8 +185,17 @@ export class Session {
     return this.socket.bufferedAmount;
   }
 
+  /** Sends the held low-urgency frames now (the device is awake: it just sent a frame). */
+  flushHeld(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    for (const frame of held) this.sendText(frame);
+  }
+
   private sendText(text: string | Buffer, cb?: (err?: Error) => void): void {
     if (this.closed) return cb?.();
+    if (this.held) this.flushHeld();
     if (this.socket.bufferedAmount > this.host.maxBufferedBytes) {
       // Bounded memory per connection: a reader this slow resumes later from its cursor.
       this.closed = true;

@@ -14,6 +14,11 @@ export interface DeviceRecord {
 export interface NewEntry {
   /** Message id: the publisher's idempotency key, shared by every stream entry of one publish. */
   id: string;
+  /**
+   * Live delivery may wait for the device's next heartbeat (low urgency). Not stored: it only
+   * shapes the hand-over to sessions online at publish time.
+   */
+  hold?: boolean;
   stream: string;
   data?: unknown;
   notification?: NotificationFields;

@@ -273,6 +273,8 @@ function registerPushEndpoint(scope: FastifyInstance, deps: Deps): void {
         .publish({
           to: { device: sub.deviceId },
           ttl: headers.ttl,
+          // Urgency shapes delivery (low waits for the device's heartbeat) but is never forwarded.
+          hold: headers.urgency === 'low' || headers.urgency === 'very-low',
           ...(headers.topic !== undefined && { collapseKey: collapseKeyOf(sub, headers.topic) }),
           data: { webpush: { sub: sub.id, ...(body.length > 0 && { body: body.toString('base64url') }) } },
         })
