@@ -84,6 +84,14 @@ describe('the pushwire command line', () => {
     await finish(second);
   });
 
+  it('a second serve on the same data dir is refused clearly; the running one is unharmed', async () => {
+    const second = run(['serve', '--port', '0', '--data', join(tmp.dir, 'data'), '--api-key', API_KEY]);
+    expect(await finish(second)).toBe(1);
+    expect(second.stderr()).toMatch(/in use by another pushwire serve \(pid \d+\)/);
+    const ok = await publish('--topic', 'still-up');
+    expect(ok.code).toBe(0);
+  });
+
   it('listen registers, prints messages as JSON lines, runs --exec, and resumes after a restart', async () => {
     const state = join(tmp.dir, 'device.json');
     const execOut = join(tmp.dir, 'exec.log');

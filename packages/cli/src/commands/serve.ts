@@ -10,6 +10,7 @@ import {
   type Store,
 } from '@pushwire/server';
 import { destination, type Logger, pino } from 'pino';
+import { lockDataDir } from '../data-lock.js';
 
 interface ServeFlags {
   host: string;
@@ -40,6 +41,7 @@ interface Engine {
 async function openEngine(f: ServeFlags, dataDir: string, logger: Logger): Promise<Engine> {
   if (!f.redis) {
     const path = join(dataDir, 'pushwire.db');
+    lockDataDir(dataDir);
     return { store: SqliteStore.open({ path }), lines: [`Data dir: ${dataDir}  (SQLite store)`] };
   }
   const url = f.redis;
