@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from './helpers/raw-client.js';
 import { API_KEY, startServer } from './helpers/server.js';
 
 type Started = Awaited<ReturnType<typeof startServer>>;
@@ -223,6 +224,54 @@ describe('POST /v1/messages/batch', () => {
       const r = await post('/v1/messages/batch', payload);
       expect(r.statusCode).toBe(400);
       expect(r.json().error).toBe('BAD_REQUEST');
+    }
+  });
+});
+
+describe('POST /v1/devices/batch', () => {
+  let s: Started;
+  beforeAll(async () => {
+    s = await startServer();
+  });
+  afterAll(() => s.stop());
+
+  const post = (payload: unknown) =>
+    s.server.app.inject({
+      method: 'POST',
+      url: '/v1/devices/batch',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(payload),
+    });
+
+  it('registers many devices in one request; each works on its own', async () => {
+    const r = await post({ devices: [{}, { user: 'erin' }, ...Array.from({ length: 498 }, () => ({}))] });
+    expect(r.statusCode).toBe(201);
+    const devices = r.json().devices as { deviceId: string; token: string; user?: string }[];
+    expect(devices.length).toBe(500);
+    expect(new Set(devices.map((d) => d.deviceId)).size).toBe(500);
+    expect(devices[1]!.user).toBe('erin');
+    const info = await s.server.app.inject({
+      method: 'GET',
+      url: `/v1/devices/${devices[1]!.deviceId}`,
+      headers: { authorization: `Bearer ${API_KEY}` },
+    });
+    expect(info.json()).toMatchObject({ user: 'erin', online: false });
+    // A registered token opens a session.
+    const c = new RawClient(s.url);
+    await c.opened();
+    c.hello(devices[499]!.deviceId, devices[499]!.token);
+    await c.next('welcome');
+    c.close();
+  });
+
+  it('refuses an empty, oversized or malformed batch with 400', async () => {
+    for (const payload of [
+      { devices: [] },
+      { devices: Array.from({ length: 1001 }, () => ({})) },
+      { devices: [{ nick: 'x' }] },
+    ]) {
+      const r = await post(payload);
+      expect(r.statusCode).toBe(400);
     }
   });
 });

@@ -21,6 +21,9 @@ interface Deps {
 
 const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema };
 
+/** Largest number of devices one bulk registration may create. */
+const MAX_DEVICE_BATCH = 1000;
+
 /** Registers the HTTP API. Every route under /v1 needs an admin API key. */
 export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   const { hub, gateway, opts } = deps;
@@ -80,6 +83,60 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
         ...(user !== undefined && { user }),
       });
       return reply.code(201).send({ deviceId: id, token, ...(user !== undefined && { user }) });
+    },
+  );
+
+  app.post<{ Body: { devices: { user?: string }[] } }>(
+    '/v1/devices/batch',
+    {
+      onRequest: auth,
+      schema: {
+        tags: ['devices'],
+        summary: `Register up to ${MAX_DEVICE_BATCH} devices in one request`,
+        description: 'Bulk provisioning: one durable write for all. Answers the credentials in request order.',
+        body: {
+          type: 'object',
+          properties: {
+            devices: { type: 'array', items: registerBody, minItems: 1, maxItems: MAX_DEVICE_BATCH },
+          },
+          required: ['devices'],
+          additionalProperties: false,
+        },
+        response: {
+          201: {
+            type: 'object',
+            properties: {
+              devices: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: { deviceId: { type: 'string' }, token: { type: 'string' }, user: { type: 'string' } },
+                },
+              },
+            },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (req, reply) => {
+      const now = opts.clock.now();
+      const made = req.body.devices.map((d) => {
+        const user = d?.user;
+        return { id: newDeviceId(), token: newToken(), ...(user !== undefined && { user }) };
+      });
+      const records = made.map(({ id, token, user }) => ({
+        id,
+        tokenHash: sha256(token),
+        createdAt: now,
+        lastSeen: 0,
+        ...(user !== undefined && { user }),
+      }));
+      if (store.createDevices) await store.createDevices(records);
+      else await Promise.all(records.map((r) => store.createDevice(r)));
+      return reply.code(201).send({
+        devices: made.map(({ id, token, user }) => ({ deviceId: id, token, ...(user !== undefined && { user }) })),
+      });
     },
   );
 

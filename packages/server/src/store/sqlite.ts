@@ -182,6 +182,21 @@ export class SqliteStore implements Store {
     );
   }
 
+  /** Registers many devices in one transaction: one fsync for the lot. */
+  async createDevices(devices: DeviceRecord[]): Promise<void> {
+    this.write(() => {
+      for (const device of devices) {
+        this.stmts.insertDevice.run({
+          id: device.id,
+          token_hash: device.tokenHash,
+          user: device.user ?? null,
+          created_at: device.createdAt,
+          last_seen: device.lastSeen,
+        });
+      }
+    });
+  }
+
   async getDevice(id: string): Promise<DeviceRecord | undefined> {
     const row = this.readOp(() => this.stmts.getDevice.get(id));
     return row && toDevice(row, this.soft.touches.get(id));

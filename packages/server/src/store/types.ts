@@ -96,6 +96,8 @@ export interface EntryFate {
  */
 export interface Store {
   createDevice(device: DeviceRecord): Promise<void>;
+  /** Optional: registers many devices in one durable write (bulk provisioning). */
+  createDevices?(devices: DeviceRecord[]): Promise<void>;
   getDevice(id: string): Promise<DeviceRecord | undefined>;
   deleteDevice(id: string): Promise<void>;
   devicesOfUser(user: string): Promise<string[]>;
