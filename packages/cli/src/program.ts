@@ -61,13 +61,13 @@ program
   .addOption(
     new Option('--admission-rate <n>', 'admission control: new sessions per second')
       .env('PUSHWIRE_ADMISSION_RATE')
-      .default(2000)
+      .default(5000)
       .argParser(int('--admission-rate', 1)),
   )
   .addOption(
     new Option('--admission-burst <n>', 'admission control: burst of new sessions above the rate')
       .env('PUSHWIRE_ADMISSION_BURST')
-      .default(4000)
+      .default(5000)
       .argParser(int('--admission-burst', 1)),
   )
   .addOption(
