@@ -93,7 +93,8 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
       schema: {
         tags: ['devices'],
         summary: `Register up to ${MAX_DEVICE_BATCH} devices in one request`,
-        description: 'Bulk provisioning: one durable write for all. Answers the credentials in request order.',
+        description:
+          'Bulk provisioning: one durable write for all. Answers the credentials in request order.',
         body: {
           type: 'object',
           properties: {
@@ -110,7 +111,11 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
                 type: 'array',
                 items: {
                   type: 'object',
-                  properties: { deviceId: { type: 'string' }, token: { type: 'string' }, user: { type: 'string' } },
+                  properties: {
+                    deviceId: { type: 'string' },
+                    token: { type: 'string' },
+                    user: { type: 'string' },
+                  },
                 },
               },
             },
@@ -135,7 +140,11 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
       if (store.createDevices) await store.createDevices(records);
       else await Promise.all(records.map((r) => store.createDevice(r)));
       return reply.code(201).send({
-        devices: made.map(({ id, token, user }) => ({ deviceId: id, token, ...(user !== undefined && { user }) })),
+        devices: made.map(({ id, token, user }) => ({
+          deviceId: id,
+          token,
+          ...(user !== undefined && { user }),
+        })),
       });
     },
   );
