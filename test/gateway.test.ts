@@ -189,6 +189,7 @@ describe('gateway: handshake, frames, bad input (real sockets)', () => {
         sent += 50;
       }
       expect(session()).toBeUndefined();
+      expect(small.server.gateway.counters.slowConsumers).toBe(1);
       // Bounded: closed long before every message could have been buffered.
       expect(sent).toBeLessThan(5000);
       // The server still serves others.

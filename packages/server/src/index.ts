@@ -11,4 +11,5 @@ export { Hub, type PublishOutcome, type PublishRequest, type Target } from './co
 export { HttpError } from './errors.js';
 export { createPushwireServer, type PushwireServer } from './server.js';
 export * from './store/index.js';
+export { newApiKey } from './util/ids.js';
 export * from './webpush/index.js';

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Bus,
   createPushwireServer,
+  newApiKey,
   RedisBus,
   RedisStore,
   SqliteStore,
@@ -87,7 +87,7 @@ function tlsOf(f: ServeFlags): { cert: Buffer; key: Buffer } | undefined {
 function apiKeyFor(dataDir: string): { key: string; created: boolean } {
   const file = join(dataDir, 'api-key');
   if (existsSync(file)) return { key: readFileSync(file, 'utf8').trim(), created: false };
-  const key = `pw_${randomBytes(24).toString('base64url')}`;
+  const key = newApiKey();
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
   return { key, created: true };
 }

@@ -39,6 +39,8 @@ export interface GatewayCounters {
   idleClosed: number;
   handshakeTimeouts: number;
   protocolErrors: number;
+  /** Sessions dropped because their unsent buffer passed `maxBufferedBytes`. */
+  slowConsumers: number;
 }
 
 /**
@@ -73,6 +75,7 @@ export class Gateway {
     idleClosed: 0,
     handshakeTimeouts: 0,
     protocolErrors: 0,
+    slowConsumers: 0,
   };
   readonly observers: GatewayObservers = {};
 
@@ -94,6 +97,10 @@ export class Gateway {
         if (liveTs !== undefined) this.observers.liveDelivery?.(liveTs, opts.clock.now());
       },
       onError: (err) => log?.error({ err }, 'session error'),
+      onSlowConsumer: (session) => {
+        this.counters.slowConsumers++;
+        log?.debug({ session: session.id, device: session.deviceId }, 'slow consumer dropped');
+      },
     };
   }
 

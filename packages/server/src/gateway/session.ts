@@ -31,6 +31,8 @@ export interface SessionHost {
   /** `count` entries were written to the socket; `liveTs` is the publish time of a live hand-over. */
   onDelivered(count: number, liveTs?: number): void;
   onError(err: unknown): void;
+  /** The session was dropped: its unsent buffer passed the bound. */
+  onSlowConsumer(session: Session): void;
 }
 
 /**
@@ -200,6 +202,7 @@ export class Session {
       // Bounded memory per connection: a reader this slow resumes later from its cursor.
       this.closed = true;
       this.socket.terminate();
+      this.host.onSlowConsumer(this);
       return cb?.();
     }
     // A Buffer is sent as a text frame without re-encoding it for every socket.

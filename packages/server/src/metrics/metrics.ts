@@ -74,6 +74,11 @@ export function createMetrics(deps: { hub: Hub; gateway: Gateway; store: Store }
     return g.idleClosed;
   });
   counter('pushwire_protocol_errors_total', 'Malformed frames received.', () => g.protocolErrors);
+  counter(
+    'pushwire_slow_consumers_total',
+    'Sessions dropped because the client did not read and its send buffer passed the bound.',
+    () => g.slowConsumers,
+  );
 
   const h = hub.counters;
   counter('pushwire_messages_published_total', 'Publishes accepted (stored), duplicates excluded.', () => {
