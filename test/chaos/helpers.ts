@@ -109,3 +109,52 @@ export function runListen(args: string[]): ListenRun {
     },
   };
 }
+
+/** A bounded, steady stream of publishes round-robin over devices, counting what was accepted. */
+export interface SteadyPublisher {
+  /** Every publish tried, in order, with the index of its target device. */
+  readonly attempted: { id: string; device: number }[];
+  /** Ids answered 202 (durable): the ones that must arrive. */
+  readonly accepted: Set<string>;
+  /** Stops after the publish in flight and waits for every answer. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Publishes one message every `everyMs` (at most `max`) to `deviceIds` round-robin, through
+ * whatever server `url()` names at that moment (it may be restarted meanwhile).
+ */
+export function steadyPublisher(opts: {
+  url: () => string;
+  deviceIds: readonly string[];
+  prefix: string;
+  max: number;
+  everyMs: number;
+}): SteadyPublisher {
+  const attempted: { id: string; device: number }[] = [];
+  const accepted = new Set<string>();
+  let publishing = true;
+  const done = (async () => {
+    const inflight: Promise<void>[] = [];
+    for (let n = 0; publishing && n < opts.max; n++) {
+      const device = n % opts.deviceIds.length;
+      const id = `${opts.prefix}-${n}`;
+      attempted.push({ id, device });
+      inflight.push(
+        publish(opts.url(), { id, to: { device: opts.deviceIds[device] }, data: { n } }).then((got) => {
+          if (got === id) accepted.add(id);
+        }),
+      );
+      await new Promise((r) => setTimeout(r, opts.everyMs));
+    }
+    await Promise.all(inflight);
+  })();
+  return {
+    attempted,
+    accepted,
+    stop: () => {
+      publishing = false;
+      return done;
+    },
+  };
+}

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { registerDevice, sleep, spawnServer, tempDir, until } from '../helpers/server.js';
-import { publish, quantile, report, spread } from './helpers.js';
+import { quantile, report, spread, steadyPublisher } from './helpers.js';
 import { Swarm } from './swarm-host.js';
 
 const CLIENTS = 320;
@@ -37,24 +37,13 @@ describe.sequential('chaos: SIGTERM drain with 320 clients', () => {
       await until(() => swarm.open === CLIENTS, 30_000, `all ${CLIENTS} clients open`);
 
       // 50 msg/s round-robin from before the SIGTERM until after the new server is up.
-      const attempted: { id: string; device: number }[] = [];
-      const accepted = new Set<string>();
-      let publishing = true;
-      const publisher = (async () => {
-        const inflight: Promise<void>[] = [];
-        for (let n = 0; publishing && n < 2000; n++) {
-          const device = n % CLIENTS;
-          const id = `drain-${n}`;
-          attempted.push({ id, device });
-          inflight.push(
-            publish(srv.url, { id, to: { device: devices[device]!.deviceId }, data: { n } }).then((got) => {
-              if (got === id) accepted.add(id);
-            }),
-          );
-          await sleep(20);
-        }
-        await Promise.all(inflight);
-      })();
+      const { attempted, accepted, stop } = steadyPublisher({
+        url: () => srv.url,
+        deviceIds: devices.map((d) => d.deviceId),
+        prefix: 'drain',
+        max: 2000,
+        everyMs: 20,
+      });
       await sleep(1000);
 
       const termAt = Date.now();
@@ -65,8 +54,7 @@ describe.sequential('chaos: SIGTERM drain with 320 clients', () => {
       srv = await spawnServer(data.dir, port, flags);
       const upAt = Date.now();
       await until(() => swarm.allOpenSince(termAt), 30_000, 'every client back');
-      publishing = false;
-      await publisher;
+      await stop();
 
       // When each client first tried again (its goaway timer fired) and when it was back.
       const attempts = swarm.firstSince('connecting', termAt).map((t) => t! - termAt);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { API_KEY, registerDevice, sleep, spawnServer, tempDir, until } from '../helpers/server.js';
-import { publish, quantile, report } from './helpers.js';
+import { quantile, report, steadyPublisher } from './helpers.js';
 import { Swarm } from './swarm-host.js';
 
 const CLIENTS = 320;
@@ -60,24 +60,13 @@ describe.sequential('chaos: server kill -9 with 320 clients, restart, reconnect 
       await until(() => swarm.open === CLIENTS, 30_000, `all ${CLIENTS} clients open`);
 
       // Publishing at 100 msg/s, round-robin over the devices, from before the kill until after.
-      const attempted: { id: string; device: number }[] = [];
-      const accepted = new Set<string>();
-      let publishing = true;
-      const publisher = (async () => {
-        const inflight: Promise<void>[] = [];
-        for (let n = 0; publishing && n < 5000; n++) {
-          const device = n % CLIENTS;
-          const id = `storm-${n}`;
-          attempted.push({ id, device });
-          inflight.push(
-            publish(srv.url, { id, to: { device: devices[device]!.deviceId }, data: { n } }).then((got) => {
-              if (got === id) accepted.add(id);
-            }),
-          );
-          await sleep(10);
-        }
-        await Promise.all(inflight);
-      })();
+      const { attempted, accepted, stop } = steadyPublisher({
+        url: () => srv.url,
+        deviceIds: devices.map((d) => d.deviceId),
+        prefix: 'storm',
+        max: 5000,
+        everyMs: 10,
+      });
 
       await sleep(1500);
       const killedAt = Date.now();
@@ -89,8 +78,7 @@ describe.sequential('chaos: server kill -9 with 320 clients, restart, reconnect 
       const back = swarm.firstOpenSince(killedAt).map((t) => t!);
       const allBackAt = Math.max(...back);
       await sleep(1000);
-      publishing = false;
-      await publisher;
+      await stop();
 
       // Every acknowledged publish reaches its device once.
       const sent = attempted.filter((a) => accepted.has(a.id));
