@@ -97,9 +97,14 @@ export function decodeServerFrame(text: string): ServerFrame {
       };
       if (o.exp !== undefined) f.exp = int(o, 'exp', 0);
       if (o.data !== undefined) f.data = o.data;
-      if (o.notification !== undefined) f.notification = object(o.notification, 'notification');
-      if (o.urgency !== undefined) f.urgency = urgency(o.urgency);
-      if (o.collapseKey !== undefined) f.collapseKey = str(o, 'collapseKey', 1, 256);
+      // Optional fields a client only passes on are read leniently: a value this client does not
+      // understand (a newer server's urgency, say) drops the field, never the message — a dropped
+      // message would be acked past by the next one and lost.
+      if (isObject(o.notification)) f.notification = o.notification;
+      if ((URGENCIES as readonly unknown[]).includes(o.urgency)) f.urgency = o.urgency as Urgency;
+      if (typeof o.collapseKey === 'string' && o.collapseKey.length > 0 && o.collapseKey.length <= 256) {
+        f.collapseKey = o.collapseKey;
+      }
       return f;
     }
     case 'welcome':
@@ -207,6 +212,8 @@ function int(o: Json, k: string, min: number): number {
   return v === 0 ? 0 : v; // -0 → 0
 }
 
+const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
+
 function object(v: unknown, k: string): Json {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(k, 'an object');
   return v as Json;
@@ -264,9 +271,4 @@ function utf8Length(text: string): number {
     } else n += 3;
   }
   return n;
-}
-
-function urgency(v: unknown): Urgency {
-  if (!(URGENCIES as readonly unknown[]).includes(v)) throw bad('urgency', URGENCIES.join(' | '));
-  return v as Urgency;
 }
