@@ -1,6 +1,8 @@
+import { join } from 'node:path';
+import { SqliteStore } from '@pushwire/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from './helpers/raw-client.js';
-import { http, registerDevice, startServer, until } from './helpers/server.js';
+import { http, registerDevice, startServer, tempDir, until } from './helpers/server.js';
 
 type Started = Awaited<ReturnType<typeof startServer>>;
 
@@ -212,5 +214,42 @@ describe('gateway: handshake, frames, bad input (real sockets)', () => {
     const before = s.server.gateway.connections;
     c.close();
     await until(() => s.server.gateway.connections === before - 1, 3000, 'connection count');
+  });
+});
+
+describe('gateway: a subscribe that races the handshake', () => {
+  it('is applied when the session attaches, not lost until the next reconnect', async () => {
+    const { dir, cleanup } = tempDir();
+    const store = SqliteStore.open({ path: join(dir, 'pushwire.db') });
+    // Hold the handshake right after it read the device's topics (a real store, slowed down).
+    let release: (() => void) | undefined;
+    let readTopics = false;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const topicsOf = store.topicsOf.bind(store);
+    store.topicsOf = async (id: string) => {
+      const topics = await topicsOf(id);
+      readTopics = true;
+      await gate;
+      return topics;
+    };
+    const s = await startServer({ store });
+    try {
+      const dev = await registerDevice(s.url);
+      const c = new RawClient(s.url);
+      await c.opened();
+      c.hello(dev.deviceId, dev.token);
+      await until(() => readTopics, 5000, 'topics read');
+      expect((await http(s.url, 'PUT', `/v1/devices/${dev.deviceId}/topics/late`)).status).toBe(200);
+      release?.();
+      expect((await c.next('welcome')).topics).toEqual([]);
+      const r = await http<{ id: string }>(s.url, 'POST', '/v1/messages', { to: { topic: 'late' } });
+      expect(await c.next('msg')).toMatchObject({ id: r.body.id, stream: 't:late' });
+      c.close();
+    } finally {
+      await s.stop();
+      cleanup();
+    }
   });
 });

@@ -53,6 +53,8 @@ const RESYNC_BATCH = 256;
  */
 export class Hub implements BusSink {
   private readonly byDevice = new Map<string, Session>();
+  /** Commands for devices whose session is being set up (see beginJoin). */
+  private readonly joining = new Map<string, DeviceCommand[]>();
   private readonly byStream = new Map<string, Set<Session>>();
   readonly counters: HubCounters = { published: 0, duplicates: 0, delivered: 0, acked: 0 };
 
@@ -81,6 +83,20 @@ export class Hub implements BusSink {
     return this.byDevice.values();
   }
 
+  /**
+   * The gateway is reading a device's topics for a new session: commands for the device (a topic
+   * subscribed over HTTP meanwhile, a delete) are kept and applied at {@link attach} instead of
+   * being dropped for want of a session. Costs nothing unless such a command arrives.
+   */
+  beginJoin(deviceId: string): void {
+    if (!this.joining.has(deviceId)) this.joining.set(deviceId, []);
+  }
+
+  /** The handshake ended (attached or failed): stop keeping commands for the device. */
+  endJoin(deviceId: string): void {
+    this.joining.delete(deviceId);
+  }
+
   /** Registers an authenticated session; an older session of the same device is replaced. */
   attach(session: Session, topics: string[], cursors: Record<string, number>): void {
     const old = this.byDevice.get(session.deviceId);
@@ -92,6 +108,9 @@ export class Hub implements BusSink {
     this.bus.attached(session.deviceId, session.id);
     const streams = [deviceStream(session.deviceId), ...topics.map(topicStream)];
     for (const s of streams) this.follow(session, s, cursors[s] ?? 0);
+    const held = this.joining.get(session.deviceId);
+    this.joining.delete(session.deviceId);
+    for (const cmd of held ?? []) this.command(session.deviceId, cmd);
   }
 
   detach(session: Session): void {
@@ -159,7 +178,10 @@ export class Hub implements BusSink {
   /** Applies a command from the bus to the device's local session. */
   command(deviceId: string, cmd: DeviceCommand): void {
     const session = this.byDevice.get(deviceId);
-    if (!session) return;
+    if (!session) {
+      if (cmd.t !== 'replaced') this.joining.get(deviceId)?.push(cmd);
+      return;
+    }
     switch (cmd.t) {
       case 'follow':
         return this.follow(session, topicStream(cmd.topic), cmd.seq);

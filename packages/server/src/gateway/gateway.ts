@@ -229,40 +229,47 @@ export class Gateway {
       this.log?.debug({ device: hello.device }, 'session refused: unauthorized');
       return sendFatal(ws, 'UNAUTHORIZED', 'unknown device or wrong token', CloseCode.Unauthorized);
     }
-    const [topics, stored] = await Promise.all([store.topicsOf(device.id), store.cursorsOf(device.id)]);
-    if (ws.readyState !== ws.OPEN) return;
-    ws.off('message', onEarly);
+    // A topic subscribed (or the device deleted) while this session is being set up is kept by
+    // the hub and applied at attach, instead of being missed until the next reconnect.
+    this.hub.beginJoin(device.id);
+    try {
+      const [topics, stored] = await Promise.all([store.topicsOf(device.id), store.cursorsOf(device.id)]);
+      if (ws.readyState !== ws.OPEN) return;
+      ws.off('message', onEarly);
 
-    const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
-    this.setHeartbeat(session, hello.hb ?? this.opts.defaultHeartbeat);
-    const streams = new Set([deviceStream(device.id), ...topics.map(topicStream)]);
-    const cursors: Record<string, number> = { ...stored };
-    for (const [s, seq] of Object.entries(hello.cursors ?? {})) if (streams.has(s)) cursors[s] = seq;
+      const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
+      this.setHeartbeat(session, hello.hb ?? this.opts.defaultHeartbeat);
+      const streams = new Set([deviceStream(device.id), ...topics.map(topicStream)]);
+      const cursors: Record<string, number> = { ...stored };
+      for (const [s, seq] of Object.entries(hello.cursors ?? {})) if (streams.has(s)) cursors[s] = seq;
 
-    session.send({
-      t: 'welcome',
-      v: PROTOCOL_VERSION,
-      session: session.id,
-      hb: session.heartbeat,
-      idle: Math.ceil(session.idleMs / 1000),
-      maxPayload: this.opts.maxPayload,
-      topics,
-    });
-    this.hub.attach(session, topics, cursors);
-    this.wheel.add(session);
-    this.counters.handshakes++;
-    this.log?.debug({ session: session.id, device: device.id, hb: session.heartbeat }, 'session open');
-    store.touchDevice(device.id, clock.now()).catch(() => {}); // Redis may be away: never crash
+      session.send({
+        t: 'welcome',
+        v: PROTOCOL_VERSION,
+        session: session.id,
+        hb: session.heartbeat,
+        idle: Math.ceil(session.idleMs / 1000),
+        maxPayload: this.opts.maxPayload,
+        topics,
+      });
+      this.hub.attach(session, topics, cursors);
+      this.wheel.add(session);
+      this.counters.handshakes++;
+      this.log?.debug({ session: session.id, device: device.id, hb: session.heartbeat }, 'session open');
+      store.touchDevice(device.id, clock.now()).catch(() => {}); // Redis may be away: never crash
 
-    ws.on('message', (d, b) => this.onFrame(session, d, b));
-    ws.once('close', (code) => {
-      session.closed = true;
-      this.hub.detach(session);
-      session.resolveClosed();
-      this.log?.debug({ session: session.id, device: device.id, code }, 'session closed');
-      void store.touchDevice(device.id, clock.now()).catch(() => {});
-    });
-    for (const e of early) this.onFrame(session, e.data, e.isBinary);
+      ws.on('message', (d, b) => this.onFrame(session, d, b));
+      ws.once('close', (code) => {
+        session.closed = true;
+        this.hub.detach(session);
+        session.resolveClosed();
+        this.log?.debug({ session: session.id, device: device.id, code }, 'session closed');
+        void store.touchDevice(device.id, clock.now()).catch(() => {});
+      });
+      for (const e of early) this.onFrame(session, e.data, e.isBinary);
+    } finally {
+      this.hub.endJoin(device.id);
+    }
   }
 
   private setHeartbeat(session: Session, declared: number): void {
