@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// The whole test command: build, typecheck the tests, lint and format check, then every test.
+// The whole test command: system packages the tests need (scripts/ci-setup.sh: installs them with
+// apt-get as root, else names what is missing), build, typecheck the tests, lint and format
+// check, then every test.
 // Prints a closing "N passed, N failed" line so any CI reads the outcome.
 import { spawnSync } from 'node:child_process';
 
 const steps = [
+  ['system packages', 'bash', ['scripts/ci-setup.sh']],
   ['build', 'npm', ['run', 'build', '--silent']],
   ['typecheck', 'npm', ['run', 'typecheck', '--silent']],
   ['lint', 'npx', ['biome', 'check', '.']],
