@@ -98,7 +98,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       clearInterval(wheelTimer);
       clearInterval(sweepTimer);
       draining = true;
-      for (const s of hub.sessions()) s.close(1001, 'server closing');
+      await gateway.close();
       await app.close();
       await opts.bus.close();
       await opts.store.close();

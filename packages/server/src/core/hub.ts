@@ -4,6 +4,7 @@ import type { Bus, BusSink, CatchUpScope, DeviceCommand } from '../bus/types.js'
 import { HttpError, notFound } from '../errors.js';
 import { encodeEntry } from '../gateway/encode.js';
 import type { Session } from '../gateway/session.js';
+import { textFrame } from '../gateway/wire/frames.js';
 import type { NewEntry, PublishRecord, Store, StoredEntry } from '../store/types.js';
 import type { Clock } from '../util/clock.js';
 import { newMessageId } from '../util/ids.js';
@@ -256,9 +257,8 @@ export class Hub implements BusSink {
     for (const entry of entries) {
       const set = this.byStream.get(entry.stream);
       if (!set || set.size === 0) continue;
-      // Encoded once; a broadcast also converts to UTF-8 once instead of once per socket.
-      const text = encodeEntry(entry);
-      const frame = set.size > 1 ? Buffer.from(text) : text;
+      // Encoded and framed once: a broadcast writes the same bytes to every socket.
+      const frame = textFrame(encodeEntry(entry));
       for (const session of set) session.offer(entry, frame);
     }
   }

@@ -12,24 +12,45 @@ import {
   topicStream,
 } from '@pushwire/protocol';
 import type { Logger } from 'pino';
-import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import { DeadlineWheel } from '../util/deadline-wheel.js';
 import { newSessionId, secretEquals, sha256 } from '../util/ids.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import { Session, type SessionHost } from './session.js';
+import { type WireListener, WireSocket } from './wire/socket.js';
+import { acceptUpgrade } from './wire/upgrade.js';
 
 /** Largest inbound WebSocket message; the codec refuses frames past 256 KiB anyway. */
 const MAX_INBOUND_BYTES = 512 * 1024;
 const REPLAY_PAGE = 256;
 
+/** Frames a device may send between its hello and the welcome; more are dropped. */
+const MAX_EARLY_FRAMES = 16;
+
 /** A socket between upgrade and welcome. */
-interface Pending {
-  wheelSlot: number;
-  socket: WebSocket;
-  openedAt: number;
-  done: boolean;
+class Pending implements WireListener {
+  wheelSlot = -1;
+  /** The hello arrived (or the socket closed, or its deadline passed): no longer pending. */
+  done = false;
+  /** Frames that arrived after the hello, while the handshake reads the store. */
+  early: { data: Buffer; binary: boolean }[] | undefined;
+
+  constructor(
+    private readonly gateway: Gateway,
+    readonly socket: WireSocket,
+    readonly openedAt: number,
+  ) {}
+
+  onMessage(data: Buffer, binary: boolean): void {
+    if (!this.done) return this.gateway.hello(this, data, binary);
+    this.early ??= [];
+    if (this.early.length < MAX_EARLY_FRAMES) this.early.push({ data, binary });
+  }
+
+  onClose(): void {
+    this.gateway.forget(this);
+  }
 }
 
 /** Counters the metrics endpoint reads. */
@@ -57,14 +78,9 @@ export interface GatewayObservers {
  * frame dispatch, idle detection with one shared deadline wheel, and drain.
  */
 export class Gateway {
-  private readonly wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: MAX_INBOUND_BYTES,
-    perMessageDeflate: false,
-    clientTracking: false,
-    handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
-  });
   private readonly pending = new Set<Pending>();
+  /** Every upgraded socket not closed yet: sessions, handshakes, and sockets being closed. */
+  private readonly sockets = new Set<WireSocket>();
   private readonly wheel: DeadlineWheel<Session | Pending>;
   private readonly admission: TokenBucket;
   private readonly host: SessionHost;
@@ -101,6 +117,8 @@ export class Gateway {
         this.counters.slowConsumers++;
         log?.debug({ session: session.id, device: session.deviceId }, 'slow consumer dropped');
       },
+      onFrame: (session, data, binary) => this.onFrame(session, data, binary),
+      onClosed: (session, code) => this.onClosed(session, code),
     };
   }
 
@@ -121,7 +139,14 @@ export class Gateway {
     if (!offered.includes(SUBPROTOCOL)) {
       return refuse(socket, 426, 'UPGRADE_REQUIRED', `offer the WebSocket subprotocol ${SUBPROTOCOL}`);
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    const upgrade = acceptUpgrade(req.method, req.headers, SUBPROTOCOL);
+    if ('refusal' in upgrade) {
+      const r = upgrade.refusal;
+      return refuse(socket, r.status, r.code, r.message, r.headers);
+    }
+    if (!socket.writable) return void socket.destroy();
+    socket.write(upgrade.response);
+    this.accept(new WireSocket(socket, head, MAX_INBOUND_BYTES, this.sockets));
   }
 
   /** Sweeps idle sessions and handshakes past their deadline. Called by the server's one timer. */
@@ -158,12 +183,24 @@ export class Gateway {
     await Promise.race([Promise.all(closed), delay(5000)]);
   }
 
+  /**
+   * Closes every socket (1001) and destroys those whose peer has not answered within `graceMs`,
+   * so that a shutdown never waits on a silent client.
+   */
+  async close(graceMs = 1000): Promise<void> {
+    this.draining = true;
+    for (const ws of this.sockets) ws.close(CloseCode.GoingAway, 'server closing');
+    const end = Date.now() + graceMs;
+    while (this.sockets.size > 0 && Date.now() < end) await delay(20);
+    for (const ws of this.sockets) ws.terminate();
+  }
+
   private deadlineOf(x: Session | Pending): number | undefined {
     if (x instanceof Session) return x.closed ? undefined : x.lastActivity + x.idleMs;
     return x.done ? undefined : x.openedAt + this.opts.handshakeTimeoutMs;
   }
 
-  private accept(ws: WebSocket): void {
+  private accept(ws: WireSocket): void {
     const now = this.opts.clock.now();
     const wait = this.admission.take(now);
     if (wait > 0) {
@@ -174,26 +211,30 @@ export class Gateway {
       sendFatal(ws, 'RATE_LIMITED', 'too many new sessions; retry later', CloseCode.RateLimited, retryAfter);
       return;
     }
-    const p: Pending = { wheelSlot: -1, socket: ws, openedAt: now, done: false };
+    const p = new Pending(this, ws, now);
+    ws.listener = p;
     this.pending.add(p);
     this.wheel.add(p);
-    ws.on('error', () => {});
-    ws.once('close', () => {
-      p.done = true;
-      this.pending.delete(p);
-    });
-    ws.once('message', (data, isBinary) => {
-      if (p.done) return;
-      p.done = true;
-      this.pending.delete(p);
-      void this.handshake(ws, data, isBinary).catch((err) => {
-        this.log?.error({ err }, 'handshake failed');
-        sendFatal(ws, 'INTERNAL', 'handshake failed', 1011);
-      });
+  }
+
+  /** @internal The first frame of a pending socket (its hello). */
+  hello(p: Pending, data: Buffer, isBinary: boolean): void {
+    p.done = true;
+    this.pending.delete(p);
+    void this.handshake(p, data, isBinary).catch((err) => {
+      this.log?.error({ err }, 'handshake failed');
+      sendFatal(p.socket, 'INTERNAL', 'handshake failed', 1011);
     });
   }
 
-  private async handshake(ws: WebSocket, data: RawData, isBinary: boolean): Promise<void> {
+  /** @internal A pending socket closed. */
+  forget(p: Pending): void {
+    p.done = true;
+    this.pending.delete(p);
+  }
+
+  private async handshake(p: Pending, data: Buffer, isBinary: boolean): Promise<void> {
+    const ws = p.socket;
     let hello: HelloFrame;
     try {
       const frame = decodeInbound(data, isBinary);
@@ -217,12 +258,7 @@ export class Gateway {
         CloseCode.ProtocolError,
       );
     }
-    // Frames sent before welcome are kept (bounded) and handled once the session is open.
-    const early: { data: RawData; isBinary: boolean }[] = [];
-    const onEarly = (d: RawData, b: boolean) => {
-      if (early.length < 16) early.push({ data: d, isBinary: b });
-    };
-    ws.on('message', onEarly);
+    // Frames sent before welcome are kept (bounded, by the Pending) and handled once the session is open.
     const { store, clock } = this.opts;
     const device = await store.getDevice(hello.device);
     if (!device || !secretEquals(device.tokenHash, sha256(hello.token))) {
@@ -234,8 +270,7 @@ export class Gateway {
     this.hub.beginJoin(device.id);
     try {
       const [topics, stored] = await Promise.all([store.topicsOf(device.id), store.cursorsOf(device.id)]);
-      if (ws.readyState !== ws.OPEN) return;
-      ws.off('message', onEarly);
+      if (ws.readyState !== WireSocket.OPEN) return;
 
       const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
       this.setHeartbeat(session, hello.hb ?? this.opts.defaultHeartbeat);
@@ -258,15 +293,9 @@ export class Gateway {
       this.log?.debug({ session: session.id, device: device.id, hb: session.heartbeat }, 'session open');
       store.touchDevice(device.id, clock.now()).catch(() => {}); // Redis may be away: never crash
 
-      ws.on('message', (d, b) => this.onFrame(session, d, b));
-      ws.once('close', (code) => {
-        session.closed = true;
-        this.hub.detach(session);
-        session.resolveClosed();
-        this.log?.debug({ session: session.id, device: device.id, code }, 'session closed');
-        void store.touchDevice(device.id, clock.now()).catch(() => {});
-      });
-      for (const e of early) this.onFrame(session, e.data, e.isBinary);
+      ws.listener = session;
+      for (const e of p.early ?? []) this.onFrame(session, e.data, e.binary);
+      p.early = undefined;
     } finally {
       this.hub.endJoin(device.id);
     }
@@ -279,7 +308,16 @@ export class Gateway {
     this.observers.heartbeat?.(hb);
   }
 
-  private onFrame(session: Session, data: RawData, isBinary: boolean): void {
+  private onClosed(session: Session, code: number): void {
+    session.closed = true;
+    this.hub.detach(session);
+    session.resolveClosed();
+    this.log?.debug({ session: session.id, device: session.deviceId, code }, 'session closed');
+    const { store, clock } = this.opts;
+    void store.touchDevice(session.deviceId, clock.now()).catch(() => {});
+  }
+
+  private onFrame(session: Session, data: Buffer, isBinary: boolean): void {
     if (session.closed) return;
     session.lastActivity = this.opts.clock.now();
     // The device is awake now: what waited for its heartbeat goes out with the reply.
@@ -342,22 +380,19 @@ export class Gateway {
   }
 }
 
-function decodeInbound(data: RawData, isBinary: boolean): ClientFrame {
+function decodeInbound(data: Buffer, isBinary: boolean): ClientFrame {
   if (isBinary) throw new ProtocolError('BAD_FRAME', 'frames are text messages');
-  const text = Array.isArray(data)
-    ? Buffer.concat(data).toString('utf8')
-    : Buffer.from(data as Buffer).toString('utf8');
-  return decodeClientFrame(text);
+  return decodeClientFrame(data.toString('utf8'));
 }
 
 function sendFatal(
-  ws: WebSocket,
+  ws: WireSocket,
   code: Parameters<Session['fail']>[0],
   message: string,
   closeCode: number,
   retryAfter?: number,
 ): void {
-  if (ws.readyState !== ws.OPEN) return;
+  if (ws.readyState !== WireSocket.OPEN) return;
   ws.send(
     JSON.stringify({
       t: 'error',

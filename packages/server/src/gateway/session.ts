@@ -6,10 +6,11 @@ import {
   encodeFrame,
   type ServerFrame,
 } from '@pushwire/protocol';
-import type { WebSocket } from 'ws';
 import { StoreError } from '../store/errors.js';
 import type { StoredEntry } from '../store/types.js';
 import { encodeEntry } from './encode.js';
+import { textFrame } from './wire/frames.js';
+import { type WireListener, WireSocket } from './wire/socket.js';
 
 /** Delivery progress of one stream within one session. */
 interface StreamState {
@@ -33,6 +34,10 @@ export interface SessionHost {
   onError(err: unknown): void;
   /** The session was dropped: its unsent buffer passed the bound. */
   onSlowConsumer(session: Session): void;
+  /** A message arrived on the session's socket. */
+  onFrame(session: Session, data: Buffer, binary: boolean): void;
+  /** The session's socket closed (`code`: the peer's close code, 1006 without one). */
+  onClosed(session: Session, code: number): void;
 }
 
 /**
@@ -49,7 +54,7 @@ export interface SessionHost {
 /** Held low-urgency frames per session before they are sent anyway (bounds memory). */
 const MAX_HELD = 64;
 
-export class Session {
+export class Session implements WireListener {
   readonly streams = new Map<string, StreamState>();
   closed = false;
   /** Bucket of the idle-deadline wheel this session is filed in. */
@@ -63,12 +68,12 @@ export class Session {
    * Low-urgency frames waiting for the device's next frame (its heartbeat), so its radio wakes
    * once for both. Any other send flushes them first, which keeps every stream in order.
    */
-  private held: (string | Buffer)[] | undefined;
+  private held: Buffer[] | undefined;
 
   constructor(
     readonly id: string,
     readonly deviceId: string,
-    private readonly socket: WebSocket,
+    private readonly socket: WireSocket,
     private readonly host: SessionHost,
     now: number,
   ) {
@@ -87,11 +92,19 @@ export class Session {
     this.streams.delete(stream);
   }
 
+  onMessage(data: Buffer, binary: boolean): void {
+    this.host.onFrame(this, data, binary);
+  }
+
+  onClose(code: number): void {
+    this.host.onClosed(this, code);
+  }
+
   /**
-   * Hands over a newly appended entry; `frame` is its encoded msg frame, encoded once (to UTF-8
-   * bytes for a broadcast) and written as is to every session.
+   * Hands over a newly appended entry; `frame` is its msg frame as WebSocket bytes, built once
+   * and written as is to every session that follows the stream.
    */
-  offer(entry: StoredEntry, frame: string | Buffer): void {
+  offer(entry: StoredEntry, frame: Buffer): void {
     const st = this.streams.get(entry.stream);
     if (!st || this.closed || entry.seq <= st.sent) return;
     if (st.pumping) {
@@ -103,7 +116,7 @@ export class Session {
         this.held.push(frame);
         if (this.held.length >= MAX_HELD) this.flushHeld();
       } else {
-        this.sendText(frame);
+        this.write(frame);
       }
       this.host.onDelivered(1, entry.ts);
     } else {
@@ -142,7 +155,7 @@ export class Session {
   }
 
   send(frame: ServerFrame): void {
-    this.sendText(encodeFrame(frame));
+    this.write(textFrame(encodeFrame(frame)));
   }
 
   /** Sends an error frame; a fatal one closes the socket with `closeCode`. */
@@ -162,7 +175,7 @@ export class Session {
 
   /** Resolves once the socket has closed. */
   whenClosed(): Promise<void> {
-    if (this.socket.readyState === this.socket.CLOSED) return Promise.resolve();
+    if (this.socket.readyState === WireSocket.CLOSED) return Promise.resolve();
     return new Promise((resolve) => {
       this.closedWaiters ??= [];
       this.closedWaiters.push(resolve);
@@ -192,10 +205,11 @@ export class Session {
     const held = this.held;
     if (!held) return;
     this.held = undefined;
-    for (const frame of held) this.sendText(frame);
+    for (const frame of held) this.write(frame);
   }
 
-  private sendText(text: string | Buffer, cb?: (err?: Error) => void): void {
+  /** Writes a WebSocket frame, unless the socket's unsent buffer is past the bound. */
+  private write(frame: Buffer, cb?: () => void): void {
     if (this.closed) return cb?.();
     if (this.held) this.flushHeld();
     if (this.socket.bufferedAmount > this.host.maxBufferedBytes) {
@@ -205,8 +219,7 @@ export class Session {
       this.host.onSlowConsumer(this);
       return cb?.();
     }
-    // A Buffer is sent as a text frame without re-encoding it for every socket.
-    this.socket.send(text, { binary: false }, cb);
+    this.socket.sendFrame(frame, cb);
   }
 
   /** Replays a stream from the store after `sent`; false when the store was unavailable. */
@@ -223,15 +236,16 @@ export class Session {
         if (this.closed || this.streams.get(stream) !== st) return true;
         let sent = 0;
         let written: Promise<void> | undefined;
+        if (rows.length > 1) this.socket.cork();
         for (const [i, row] of rows.entries()) {
           if (row.seq <= st.sent) continue;
           st.sent = row.seq;
           sent++;
           if (i === rows.length - 1 && rows.length >= this.host.pageSize) {
             // Backpressure between pages: wait until this page reached the kernel.
-            written = new Promise((resolve) => this.sendText(encodeEntry(row), () => resolve()));
+            written = new Promise((resolve) => this.write(textFrame(encodeEntry(row)), resolve));
           } else {
-            this.sendText(encodeEntry(row));
+            this.write(textFrame(encodeEntry(row)));
           }
         }
         this.host.onDelivered(sent);
