@@ -6,7 +6,7 @@ import {
   TOPIC_PATTERN,
   type WelcomeFrame,
 } from '@pushwire/protocol';
-import { Delivery } from './delivery.js';
+import { createDelivery, type Delivery } from './delivery.js';
 import { type Disposer, Emitter } from './emitter.js';
 import {
   ClosedError,
@@ -29,7 +29,7 @@ import {
 import type { NotificationMessage, PushMessage } from './message.js';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { Requests } from './requests.js';
-import { Session, type SessionEvents, type SessionLoss } from './session.js';
+import { openSession, type Session, type SessionEvents, type SessionLoss } from './session.js';
 import { type ConnectionState, canTransition, type StateChange } from './state.js';
 import type { Credentials } from './storage/types.js';
 import { Timers } from './timers.js';
@@ -73,135 +73,36 @@ export interface Runtime {
  *   any state ── close() / UNAUTHORIZED / UNSUPPORTED_VERSION / fatal config ──▶ closed
  * ```
  *
- * `#setState` is the only writer of the state and emits every change as `state`.
+ * `_setState` (in {@link createPushwireClient}) is the only writer of the state and emits every change as `state`.
  * @example
  * const c = createClient({ url: 'https://push.example.com', register: { apiKey }, storage });
  * c.on('message', (m) => console.log(m.stream, m.seq, m.data));
  * await c.subscribe('news');
  */
-export class PushwireClient implements AsyncIterable<PushMessage> {
-  readonly #o: ResolvedOptions;
-  readonly #events: Emitter<ClientEvents>;
-  readonly #internal = new Emitter<Record<'alive' | 'welcome' | 'message' | 'closed', undefined>>();
-  readonly #inbox = new Inbox<PushMessage>();
-  readonly #timers: Timers<'retry' | 'connect'>;
-  readonly #delivery: Delivery;
-  readonly #keeper: StateKeeper;
-  readonly #webpush: WebPush;
-  readonly #requests = new Requests();
-  readonly #disposers: Disposer[] = [];
-  #state: ConnectionState = 'idle';
-  #session: Session | undefined;
-  #gen = 0;
-  #attempt = 0;
-  /** Index in the server list of the server being tried or used. */
-  #server = 0;
-  #openedAt: number | undefined;
-  readonly #tuner: HeartbeatTuner;
-  #hbRestored = false;
-  #online = true;
-  #closing: Promise<void> | undefined;
-
-  constructor(options: ClientOptions, runtime: Runtime) {
-    const o = resolveOptions(options, () => runtime.defaultTransport());
-    this.#o = o;
-    this.#events = new Emitter((event, error) => {
-      if (event !== 'error') this.#report(new ListenerError(String(event), error));
-    });
-    this.#timers = new Timers(o.clock);
-    this.#delivery = new Delivery({
-      clock: o.clock,
-      windowSize: o.dedupeWindow,
-      ackDelay: o.ackDelay,
-      ackBatch: o.ackBatch,
-      deliver: (m) => this.#deliver(m),
-      persist: () => this.#keeper.save(),
-      sendAcks: (acks) => this.#sendAcks(acks),
-    });
-    this.#keeper = new StateKeeper({
-      store: o.storage,
-      clock: o.clock,
-      delivery: this.#delivery,
-      credentials: o.credentials,
-      register: o.register,
-      http: () => this.#endpoints.http,
-      fetch: o.fetch,
-      onError: (error) => this.#report(error),
-    });
-    this.#webpush = new WebPush({
-      keeper: this.#keeper,
-      delivery: this.#delivery,
-      http: () => this.#endpoints.http,
-      fetch: o.fetch,
-      closed: () => this.#state === 'closed',
-      report: (error) => this.#report(error),
-    });
-    this.#tuner = new HeartbeatTuner({
-      policy: o.heartbeat,
-      clock: o.clock,
-      networkKey: o.networkKey,
-      remember: (key, learned) => this.#keeper.remember(key, learned),
-    });
-    const detach = runtime.attach?.(this);
-    if (detach) this.#disposers.push(detach);
-    queueMicrotask(() => {
-      if (this.#state === 'idle') this.#connect();
-    });
-  }
-
+export interface PushwireClient extends AsyncIterable<PushMessage> {
   /** Current connection state. */
-  get state(): ConnectionState {
-    return this.#state;
-  }
-
+  readonly state: ConnectionState;
   /** The device id, once credentials are known (given, loaded or registered). */
-  get deviceId(): string | undefined {
-    return this.#keeper.deviceId;
-  }
-
+  readonly deviceId: string | undefined;
   /** Topics the device is subscribed to, as of the last welcome / subbed / unsubbed. */
-  get topics(): string[] {
-    return this.#requests.topics;
-  }
-
+  readonly topics: string[];
   /** Current network key (see {@link PushwireClient.networkChanged}). */
-  get networkKey(): string {
-    return this.#tuner.networkKey;
-  }
-
+  readonly networkKey: string;
   /** Seconds between pings the heartbeat policy wants now (the session may be capped by the server). */
-  get heartbeatInterval(): number {
-    return this.#tuner.wanted;
-  }
-
+  readonly heartbeatInterval: number;
   /** Current cursors (stream → highest seq processed); a copy. */
-  get cursors(): Cursors {
-    return this.#delivery.cursors;
-  }
-
+  readonly cursors: Cursors;
   /** Listens to an event; returns the disposer that removes the listener. */
-  on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): Disposer {
-    return this.#events.on(event, listener);
-  }
-
+  on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): Disposer;
   /** Messages as an async iterator (from now on, buffered until read); ends when the client closes. */
-  [Symbol.asyncIterator](): AsyncIterableIterator<PushMessage> {
-    return this.#inbox.iterator();
-  }
-
+  [Symbol.asyncIterator](): AsyncIterableIterator<PushMessage>;
   /**
    * Subscribes the device to a topic (persisted server-side: it survives reconnects). Sent now
    * if open, else once open. Resolves on `subbed`, after the topic's cursor is saved.
    */
-  subscribe(topic: string): Promise<void> {
-    return this.#request('sub', topic);
-  }
-
+  subscribe(topic: string): Promise<void>;
   /** Unsubscribes the device from a topic. Resolves on `unsubbed`. */
-  unsubscribe(topic: string): Promise<void> {
-    return this.#request('unsub', topic);
-  }
-
+  unsubscribe(topic: string): Promise<void>;
   /**
    * Subscribes the device to Web Push (RFC 8030/8291): a subscription whose JSON is exactly a
    * browser's `PushSubscription.toJSON()`, for the app's backend to push to with any Web Push
@@ -212,311 +113,408 @@ export class PushwireClient implements AsyncIterable<PushMessage> {
    * const sub = await client.pushSubscribe({ applicationServerKey: VAPID_PUBLIC_KEY });
    * await fetch('/my-backend/subscriptions', { method: 'POST', body: JSON.stringify(sub) });
    */
-  pushSubscribe(options?: PushSubscribeOptions): Promise<WebPushSubscription> {
-    return this.#webpush.subscribe(options);
-  }
-
+  pushSubscribe(options?: PushSubscribeOptions): Promise<WebPushSubscription>;
   /** Deletes the Web Push subscription: its endpoint answers 410 from then on; the keys are forgotten. */
-  pushUnsubscribe(): Promise<boolean> {
-    return this.#webpush.unsubscribe();
-  }
-
+  pushUnsubscribe(): Promise<boolean>;
   /** The stored Web Push subscription, or null (no network request). */
-  getPushSubscription(): Promise<WebPushSubscription | null> {
-    return this.#webpush.current();
-  }
-
+  getPushSubscription(): Promise<WebPushSubscription | null>;
   /**
    * Closes the client from any state: closes the socket (1000) without sending anything more,
    * rejects pending requests, ends iterators, removes environment listeners. Resolves once the
    * last state is saved.
    */
-  close(): Promise<void> {
-    this.#closing ??= this.#shutdown(undefined);
-    return this.#closing;
-  }
-
+  close(): Promise<void>;
   /**
    * Foreground/background. In background acks leave without coalescing delay (the OS may suspend
    * the app any moment) and the policy's background interval applies (fixed: `backgroundInterval`).
    */
-  setBackground(on: boolean): void {
-    if (!this.#tuner.background(on)) return;
-    this.#delivery.setBackground(on);
-    this.#retune();
-  }
-
+  setBackground(on: boolean): void;
   /**
    * The network changed (or may have): drop the current socket, which may be dead, and reconnect
    * at once without backoff. With `key`, switch the heartbeat memory to that network.
    */
-  networkChanged(key?: string): void {
-    if (this.#state === 'closed') return;
-    if (key !== undefined && key !== this.#tuner.networkKey) this.#tuner.use(key, this.#keeper.learned(key));
-    this.#online = true;
-    this.#attempt = 0;
-    if (this.#state !== 'idle') this.#connect();
-  }
-
+  networkChanged(key?: string): void;
   /** Network availability (browser `online`/`offline`). Offline: no reconnect attempts until online. */
-  setOnline(online: boolean): void {
-    if (this.#state === 'closed') return;
-    if (online) {
-      if (!this.#online) this.networkChanged();
-      return;
-    }
-    this.#online = false;
-    if (this.#state === 'backoff') this.#timers.clear('retry');
-  }
-
+  setOnline(online: boolean): void;
   /**
    * For an OS keep-alive or background handler with `deadlineMs` left: ping (or reconnect now),
    * drain the replay, and resolve with a report strictly before the deadline.
    */
-  wake(deadlineMs: number): Promise<WakeReport> {
-    return runWake(this.#wakeHost(), deadlineMs, this.#o.wakeQuietPeriod);
-  }
+  wake(deadlineMs: number): Promise<WakeReport>;
+}
 
-  // ── state machine ────────────────────────────────────────────────────────────────────────────
+/** Makes a {@link PushwireClient}: what a runtime entry's `createClient` calls. */
+export function createPushwireClient(options: ClientOptions, runtime: Runtime): PushwireClient {
+  let _o: ResolvedOptions;
+  let _events: Emitter<ClientEvents>;
+  const _internal = new Emitter<Record<'alive' | 'welcome' | 'message' | 'closed', undefined>>();
+  const _inbox = new Inbox<PushMessage>();
+  let _timers: Timers<'retry' | 'connect'>;
+  let _delivery: Delivery;
+  let _keeper: StateKeeper;
+  let _webpush: WebPush;
+  const _requests = new Requests();
+  const _disposers: Disposer[] = [];
+  let _state: ConnectionState = 'idle';
+  let _session: Session | undefined;
+  let _gen = 0;
+  let _attempt = 0;
+  /** Index in the server list of the server being tried or used. */
+  let _server = 0;
+  let _openedAt: number | undefined;
+  let _tuner: HeartbeatTuner;
+  let _hbRestored = false;
+  let _online = true;
+  let _closing: Promise<void> | undefined;
 
-  #setState(to: ConnectionState): void {
-    const from = this.#state;
+  function _setState(to: ConnectionState): void {
+    const from = _state;
     if (from === to) return;
     if (!canTransition(from, to)) {
-      this.#report(new PushwireError('ERR_INTERNAL', `invalid state transition ${from} → ${to}`));
+      _report(new PushwireError('ERR_INTERNAL', `invalid state transition ${from} → ${to}`));
       return;
     }
-    this.#state = to;
-    this.#events.emit('state', { from, to });
+    _state = to;
+    _events.emit('state', { from, to });
   }
 
-  #connect(): void {
-    if (this.#state === 'closed') return;
-    this.#timers.clear('retry');
-    this.#dropSession('reconnecting');
-    const gen = ++this.#gen;
-    this.#setState('connecting');
-    this.#timers.set('connect', this.#o.connectTimeout, () =>
-      this.#lost(gen, {
+  function _connect(): void {
+    if (_state === 'closed') return;
+    _timers.clear('retry');
+    _dropSession('reconnecting');
+    const gen = ++_gen;
+    _setState('connecting');
+    _timers.set('connect', _o.connectTimeout, () =>
+      _lost(gen, {
         kind: 'failure',
-        error: new TimeoutError(`no welcome within ${this.#o.connectTimeout} ms`),
+        error: new TimeoutError(`no welcome within ${_o.connectTimeout} ms`),
       }),
     );
-    this.#prepare().then(
+    _prepare().then(
       (creds) => {
-        if (gen === this.#gen) this.#openSession(gen, creds);
+        if (gen === _gen) _openSession(gen, creds);
       },
       (error: unknown) => {
-        if (gen === this.#gen) this.#lost(gen, lossOfException(error));
+        if (gen === _gen) _lost(gen, lossOfException(error));
       },
     );
   }
 
-  #openSession(gen: number, creds: Credentials): void {
+  function _openSession(gen: number, creds: Credentials): void {
     try {
-      this.#session = new Session(
-        this.#o.transport,
-        this.#endpoints.ws,
-        this.#o.clock,
-        this.#sessionEvents(gen, creds),
-      );
+      _session = openSession(_o.transport, _endpoints().ws, _o.clock, _sessionEvents(gen, creds));
     } catch (error) {
-      this.#lost(gen, lossOfException(error));
+      _lost(gen, lossOfException(error));
     }
   }
 
-  #sessionEvents(gen: number, creds: Credentials): SessionEvents {
+  function _sessionEvents(gen: number, creds: Credentials): SessionEvents {
     return {
       open: () => {
-        const cursors = this.#delivery.beginSession();
+        const cursors = _delivery.beginSession();
         const hello = {
           t: 'hello' as const,
           v: PROTOCOL_VERSION,
           device: creds.deviceId,
           token: creds.token,
         };
-        this.#session?.send({ ...hello, cursors, hb: this.#tuner.hello() });
+        _session?.send({ ...hello, cursors, hb: _tuner.hello() });
       },
       frame: (frame) => {
-        if (gen === this.#gen) this.#onFrame(gen, frame);
+        if (gen === _gen) _onFrame(gen, frame);
       },
-      invalid: (error) => this.#report(error),
+      invalid: (error) => _report(error),
       proof: (idle) => {
-        if (this.#tuner.evidence(true, idle)) this.#retune();
+        if (_tuner.evidence(true, idle)) _retune();
       },
-      alive: () => this.#internal.emit('alive', undefined),
+      alive: () => _internal.emit('alive', undefined),
       lost: (loss) => {
-        if (gen === this.#gen) this.#onSessionLost(gen, loss);
+        if (gen === _gen) _onSessionLost(gen, loss);
       },
-      acksForPing: () => this.#delivery.takeAcks(),
+      acksForPing: () => _delivery.takeAcks(),
     };
   }
 
-  #onFrame(gen: number, f: ServerFrame): void {
+  function _onFrame(gen: number, f: ServerFrame): void {
     switch (f.t) {
       case 'welcome':
-        return this.#onWelcome(f);
+        return _onWelcome(f);
       case 'msg':
-        return this.#webpush.receive(f);
+        return _webpush.receive(f);
       case 'subbed':
-        return this.#requests.answer(f, this.#delivery.subscribed(f.topic, f.seq));
+        return _requests.answer(f, _delivery.subscribed(f.topic, f.seq));
       case 'unsubbed':
-        return this.#requests.answer(f, this.#delivery.unsubscribed(f.topic));
+        return _requests.answer(f, _delivery.unsubscribed(f.topic));
       case 'goaway':
-        return this.#lost(gen, { kind: 'goaway', after: f.reconnectAfter });
+        return _lost(gen, { kind: 'goaway', after: f.reconnectAfter });
       case 'error':
-        return this.#onErrorFrame(gen, f);
+        return _onErrorFrame(gen, f);
     }
   }
 
-  #onWelcome(w: WelcomeFrame): void {
-    this.#timers.clear('connect');
-    this.#openedAt = this.#o.clock.now();
-    this.#tuner.welcome(w.hb); // never ping less often than the server accepted
-    this.#requests.welcome(w.topics);
-    this.#setState('open');
-    const session = this.#session;
-    if (this.#state !== 'open' || session === undefined) return; // a state listener moved on
-    session.heartbeat(this.#tuner.effective, this.#o.heartbeat.pongTimeout);
-    this.#delivery.sessionOpened();
-    for (const frame of this.#requests.frames()) session.send(frame);
-    this.#internal.emit('welcome', undefined);
+  function _onWelcome(w: WelcomeFrame): void {
+    _timers.clear('connect');
+    _openedAt = _o.clock.now();
+    _tuner.welcome(w.hb); // never ping less often than the server accepted
+    _requests.welcome(w.topics);
+    _setState('open');
+    const session = _session;
+    if (_state !== 'open' || session === undefined) return; // a state listener moved on
+    session.heartbeat(_tuner.effective, _o.heartbeat.pongTimeout);
+    _delivery.sessionOpened();
+    for (const frame of _requests.frames()) session.send(frame);
+    _internal.emit('welcome', undefined);
   }
 
-  #onErrorFrame(gen: number, f: ErrorFrame): void {
+  function _onErrorFrame(gen: number, f: ErrorFrame): void {
     const text = `${f.code}: ${f.message}`;
     const opts = { serverCode: f.code };
-    if (f.ref !== undefined && this.#requests.reject(f.ref, new RequestError(text, opts)) && !f.fatal) return;
-    if (f.fatal) this.#lost(gen, lossOfErrorFrame(f));
-    else this.#report(new ProtocolViolationError(`the server reported ${text}`, opts));
+    if (f.ref !== undefined && _requests.reject(f.ref, new RequestError(text, opts)) && !f.fatal) return;
+    if (f.fatal) _lost(gen, lossOfErrorFrame(f));
+    else _report(new ProtocolViolationError(`the server reported ${text}`, opts));
   }
 
-  #onSessionLost(gen: number, loss: SessionLoss): void {
-    if (isSilentDeath(loss) && this.#state === 'open') this.#tuner.evidence(false, loss.idle);
-    this.#lost(gen, lossOfSession(loss, this.#o.heartbeat.pongTimeout));
+  function _onSessionLost(gen: number, loss: SessionLoss): void {
+    if (isSilentDeath(loss) && _state === 'open') _tuner.evidence(false, loss.idle);
+    _lost(gen, lossOfSession(loss, _o.heartbeat.pongTimeout));
   }
 
   /** The attempt or session `gen` ended: report, then back off (or close, when fatal). */
-  #lost(gen: number, loss: Loss): void {
-    if (gen !== this.#gen || this.#state === 'closed') return;
-    this.#gen++;
-    this.#timers.clear('connect');
-    if (loss.kind === 'goaway') this.#delivery.flushAcks(); // the draining server keeps fresh cursors
-    this.#dropSession(loss.kind === 'goaway' ? 'goaway' : '');
+  function _lost(gen: number, loss: Loss): void {
+    if (gen !== _gen || _state === 'closed') return;
+    _gen++;
+    _timers.clear('connect');
+    if (loss.kind === 'goaway') _delivery.flushAcks(); // the draining server keeps fresh cursors
+    _dropSession(loss.kind === 'goaway' ? 'goaway' : '');
     if (loss.kind === 'fatal') {
-      this.#closing ??= this.#shutdown(loss.error);
+      _closing ??= _shutdown(loss.error);
       return;
     }
-    if (loss.kind !== 'goaway') this.#report(loss.error);
+    if (loss.kind !== 'goaway') _report(loss.error);
     // With several servers, the next attempt goes to the next one (the failed one may be down).
-    this.#server = (this.#server + 1) % this.#o.servers.length;
-    const { backoff, clock, random } = this.#o;
-    const stable = this.#openedAt !== undefined && clock.now() - this.#openedAt >= backoff.stableAfter;
-    if (stable) this.#attempt = 0;
-    this.#openedAt = undefined;
-    const delay = retryDelay(loss, this.#attempt, backoff, random);
-    if (loss.kind !== 'goaway') this.#attempt++; // a drain is not a failure
-    this.#setState('backoff');
-    if (this.#state === 'backoff' && this.#online) this.#timers.set('retry', delay, () => this.#connect());
+    _server = (_server + 1) % _o.servers.length;
+    const { backoff, clock, random } = _o;
+    const stable = _openedAt !== undefined && clock.now() - _openedAt >= backoff.stableAfter;
+    if (stable) _attempt = 0;
+    _openedAt = undefined;
+    const delay = retryDelay(loss, _attempt, backoff, random);
+    if (loss.kind !== 'goaway') _attempt++; // a drain is not a failure
+    _setState('backoff');
+    if (_state === 'backoff' && _online) _timers.set('retry', delay, () => _connect());
   }
 
   /** Endpoints of the server being tried or used. */
-  get #endpoints() {
-    return this.#o.servers[this.#server]!;
+  function _endpoints() {
+    return _o.servers[_server]!;
   }
 
-  #dropSession(reason: string): void {
-    const session = this.#session;
-    this.#session = undefined;
+  function _dropSession(reason: string): void {
+    const session = _session;
+    _session = undefined;
     session?.close(1000, reason);
-    this.#delivery.endSession();
+    _delivery.endSession();
   }
 
-  async #shutdown(error: PushwireError | undefined): Promise<void> {
-    if (this.#state === 'closed') return;
-    this.#gen++;
-    this.#timers.clearAll();
-    this.#dropSession('client closed');
-    if (error) this.#report(error);
-    this.#setState('closed');
-    this.#internal.emit('closed', undefined);
-    this.#requests.rejectAll(new ClosedError());
-    this.#inbox.end();
-    for (const dispose of this.#disposers.splice(0)) dispose();
-    this.#delivery.dispose();
-    this.#webpush.dispose();
-    await this.#keeper.persister.stop();
-    this.#events.clear();
-    this.#internal.clear();
+  async function _shutdown(error: PushwireError | undefined): Promise<void> {
+    if (_state === 'closed') return;
+    _gen++;
+    _timers.clearAll();
+    _dropSession('client closed');
+    if (error) _report(error);
+    _setState('closed');
+    _internal.emit('closed', undefined);
+    _requests.rejectAll(new ClosedError());
+    _inbox.end();
+    for (const dispose of _disposers.splice(0)) dispose();
+    _delivery.dispose();
+    _webpush.dispose();
+    await _keeper.persister.stop();
+    _events.clear();
+    _internal.clear();
   }
-
-  // ── credentials, delivery, acks, heartbeat ──────────────────────────────────────────────────
 
   /** Loads the stored state (once), restores the heartbeat memory, and gets the credentials. */
-  async #prepare(): Promise<Credentials> {
-    await this.#keeper.load();
-    if (!this.#hbRestored) {
-      this.#hbRestored = true;
-      this.#tuner.use(this.#tuner.networkKey, this.#keeper.learned(this.#tuner.networkKey));
+  async function _prepare(): Promise<Credentials> {
+    await _keeper.load();
+    if (!_hbRestored) {
+      _hbRestored = true;
+      _tuner.use(_tuner.networkKey, _keeper.learned(_tuner.networkKey));
     }
-    return this.#keeper.credentials();
+    return _keeper.credentials();
   }
 
-  #deliver(m: PushMessage): void {
-    this.#events.emit('message', m);
-    if (m.notification !== undefined) this.#events.emit('notification', m as NotificationMessage);
-    this.#inbox.push(m);
-    this.#internal.emit('message', undefined);
+  function _deliver(m: PushMessage): void {
+    _events.emit('message', m);
+    if (m.notification !== undefined) _events.emit('notification', m as NotificationMessage);
+    _inbox.push(m);
+    _internal.emit('message', undefined);
   }
 
-  #sendAcks(acks: Cursors): void {
-    const s = this.#session;
+  function _sendAcks(acks: Cursors): void {
+    const s = _session;
     if (s === undefined) return;
-    const pingDue = !s.pinging && s.pingDueIn() <= this.#o.ackDelay;
+    const pingDue = !s.pinging && s.pingDueIn() <= _o.ackDelay;
     if (pingDue)
       s.ping({ acks }); // a ping is due anyway: it carries them
     else s.send({ t: 'ack', acks });
   }
 
   /** Applies the heartbeat intervals to the open session. */
-  #retune(): void {
-    if (this.#session !== undefined && this.#state === 'open') this.#tuner.retune(this.#session);
+  function _retune(): void {
+    if (_session !== undefined && _state === 'open') _tuner.retune(_session);
   }
 
-  #request(t: 'sub' | 'unsub', topic: string): Promise<void> {
-    if (this.#state === 'closed') return Promise.reject(new ClosedError());
+  function _request(t: 'sub' | 'unsub', topic: string): Promise<void> {
+    if (_state === 'closed') return Promise.reject(new ClosedError());
     if (typeof topic !== 'string' || !TOPIC_PATTERN.test(topic)) {
       return Promise.reject(
         new RequestError(`invalid topic ${JSON.stringify(topic)}`, { serverCode: 'BAD_TOPIC' }),
       );
     }
-    const { frame, done } = this.#requests.add(t, topic);
-    if (this.#state === 'open') this.#session?.send(frame);
+    const { frame, done } = _requests.add(t, topic);
+    if (_state === 'open') _session?.send(frame);
     return done;
   }
 
-  #wakeHost(): WakeHost {
+  function _wakeHost(): WakeHost {
     return {
-      clock: this.#o.clock,
-      state: () => this.#state,
+      clock: _o.clock,
+      state: () => _state,
       ping: () => {
-        const s = this.#session;
-        return s !== undefined && this.#state === 'open' && (s.pinging || s.ping());
+        const s = _session;
+        return s !== undefined && _state === 'open' && (s.pinging || s.ping());
       },
       connectNow: () => {
-        if (this.#state === 'idle' || this.#state === 'backoff') this.#connect();
+        if (_state === 'idle' || _state === 'backoff') _connect();
       },
       reconnectNow: () => {
-        if (this.#state === 'open') this.#connect();
+        if (_state === 'open') _connect();
       },
-      pongTimeoutMs: this.#o.heartbeat.pongTimeout * 1000,
-      settled: () => !this.#keeper.persister.busy && this.#delivery.settled && this.#webpush.idle,
-      on: (event, fn) => this.#internal.on(event, fn),
-      holdImmediateAcks: () => this.#delivery.holdImmediate(),
+      pongTimeoutMs: _o.heartbeat.pongTimeout * 1000,
+      settled: () => !_keeper.persister.busy && _delivery.settled && _webpush.idle,
+      on: (event, fn) => _internal.on(event, fn),
+      holdImmediateAcks: () => _delivery.holdImmediate(),
     };
   }
 
-  #report(error: PushwireError): void {
-    this.#events.emit('error', error);
+  function _report(error: PushwireError): void {
+    _events.emit('error', error);
   }
+
+  const client: PushwireClient = {
+    get state(): ConnectionState {
+      return _state;
+    },
+    get deviceId(): string | undefined {
+      return _keeper.deviceId;
+    },
+    get topics(): string[] {
+      return _requests.topics;
+    },
+    get networkKey(): string {
+      return _tuner.networkKey;
+    },
+    get heartbeatInterval(): number {
+      return _tuner.wanted;
+    },
+    get cursors(): Cursors {
+      return _delivery.cursors;
+    },
+    on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): Disposer {
+      return _events.on(event, listener);
+    },
+    [Symbol.asyncIterator](): AsyncIterableIterator<PushMessage> {
+      return _inbox.iterator();
+    },
+    subscribe(topic: string): Promise<void> {
+      return _request('sub', topic);
+    },
+    unsubscribe(topic: string): Promise<void> {
+      return _request('unsub', topic);
+    },
+    pushSubscribe(options?: PushSubscribeOptions): Promise<WebPushSubscription> {
+      return _webpush.subscribe(options);
+    },
+    pushUnsubscribe(): Promise<boolean> {
+      return _webpush.unsubscribe();
+    },
+    getPushSubscription(): Promise<WebPushSubscription | null> {
+      return _webpush.current();
+    },
+    close(): Promise<void> {
+      _closing ??= _shutdown(undefined);
+      return _closing;
+    },
+    setBackground(on: boolean): void {
+      if (!_tuner.background(on)) return;
+      _delivery.setBackground(on);
+      _retune();
+    },
+    networkChanged(key?: string): void {
+      if (_state === 'closed') return;
+      if (key !== undefined && key !== _tuner.networkKey) _tuner.use(key, _keeper.learned(key));
+      _online = true;
+      _attempt = 0;
+      if (_state !== 'idle') _connect();
+    },
+    setOnline(online: boolean): void {
+      if (_state === 'closed') return;
+      if (online) {
+        if (!_online) client.networkChanged();
+        return;
+      }
+      _online = false;
+      if (_state === 'backoff') _timers.clear('retry');
+    },
+    wake(deadlineMs: number): Promise<WakeReport> {
+      return runWake(_wakeHost(), deadlineMs, _o.wakeQuietPeriod);
+    },
+  };
+
+  const o = resolveOptions(options, () => runtime.defaultTransport());
+  _o = o;
+  _events = new Emitter((event, error) => {
+    if (event !== 'error') _report(new ListenerError(String(event), error));
+  });
+  _timers = new Timers(o.clock);
+  _delivery = createDelivery({
+    clock: o.clock,
+    windowSize: o.dedupeWindow,
+    ackDelay: o.ackDelay,
+    ackBatch: o.ackBatch,
+    deliver: (m) => _deliver(m),
+    persist: () => _keeper.save(),
+    sendAcks: (acks) => _sendAcks(acks),
+  });
+  _keeper = new StateKeeper({
+    store: o.storage,
+    clock: o.clock,
+    delivery: _delivery,
+    credentials: o.credentials,
+    register: o.register,
+    http: () => _endpoints().http,
+    fetch: o.fetch,
+    onError: (error) => _report(error),
+  });
+  _webpush = new WebPush({
+    keeper: _keeper,
+    delivery: _delivery,
+    http: () => _endpoints().http,
+    fetch: o.fetch,
+    closed: () => _state === 'closed',
+    report: (error) => _report(error),
+    fail: (error) => (_state === 'backoff' ? _report(error) : _lost(_gen, { kind: 'failure', error })),
+  });
+  _tuner = new HeartbeatTuner({
+    policy: o.heartbeat,
+    clock: o.clock,
+    networkKey: o.networkKey,
+    remember: (key, learned) => _keeper.remember(key, learned),
+  });
+  const detach = runtime.attach?.(client);
+  if (detach) _disposers.push(detach);
+  queueMicrotask(() => {
+    if (_state === 'idle') _connect();
+  });
+  return client;
 }

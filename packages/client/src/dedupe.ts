@@ -5,7 +5,7 @@
  */
 export class DedupeWindow {
   readonly capacity: number;
-  readonly #ids = new Set<string>();
+  private readonly _ids = new Set<string>();
 
   /** @param initial ids oldest first, e.g. from storage; only the newest `capacity` are kept. */
   constructor(capacity = 1000, initial: Iterable<string> = []) {
@@ -15,25 +15,25 @@ export class DedupeWindow {
   }
 
   has(id: string): boolean {
-    return this.#ids.has(id);
+    return this._ids.has(id);
   }
 
   /** Adds an id (no-op if present), evicting the oldest beyond the capacity. */
   add(id: string): void {
-    if (this.#ids.has(id)) return;
-    this.#ids.add(id);
-    if (this.#ids.size > this.capacity) {
-      const oldest = this.#ids.values().next().value;
-      if (oldest !== undefined) this.#ids.delete(oldest);
+    if (this._ids.has(id)) return;
+    this._ids.add(id);
+    if (this._ids.size > this.capacity) {
+      const oldest = this._ids.values().next().value;
+      if (oldest !== undefined) this._ids.delete(oldest);
     }
   }
 
   get size(): number {
-    return this.#ids.size;
+    return this._ids.size;
   }
 
   /** Ids oldest first, for storage. */
   toArray(): string[] {
-    return [...this.#ids];
+    return [...this._ids];
   }
 }

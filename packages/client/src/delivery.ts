@@ -27,6 +27,46 @@ export interface DeliveryOptions {
   sendAcks(acks: Cursors): void;
 }
 
+/** Exactly-once delivery for one client: see {@link createDelivery}. */
+export interface Delivery {
+  /** Restores cursors and the window from storage. */
+  restore(cursors: Cursors, dedupe: readonly string[]): void;
+  /** True when the app has not seen this message yet (its id is new and its seq above the cursor). */
+  isNew(frame: Pick<MessageFrame, 'id' | 'stream' | 'seq'>): boolean;
+  /**
+   * Handles one `msg` frame (for a Web Push message: decrypted). With `handOver` false the message
+   * is processed (remembered, saved, acknowledged) without reaching the app: it could not be read.
+   */
+  receive(frame: PushMessage & { t: 'msg' }, handOver?: boolean): void;
+  /** State to save now, and the mark that comes back to {@link Delivery.saved} once durable. */
+  capture(): { cursors: Cursors; dedupe: string[]; mark: SaveMark };
+  /** A save covering `mark` is durable: its cursors may now be acknowledged. */
+  saved(mark: SaveMark): void;
+  /** A session is starting: returns the cursors for its hello (what storage holds). */
+  beginSession(): Cursors;
+  /** The session is open (welcome received): acks may flow. */
+  sessionOpened(): void;
+  /** The session ended: pending acks are dropped (the next hello carries the saved cursors). */
+  endSession(): void;
+  /** In the background acks leave without delay: the radio is up now and the OS may suspend us soon. */
+  setBackground(on: boolean): void;
+  /** Acks without delay until the returned disposer runs (a `wake()` in progress). */
+  holdImmediate(): () => void;
+  /** Takes the pending acks for a ping about to be sent (undefined when none). */
+  takeAcks(): Cursors | undefined;
+  /** Sends pending acks now. */
+  flushAcks(): void;
+  /** True when nothing processed is waiting to be acknowledged. */
+  readonly settled: boolean;
+  /** Current cursors (a copy). */
+  readonly cursors: Cursors;
+  /** `subbed`: the topic's delivery starts after `seq` unless we already have a cursor. */
+  subscribed(topic: string, seq: number): Promise<void>;
+  /** `unsubbed`: forget the topic's cursor, so a later subscribe starts fresh. */
+  unsubscribed(topic: string): Promise<void>;
+  dispose(): void;
+}
+
 /**
  * Exactly-once delivery on top of the wire's at-least-once. Per message, in this order:
  *
@@ -39,168 +79,131 @@ export interface DeliveryOptions {
  * Acks are coalesced: one `ack` frame `ackDelay` ms after the last save, at once when `ackBatch`
  * messages wait, or riding on a ping that is due anyway.
  */
-export class Delivery {
-  readonly #o: DeliveryOptions;
-  readonly #timers: Timers<'ack'>;
-  #window: DedupeWindow;
+export function createDelivery(o: DeliveryOptions): Delivery {
+  const timers = new Timers<'ack'>(o.clock);
+  let window = new DedupeWindow(o.windowSize);
   /** Cursors as processed (ahead of storage while a save is in flight). */
-  #cursors: Cursors = {};
+  let cursors: Cursors = {};
   /** Cursors as durably saved. */
-  #saved: Cursors = {};
+  let saved: Cursors = {};
   /** Cursors the current session knows (from hello, then acks). */
-  #acked: Cursors = {};
-  #processed = 0;
-  #savedProcessed = 0;
-  #ackedProcessed = 0;
-  #sessionOpen = false;
-  #background = false;
-  #holds = 0;
+  let acked: Cursors = {};
+  let processed = 0;
+  let savedProcessed = 0;
+  let ackedProcessed = 0;
+  let sessionOpen = false;
+  let background = false;
+  let holds = 0;
 
-  constructor(options: DeliveryOptions) {
-    this.#o = options;
-    this.#timers = new Timers(options.clock);
-    this.#window = new DedupeWindow(options.windowSize);
-  }
+  const isNew = (frame: Pick<MessageFrame, 'id' | 'stream' | 'seq'>): boolean =>
+    frame.seq > (cursors[frame.stream] ?? 0) && !window.has(frame.id);
 
-  /** Restores cursors and the window from storage. */
-  restore(cursors: Cursors, dedupe: readonly string[]): void {
-    this.#cursors = { ...cursors };
-    this.#saved = { ...cursors };
-    this.#window = new DedupeWindow(this.#o.windowSize, dedupe);
-  }
-
-  /** True when the app has not seen this message yet (its id is new and its seq above the cursor). */
-  isNew(frame: Pick<MessageFrame, 'id' | 'stream' | 'seq'>): boolean {
-    return frame.seq > (this.#cursors[frame.stream] ?? 0) && !this.#window.has(frame.id);
-  }
-
-  /**
-   * Handles one `msg` frame (for a Web Push message: decrypted). With `handOver` false the message
-   * is processed (remembered, saved, acknowledged) without reaching the app: it could not be read.
-   */
-  receive(frame: PushMessage & { t: 'msg' }, handOver = true): void {
-    const { t: _t, ...message } = frame;
-    const cursor = this.#cursors[frame.stream] ?? 0;
-    if (handOver && this.isNew(frame)) this.#o.deliver(message);
-    this.#window.add(frame.id);
-    if (frame.seq > cursor) this.#cursors[frame.stream] = frame.seq;
-    this.#processed++;
-    this.#o.persist().catch(() => {}); // failures are reported by the persister and retried
-  }
-
-  /** State to save now, and the mark that comes back to {@link Delivery.saved} once durable. */
-  capture(): { cursors: Cursors; dedupe: string[]; mark: SaveMark } {
-    const cursors = { ...this.#cursors };
-    return { cursors, dedupe: this.#window.toArray(), mark: { cursors, processed: this.#processed } };
-  }
-
-  /** A save covering `mark` is durable: its cursors may now be acknowledged. */
-  saved(mark: SaveMark): void {
-    this.#saved = mark.cursors;
-    this.#savedProcessed = Math.max(this.#savedProcessed, mark.processed);
-    this.#scheduleAck();
-  }
-
-  /** A session is starting: returns the cursors for its hello (what storage holds). */
-  beginSession(): Cursors {
-    this.endSession();
-    this.#acked = { ...this.#saved };
-    this.#ackedProcessed = this.#savedProcessed;
-    return { ...this.#saved };
-  }
-
-  /** The session is open (welcome received): acks may flow. */
-  sessionOpened(): void {
-    this.#sessionOpen = true;
-    this.#scheduleAck();
-  }
-
-  /** The session ended: pending acks are dropped (the next hello carries the saved cursors). */
-  endSession(): void {
-    this.#sessionOpen = false;
-    this.#timers.clear('ack');
-  }
-
-  /** In the background acks leave without delay: the radio is up now and the OS may suspend us soon. */
-  setBackground(on: boolean): void {
-    this.#background = on;
-    this.#scheduleAck();
-  }
-
-  /** Acks without delay until the returned disposer runs (a `wake()` in progress). */
-  holdImmediate(): () => void {
-    this.#holds++;
-    this.#scheduleAck();
-    let held = true;
-    return () => {
-      if (held) this.#holds--;
-      held = false;
-    };
-  }
-
-  /** Takes the pending acks for a ping about to be sent (undefined when none). */
-  takeAcks(): Cursors | undefined {
-    if (!this.#sessionOpen) return undefined;
-    const acks = this.#pending();
-    if (acks === undefined) return undefined;
-    this.#timers.clear('ack');
-    this.#acked = { ...this.#acked, ...acks };
-    this.#ackedProcessed = this.#savedProcessed;
-    return acks;
-  }
-
-  /** Sends pending acks now. */
-  flushAcks(): void {
-    const acks = this.takeAcks();
-    if (acks !== undefined) this.#o.sendAcks(acks);
-  }
-
-  /** True when nothing processed is waiting to be acknowledged. */
-  get settled(): boolean {
-    return this.#processed === this.#savedProcessed && this.#pending() === undefined;
-  }
-
-  /** Current cursors (a copy). */
-  get cursors(): Cursors {
-    return { ...this.#cursors };
-  }
-
-  /** `subbed`: the topic's delivery starts after `seq` unless we already have a cursor. */
-  subscribed(topic: string, seq: number): Promise<void> {
-    const stream = topicStream(topic);
-    if (this.#cursors[stream] === undefined) this.#cursors[stream] = seq;
-    return this.#o.persist();
-  }
-
-  /** `unsubbed`: forget the topic's cursor, so a later subscribe starts fresh. */
-  unsubscribed(topic: string): Promise<void> {
-    delete this.#cursors[topicStream(topic)];
-    return this.#o.persist();
-  }
-
-  dispose(): void {
-    this.#timers.clearAll();
-  }
-
-  #pending(): Cursors | undefined {
+  const pending = (): Cursors | undefined => {
     const acks: Cursors = {};
     let any = false;
-    for (const [stream, seq] of Object.entries(this.#saved)) {
-      if (seq > (this.#acked[stream] ?? -1)) {
+    for (const [stream, seq] of Object.entries(saved)) {
+      if (seq > (acked[stream] ?? -1)) {
         acks[stream] = seq;
         any = true;
       }
     }
     return any ? acks : undefined;
-  }
+  };
 
-  #scheduleAck(): void {
-    if (!this.#sessionOpen || this.#pending() === undefined) return;
-    const waiting = this.#savedProcessed - this.#ackedProcessed;
-    if (this.#background || this.#holds > 0 || waiting >= this.#o.ackBatch) {
-      this.flushAcks();
-      return;
-    }
-    this.#timers.set('ack', this.#o.ackDelay, () => this.flushAcks());
-  }
+  const takeAcks = (): Cursors | undefined => {
+    if (!sessionOpen) return undefined;
+    const acks = pending();
+    if (acks === undefined) return undefined;
+    timers.clear('ack');
+    acked = { ...acked, ...acks };
+    ackedProcessed = savedProcessed;
+    return acks;
+  };
+
+  const flushAcks = (): void => {
+    const acks = takeAcks();
+    if (acks !== undefined) o.sendAcks(acks);
+  };
+
+  const scheduleAck = (): void => {
+    if (!sessionOpen || pending() === undefined) return;
+    if (background || holds > 0 || savedProcessed - ackedProcessed >= o.ackBatch) flushAcks();
+    else timers.set('ack', o.ackDelay, flushAcks);
+  };
+
+  const endSession = (): void => {
+    sessionOpen = false;
+    timers.clear('ack');
+  };
+
+  return {
+    restore(c, dedupe) {
+      cursors = { ...c };
+      saved = { ...c };
+      window = new DedupeWindow(o.windowSize, dedupe);
+    },
+    isNew,
+    receive(frame, handOver = true) {
+      const { t: _t, ...message } = frame;
+      const cursor = cursors[frame.stream] ?? 0;
+      if (handOver && isNew(frame)) o.deliver(message);
+      window.add(frame.id);
+      if (frame.seq > cursor) cursors[frame.stream] = frame.seq;
+      processed++;
+      o.persist().catch(() => {}); // failures are reported by the persister and retried
+    },
+    capture() {
+      const copy = { ...cursors };
+      return { cursors: copy, dedupe: window.toArray(), mark: { cursors: copy, processed } };
+    },
+    saved(mark) {
+      saved = mark.cursors;
+      savedProcessed = Math.max(savedProcessed, mark.processed);
+      scheduleAck();
+    },
+    beginSession() {
+      endSession();
+      acked = { ...saved };
+      ackedProcessed = savedProcessed;
+      return { ...saved };
+    },
+    sessionOpened() {
+      sessionOpen = true;
+      scheduleAck();
+    },
+    endSession,
+    setBackground(on) {
+      background = on;
+      scheduleAck();
+    },
+    holdImmediate() {
+      holds++;
+      scheduleAck();
+      let held = true;
+      return () => {
+        if (held) holds--;
+        held = false;
+      };
+    },
+    takeAcks,
+    flushAcks,
+    get settled() {
+      return processed === savedProcessed && pending() === undefined;
+    },
+    get cursors() {
+      return { ...cursors };
+    },
+    subscribed(topic, seq) {
+      const stream = topicStream(topic);
+      if (cursors[stream] === undefined) cursors[stream] = seq;
+      return o.persist();
+    },
+    unsubscribed(topic) {
+      delete cursors[topicStream(topic)];
+      return o.persist();
+    },
+    dispose() {
+      timers.clearAll();
+    },
+  };
 }

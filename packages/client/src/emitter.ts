@@ -6,18 +6,18 @@ export type Disposer = () => void;
  * others: its error goes to `onListenerError`.
  */
 export class Emitter<Events extends object> {
-  readonly #listeners = new Map<keyof Events, Set<(value: never) => void>>();
-  readonly #onListenerError: (event: keyof Events, error: unknown) => void;
+  private readonly _listeners = new Map<keyof Events, Set<(value: never) => void>>();
+  private readonly _onListenerError: (event: keyof Events, error: unknown) => void;
 
   constructor(onListenerError: (event: keyof Events, error: unknown) => void = () => {}) {
-    this.#onListenerError = onListenerError;
+    this._onListenerError = onListenerError;
   }
 
   on<K extends keyof Events>(event: K, listener: (value: Events[K]) => void): Disposer {
-    let set = this.#listeners.get(event);
+    let set = this._listeners.get(event);
     if (set === undefined) {
       set = new Set();
-      this.#listeners.set(event, set);
+      this._listeners.set(event, set);
     }
     // Wrap so the same function registered twice gets two independent registrations.
     const entry = (value: never) => listener(value as Events[K]);
@@ -28,24 +28,24 @@ export class Emitter<Events extends object> {
   }
 
   emit<K extends keyof Events>(event: K, value: Events[K]): void {
-    const set = this.#listeners.get(event);
+    const set = this._listeners.get(event);
     if (set === undefined) return;
     for (const listener of [...set]) {
       try {
         (listener as (v: Events[K]) => void)(value);
       } catch (error) {
-        this.#onListenerError(event, error);
+        this._onListenerError(event, error);
       }
     }
   }
 
   /** Number of listeners of an event. */
   count(event: keyof Events): number {
-    return this.#listeners.get(event)?.size ?? 0;
+    return this._listeners.get(event)?.size ?? 0;
   }
 
   /** Removes every listener. */
   clear(): void {
-    this.#listeners.clear();
+    this._listeners.clear();
   }
 }

@@ -64,8 +64,8 @@ export class PushwireError extends Error {
     options: PushwireErrorOptions = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    if (options.serverCode !== undefined) this.serverCode = options.serverCode;
-    if (options.closeCode !== undefined) this.closeCode = options.closeCode;
+    this.serverCode = options.serverCode;
+    this.closeCode = options.closeCode;
     this.fatal = options.fatal ?? false;
   }
 }
@@ -213,9 +213,9 @@ export class WebPushError extends PushwireError {
     options: PushwireErrorOptions & { status?: number; serverError?: string; messageId?: string } = {},
   ) {
     super('ERR_WEBPUSH', message, options);
-    if (options.status !== undefined) this.status = options.status;
-    if (options.serverError !== undefined) this.serverError = options.serverError;
-    if (options.messageId !== undefined) this.messageId = options.messageId;
+    this.status = options.status;
+    this.serverError = options.serverError;
+    this.messageId = options.messageId;
   }
 
   /** True when trying again later may help: a request that failed on the network, 408, 429 or 5xx. */

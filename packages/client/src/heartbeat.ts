@@ -17,6 +17,8 @@
  * - Mars probes between 4 min 30 s and 9 min 50 s in 60 s steps, confirming each step 3 times.
  */
 
+import { definedOnly } from './backoff.js';
+
 /** What the adaptive policy has learned about one network; persisted in the client state. */
 export interface LearnedHeartbeat {
   /** Interval (s) in use. */
@@ -149,7 +151,7 @@ const OVERSLEPT = 1.5;
  * @example adaptiveHeartbeat({ min: 60, max: 900 })
  */
 export function adaptiveHeartbeat(options: Partial<AdaptiveHeartbeatOptions> = {}): HeartbeatPolicy {
-  const o = { ...DEFAULT_ADAPTIVE_HEARTBEAT, ...defined(options) };
+  const o = { ...DEFAULT_ADAPTIVE_HEARTBEAT, ...definedOnly(options) };
   positive(o);
   if (o.min > o.max || o.initial < o.min || o.initial > o.max) {
     throw new RangeError('adaptive heartbeat needs min ≤ initial ≤ max');
@@ -234,8 +236,4 @@ function positive(o: object): void {
       throw new RangeError(`heartbeat option "${k}" must be a positive number`);
     }
   }
-}
-
-function defined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

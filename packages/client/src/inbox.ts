@@ -3,67 +3,67 @@
  * it was created, buffered until read; all end when the inbox ends.
  */
 export class Inbox<T> {
-  readonly #readers = new Set<Reader<T>>();
-  #ended = false;
+  private readonly _readers = new Set<Reader<T>>();
+  private _ended = false;
 
   push(value: T): void {
-    for (const r of this.#readers) r.push(value);
+    for (const r of this._readers) r.push(value);
   }
 
   end(): void {
-    this.#ended = true;
-    for (const r of this.#readers) r.end();
-    this.#readers.clear();
+    this._ended = true;
+    for (const r of this._readers) r.end();
+    this._readers.clear();
   }
 
   iterator(): AsyncIterableIterator<T> {
-    const reader = new Reader<T>(() => this.#readers.delete(reader));
-    if (this.#ended) reader.end();
-    else this.#readers.add(reader);
+    const reader = new Reader<T>(() => this._readers.delete(reader));
+    if (this._ended) reader.end();
+    else this._readers.add(reader);
     return reader;
   }
 }
 
 class Reader<T> implements AsyncIterableIterator<T> {
-  readonly #buffer: T[] = [];
-  #waiting: ((r: IteratorResult<T>) => void) | undefined;
-  #done = false;
-  readonly #detach: () => void;
+  private readonly _buffer: T[] = [];
+  private _waiting: ((r: IteratorResult<T>) => void) | undefined;
+  private _done = false;
+  private readonly _detach: () => void;
 
   constructor(detach: () => void) {
-    this.#detach = detach;
+    this._detach = detach;
   }
 
   push(value: T): void {
-    if (this.#done) return;
-    const waiting = this.#waiting;
+    if (this._done) return;
+    const waiting = this._waiting;
     if (waiting) {
-      this.#waiting = undefined;
+      this._waiting = undefined;
       waiting({ value, done: false });
     } else {
-      this.#buffer.push(value);
+      this._buffer.push(value);
     }
   }
 
   end(): void {
-    this.#done = true;
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
+    this._done = true;
+    const waiting = this._waiting;
+    this._waiting = undefined;
     waiting?.({ value: undefined, done: true });
   }
 
   next(): Promise<IteratorResult<T>> {
-    if (this.#buffer.length > 0) return Promise.resolve({ value: this.#buffer.shift() as T, done: false });
-    if (this.#done) return Promise.resolve({ value: undefined, done: true });
+    if (this._buffer.length > 0) return Promise.resolve({ value: this._buffer.shift() as T, done: false });
+    if (this._done) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => {
-      this.#waiting = resolve;
+      this._waiting = resolve;
     });
   }
 
   return(): Promise<IteratorResult<T>> {
-    this.#buffer.length = 0;
+    this._buffer.length = 0;
     this.end();
-    this.#detach();
+    this._detach();
     return Promise.resolve({ value: undefined, done: true });
   }
 

@@ -6,7 +6,7 @@
  * or `@pushwire/client/node`.
  */
 import { type BrowserEnvironment, browserEnvironment, wireBrowserEvents } from './browser.js';
-import { PushwireClient } from './client.js';
+import { createPushwireClient, type PushwireClient } from './client.js';
 import type { ClientOptions } from './options.js';
 import { webSocketTransport } from './transport/websocket.js';
 
@@ -38,7 +38,7 @@ export interface BrowserClientOptions extends ClientOptions {
  */
 export function createClient(options: BrowserClientOptions): PushwireClient {
   const wiring = options.browserEvents ?? true;
-  return new PushwireClient(options, {
+  return createPushwireClient(options, {
     defaultTransport: () => webSocketTransport(),
     attach: (client) => {
       const env = wiring === true ? browserEnvironment() : wiring === false ? undefined : wiring;

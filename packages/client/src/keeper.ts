@@ -33,20 +33,20 @@ export interface KeeperOptions {
  */
 export class StateKeeper {
   readonly persister: Persister<SaveMark>;
-  readonly #o: KeeperOptions;
-  #loaded: Promise<void> | undefined;
-  #creds: Credentials | undefined;
-  #obtaining: Promise<Credentials> | undefined;
-  #learned: Record<string, LearnedHeartbeat> = {};
+  private readonly _o: KeeperOptions;
+  private _loaded: Promise<void> | undefined;
+  private _creds: Credentials | undefined;
+  private _obtaining: Promise<Credentials> | undefined;
+  private _learned: Record<string, LearnedHeartbeat> = {};
   /** The Web Push subscription with its keys (see webpush.ts), once loaded. */
   webpush: StoredWebPush | undefined;
 
   constructor(options: KeeperOptions) {
-    this.#o = options;
+    this._o = options;
     this.persister = new Persister({
       store: options.store,
       clock: options.clock,
-      snapshot: () => this.#snapshot(),
+      snapshot: () => this._snapshot(),
       onSaved: (mark) => options.delivery.saved(mark),
       onError: options.onError,
     });
@@ -54,34 +54,34 @@ export class StateKeeper {
 
   /** The device id, once known. */
   get deviceId(): string | undefined {
-    return this.#creds?.deviceId;
+    return this._creds?.deviceId;
   }
 
   /** Loads the stored state (once); a failure is fatal (the data may hold the only credentials). */
   load(): Promise<void> {
-    this.#loaded ??= this.#load();
-    return this.#loaded;
+    this._loaded ??= this._load();
+    return this._loaded;
   }
 
   /** The device's credentials: given, stored, or registered now (once, shared by concurrent callers). */
   async credentials(): Promise<Credentials> {
     await this.load();
-    if (this.#creds) return this.#creds;
-    this.#obtaining ??= this.#obtain().finally(() => {
-      this.#obtaining = undefined;
+    if (this._creds) return this._creds;
+    this._obtaining ??= this._obtain().finally(() => {
+      this._obtaining = undefined;
     });
-    return this.#obtaining;
+    return this._obtaining;
   }
 
   /** What was learned about a network's heartbeat. */
   learned(networkKey: string): LearnedHeartbeat | undefined {
-    return this.#learned[networkKey];
+    return this._learned[networkKey];
   }
 
   /** Remembers what the heartbeat policy learned about a network (saved if it changed). */
   remember(networkKey: string, learned: LearnedHeartbeat): void {
-    if (JSON.stringify(learned) === JSON.stringify(this.#learned[networkKey])) return;
-    this.#learned[networkKey] = learned;
+    if (JSON.stringify(learned) === JSON.stringify(this._learned[networkKey])) return;
+    this._learned[networkKey] = learned;
     this.save().catch(() => {});
   }
 
@@ -90,31 +90,31 @@ export class StateKeeper {
     return this.persister.request();
   }
 
-  async #load(): Promise<void> {
+  private async _load(): Promise<void> {
     let stored: ClientState | undefined;
     try {
-      stored = await this.#o.store.load();
+      stored = await this._o.store.load();
     } catch (cause) {
       throw new StorageError('loading the client state failed', { cause, fatal: true });
     }
     const state = stored ?? emptyState();
-    const given = this.#o.credentials;
+    const given = this._o.credentials;
     if (given && state.credentials && state.credentials.deviceId !== given.deviceId) {
       state.cursors = {}; // another device's cursors, ids and push subscription do not apply
       state.dedupe = [];
       delete state.webpush;
     }
-    this.#o.delivery.restore(state.cursors, state.dedupe);
-    this.#learned = { ...state.heartbeat };
+    this._o.delivery.restore(state.cursors, state.dedupe);
+    this._learned = { ...state.heartbeat };
     this.webpush = state.webpush;
-    this.#creds = given ?? state.credentials;
+    this._creds = given ?? state.credentials;
     const stale =
       state.credentials?.deviceId !== given?.deviceId || state.credentials?.token !== given?.token;
     if (given && stale) this.save().catch(() => {});
   }
 
-  async #obtain(): Promise<Credentials> {
-    const reg = this.#o.register;
+  private async _obtain(): Promise<Credentials> {
+    const reg = this._o.register;
     if (reg === undefined) {
       throw new ConfigError('no credentials in options or storage, and no `register` option', {
         fatal: true,
@@ -123,17 +123,17 @@ export class StateKeeper {
     const creds =
       typeof reg === 'function'
         ? checkCredentials(await reg())
-        : await registerDevice(this.#o.http(), reg, this.#o.fetch);
-    this.#creds = creds;
+        : await registerDevice(this._o.http(), reg, this._o.fetch);
+    this._creds = creds;
     await this.save().catch(() => {}); // a failure is reported by the persister; connect anyway
     return creds;
   }
 
-  #snapshot(): { state: ClientState; meta: SaveMark } {
-    const { cursors, dedupe, mark } = this.#o.delivery.capture();
+  private _snapshot(): { state: ClientState; meta: SaveMark } {
+    const { cursors, dedupe, mark } = this._o.delivery.capture();
     const state: ClientState = { cursors, dedupe };
-    if (this.#creds) state.credentials = { ...this.#creds };
-    if (Object.keys(this.#learned).length > 0) state.heartbeat = JSON.parse(JSON.stringify(this.#learned));
+    if (this._creds) state.credentials = { ...this._creds };
+    if (Object.keys(this._learned).length > 0) state.heartbeat = JSON.parse(JSON.stringify(this._learned));
     if (this.webpush) state.webpush = JSON.parse(JSON.stringify(this.webpush));
     return { state, meta: mark };
   }

@@ -3,7 +3,7 @@
  * Pushwire client SDK, Node entry: the same API as the neutral entry, with the `ws` package as
  * the default transport (Node 20 has no global WebSocket) and {@link fileStorage}.
  */
-import { PushwireClient } from './client.js';
+import { createPushwireClient, type PushwireClient } from './client.js';
 import type { ClientOptions } from './options.js';
 import { wsTransport } from './transport/ws.js';
 
@@ -19,5 +19,5 @@ export { wsTransport } from './transport/ws.js';
  * for await (const m of client) console.log(m.id, m.data);
  */
 export function createClient(options: ClientOptions): PushwireClient {
-  return new PushwireClient(options, { defaultTransport: () => wsTransport() });
+  return createPushwireClient(options, { defaultTransport: () => wsTransport() });
 }

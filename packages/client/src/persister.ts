@@ -23,18 +23,18 @@ interface Waiter {
  * snapshot's meta once it is durable (that is where acknowledgements are released).
  */
 export class Persister<M> {
-  readonly #store: StateStore;
-  readonly #snapshot: () => Snapshot<M>;
-  readonly #onSaved: (meta: M) => void;
-  readonly #onError: (error: PushwireError) => void;
-  readonly #timers: Timers<'retry'>;
-  #dirty = false;
-  #running = false;
-  #stopping = false;
-  #stopped = false;
-  #waiters: Waiter[] = [];
+  private readonly _store: StateStore;
+  private readonly _snapshot: () => Snapshot<M>;
+  private readonly _onSaved: (meta: M) => void;
+  private readonly _onError: (error: PushwireError) => void;
+  private readonly _timers: Timers<'retry'>;
+  private _dirty = false;
+  private _running = false;
+  private _stopping = false;
+  private _stopped = false;
+  private _waiters: Waiter[] = [];
   /** Called when the save loop goes idle. */
-  #idle: (() => void)[] = [];
+  private _idle: (() => void)[] = [];
 
   constructor(options: {
     store: StateStore;
@@ -43,16 +43,16 @@ export class Persister<M> {
     onSaved: (meta: M) => void;
     onError: (error: PushwireError) => void;
   }) {
-    this.#store = options.store;
-    this.#snapshot = options.snapshot;
-    this.#onSaved = options.onSaved;
-    this.#onError = options.onError;
-    this.#timers = new Timers(options.clock);
+    this._store = options.store;
+    this._snapshot = options.snapshot;
+    this._onSaved = options.onSaved;
+    this._onError = options.onError;
+    this._timers = new Timers(options.clock);
   }
 
   /** True while a save is pending or in flight. */
   get busy(): boolean {
-    return this.#dirty || this.#running;
+    return this._dirty || this._running;
   }
 
   /**
@@ -60,61 +60,61 @@ export class Persister<M> {
    * if that save fails (a retry follows).
    */
   request(): Promise<void> {
-    if (this.#stopped) return Promise.resolve(); // closed: nothing changes any more
-    this.#dirty = true;
-    const done = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
-    if (!this.#running) {
-      this.#running = true;
-      queueMicrotask(() => void this.#run());
+    if (this._stopped) return Promise.resolve(); // closed: nothing changes any more
+    this._dirty = true;
+    const done = new Promise<void>((resolve, reject) => this._waiters.push({ resolve, reject }));
+    if (!this._running) {
+      this._running = true;
+      queueMicrotask(() => void this._run());
     }
     return done;
   }
 
   /** Lets pending changes reach storage (one last attempt, no retries), then stops. Never rejects. */
   async stop(): Promise<void> {
-    this.#stopping = true;
-    this.#timers.clearAll();
-    this.#restart();
-    if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
-    this.#stopped = true;
+    this._stopping = true;
+    this._timers.clearAll();
+    this._restart();
+    if (this._running) await new Promise<void>((resolve) => this._idle.push(resolve));
+    this._stopped = true;
   }
 
-  async #run(): Promise<void> {
-    this.#timers.clear('retry');
-    while (this.#dirty) {
-      this.#dirty = false;
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      const snap = this.#snapshot();
+  private async _run(): Promise<void> {
+    this._timers.clear('retry');
+    while (this._dirty) {
+      this._dirty = false;
+      const waiters = this._waiters;
+      this._waiters = [];
+      const snap = this._snapshot();
       try {
-        await this.#store.save(snap.state);
+        await this._store.save(snap.state);
       } catch (e) {
         const error = toPushwireError(
           e,
           (cause) => new StorageError('saving the client state failed', { cause }),
         );
-        this.#dirty = true;
-        this.#running = false;
+        this._dirty = true;
+        this._running = false;
         for (const w of waiters) w.reject(error);
-        this.#onError(error);
-        if (!this.#stopping) this.#timers.set('retry', RETRY_MS, () => this.#restart());
-        this.#wentIdle();
+        this._onError(error);
+        if (!this._stopping) this._timers.set('retry', RETRY_MS, () => this._restart());
+        this._wentIdle();
         return;
       }
-      this.#onSaved(snap.meta);
+      this._onSaved(snap.meta);
       for (const w of waiters) w.resolve();
     }
-    this.#running = false;
-    this.#wentIdle();
+    this._running = false;
+    this._wentIdle();
   }
 
-  #wentIdle(): void {
-    for (const resolve of this.#idle.splice(0)) resolve();
+  private _wentIdle(): void {
+    for (const resolve of this._idle.splice(0)) resolve();
   }
 
-  #restart(): void {
-    if (this.#running || !this.#dirty) return;
-    this.#running = true;
-    void this.#run();
+  private _restart(): void {
+    if (this._running || !this._dirty) return;
+    this._running = true;
+    void this._run();
   }
 }

@@ -20,18 +20,18 @@ interface Pending {
  * idempotent on the server), so a request made offline, or lost with a dropped socket, completes.
  */
 export class Requests {
-  readonly #pending = new Map<number, Pending>();
-  #nextRef = 1;
-  #topics = new Set<string>();
+  private readonly _pending = new Map<number, Pending>();
+  private _nextRef = 1;
+  private _topics = new Set<string>();
 
   /** Topics the device is subscribed to, as of the last welcome / subbed / unsubbed. */
   get topics(): string[] {
-    return [...this.#topics];
+    return [...this._topics];
   }
 
   /** `welcome` lists the device's topics. */
   welcome(topics: readonly string[]): void {
-    this.#topics = new Set(topics);
+    this._topics = new Set(topics);
   }
 
   /**
@@ -40,8 +40,8 @@ export class Requests {
    */
   answer(frame: SubscribedFrame | UnsubscribedFrame, save: Promise<void>): void {
     const sub = frame.t === 'subbed';
-    if (sub) this.#topics.add(frame.topic);
-    else this.#topics.delete(frame.topic);
+    if (sub) this._topics.add(frame.topic);
+    else this._topics.delete(frame.topic);
     const resolve = this.take(sub ? 'sub' : 'unsub', frame.topic, frame.ref);
     if (resolve) save.then(resolve, resolve);
     else save.catch(() => {});
@@ -49,16 +49,16 @@ export class Requests {
 
   /** Registers a request; the promise settles when {@link Requests.settle} or `reject` is called. */
   add(t: RequestFrame['t'], topic: string): { frame: RequestFrame & { ref: number }; done: Promise<void> } {
-    const frame = { t, topic, ref: this.#nextRef++ };
+    const frame = { t, topic, ref: this._nextRef++ };
     const done = new Promise<void>((resolve, reject) =>
-      this.#pending.set(frame.ref, { frame, resolve, reject }),
+      this._pending.set(frame.ref, { frame, resolve, reject }),
     );
     return { frame, done };
   }
 
   /** Frames of every pending request, oldest first, to (re)send on a new session. */
   frames(): RequestFrame[] {
-    return [...this.#pending.values()].map((p) => p.frame);
+    return [...this._pending.values()].map((p) => p.frame);
   }
 
   /**
@@ -66,28 +66,28 @@ export class Requests {
    * oldest pending request of that kind and topic. Returns its resolve function.
    */
   take(t: RequestFrame['t'], topic: string, ref: number | undefined): (() => void) | undefined {
-    let found: Pending | undefined = ref === undefined ? undefined : this.#pending.get(ref);
+    let found: Pending | undefined = ref === undefined ? undefined : this._pending.get(ref);
     if (found === undefined || found.frame.t !== t) {
-      found = [...this.#pending.values()].find((p) => p.frame.t === t && p.frame.topic === topic);
+      found = [...this._pending.values()].find((p) => p.frame.t === t && p.frame.topic === topic);
     }
     if (found === undefined) return undefined;
-    this.#pending.delete(found.frame.ref);
+    this._pending.delete(found.frame.ref);
     return found.resolve;
   }
 
   /** Rejects the request with this ref; returns whether there was one. */
   reject(ref: number, error: PushwireError): boolean {
-    const p = this.#pending.get(ref);
+    const p = this._pending.get(ref);
     if (p === undefined) return false;
-    this.#pending.delete(ref);
+    this._pending.delete(ref);
     p.reject(error);
     return true;
   }
 
   /** Rejects every pending request (the client is closing). */
   rejectAll(error: PushwireError): void {
-    const all = [...this.#pending.values()];
-    this.#pending.clear();
+    const all = [...this._pending.values()];
+    this._pending.clear();
     for (const p of all) p.reject(error);
   }
 }

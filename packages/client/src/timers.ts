@@ -5,46 +5,46 @@ import type { Clock } from './clock.js';
  * {@link Timers.clearAll} releases every one (the cleanup of an owner in one call).
  */
 export class Timers<K extends string> {
-  readonly #clock: Clock;
-  readonly #active = new Map<K, { handle: unknown; at: number }>();
+  private readonly _clock: Clock;
+  private readonly _active = new Map<K, { handle: unknown; at: number }>();
 
   constructor(clock: Clock) {
-    this.#clock = clock;
+    this._clock = clock;
   }
 
   /** Runs `fn` after `ms` (at least 0), replacing any timer of the same name. */
   set(name: K, ms: number, fn: () => void): void {
     this.clear(name);
     const delay = Math.max(0, ms);
-    const entry = { handle: undefined as unknown, at: this.#clock.now() + delay };
-    entry.handle = this.#clock.setTimeout(() => {
-      if (this.#active.get(name) !== entry) return;
-      this.#active.delete(name);
+    const entry = { handle: undefined as unknown, at: this._clock.now() + delay };
+    entry.handle = this._clock.setTimeout(() => {
+      if (this._active.get(name) !== entry) return;
+      this._active.delete(name);
       fn();
     }, delay);
-    this.#active.set(name, entry);
+    this._active.set(name, entry);
   }
 
   /** Cancels the named timer, if set. */
   clear(name: K): void {
-    const entry = this.#active.get(name);
+    const entry = this._active.get(name);
     if (entry === undefined) return;
-    this.#active.delete(name);
-    this.#clock.clearTimeout(entry.handle);
+    this._active.delete(name);
+    this._clock.clearTimeout(entry.handle);
   }
 
   /** Whether the named timer is pending. */
   has(name: K): boolean {
-    return this.#active.has(name);
+    return this._active.has(name);
   }
 
   /** When the named timer is due (ms since the epoch), or undefined. */
   dueAt(name: K): number | undefined {
-    return this.#active.get(name)?.at;
+    return this._active.get(name)?.at;
   }
 
   /** Cancels every timer. */
   clearAll(): void {
-    for (const name of [...this.#active.keys()]) this.clear(name);
+    for (const name of [...this._active.keys()]) this.clear(name);
   }
 }

@@ -1,5 +1,5 @@
 import { base64urlDecode, base64urlEncode, encryptAes128gcm, generateWebPushKeys } from '@pushwire/protocol';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { FetchLike } from './credentials.js';
 import { WebPushError } from './errors.js';
 import { memoryStorage } from './storage/memory.js';
@@ -314,6 +314,36 @@ describe('receiving Web Push messages', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(h.messages).toEqual([]);
     expect(h.client.cursors).toEqual({}); // nothing processed after close: the server replays both
+  });
+});
+
+describe('the Web Push code, loaded on demand', () => {
+  it('cannot be loaded when a message arrives: nothing is skipped, the client reconnects and decrypts it', async () => {
+    const { h } = setup();
+    const sub = await h.client.pushSubscribe(); // loads the code in this client
+    await h.client.close();
+    vi.doMock('./webpush-ops.js', () => {
+      throw new Error('chunk not found');
+    });
+    const again = h.restart(); // a new client: it loads the code again, and that fails
+    try {
+      await untilOpen(again);
+      const body = await encryptTo(sub, 'secret');
+      again.server.publish('d:dev1', { id: 'p1' });
+      again.server.publish('d:dev1', { id: 'w1', ...webpushFrame(sub.subscriptionId, body) });
+      again.server.publish('d:dev1', { id: 'p2' });
+      await until(again, () => again.errors.length > 0, 'the load failure');
+      expect(again.errors[0]).toMatchObject({ code: 'ERR_CONNECTION', fatal: false });
+      expect(again.ids()).toEqual(['p1']); // w1 and p2 behind it are not processed
+      vi.doUnmock('./webpush-ops.js');
+      await until(again, () => again.messages.length === 3, 'the replay');
+      expect(again.ids()).toEqual(['p1', 'w1', 'p2']);
+      expect(again.messages[1]?.data).toBe('secret');
+      await until(again, () => again.server.acked.get('d:dev1') === 3, 'acks');
+    } finally {
+      vi.doUnmock('./webpush-ops.js');
+      await again.client.close();
+    }
   });
 });
 

@@ -5,6 +5,6 @@
  */
 
 export * from './codec.js';
-export { ProtocolError } from './errors.js';
+export * from './errors.js';
 export * from './frames.js';
 export * from './webpush-crypto.js';

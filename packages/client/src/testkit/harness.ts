@@ -1,4 +1,4 @@
-import { PushwireClient } from '../client.js';
+import { createPushwireClient, type PushwireClient } from '../client.js';
 import type { PushwireError } from '../errors.js';
 import type { PushMessage } from '../message.js';
 import type { ClientOptions } from '../options.js';
@@ -89,7 +89,7 @@ export function harness(
   const clock = options.clock ?? options.serverInstance?.clock ?? new FakeClock();
   const server = options.serverInstance ?? new FakeServer(clock, options.server);
   const storage = options.client?.storage ?? memoryStorage();
-  const client = new PushwireClient(
+  const client = createPushwireClient(
     {
       url: 'http://push.test',
       credentials: { deviceId: 'dev1', token: 'tok' },
