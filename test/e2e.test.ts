@@ -183,12 +183,15 @@ describe('end to end: SDK ↔ real server on loopback', () => {
     const dev = await registerDevice(s.url);
     const c = createClient({ url: s.url, credentials: dev, storage: memoryStorage() });
     clients.push(c);
+    // Iterating from before the publishes: an iterator yields what arrives once it exists, and the
+    // session may well be open (and the messages delivered) before both publishes are answered.
+    const iterator = c[Symbol.asyncIterator]();
     const ids = [
       await publish({ to: { device: dev.deviceId } }),
       await publish({ to: { device: dev.deviceId } }),
     ];
     const got: string[] = [];
-    for await (const m of c) {
+    for await (const m of { [Symbol.asyncIterator]: () => iterator }) {
       got.push(m.id);
       if (got.length === 2) break;
     }

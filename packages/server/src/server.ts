@@ -115,6 +115,8 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       return url;
     },
     async listen(l = {}) {
+      // An engine that starts asynchronously (the SQLite writer thread) is ready before clients come.
+      await (opts.store as { ready?: () => Promise<void> }).ready?.();
       // A deep accept backlog: a reconnect storm must queue in the kernel, not be dropped as SYNs.
       await app.listen({ host: l.host ?? '127.0.0.1', port: l.port ?? 8787, backlog: 4096 });
       const addr = app.server.address() as AddressInfo;

@@ -5,7 +5,8 @@ import { StoreError } from './errors.js';
  * Schema migrations of the SQLite store: `MIGRATIONS[v]` brings `PRAGMA user_version` from v to
  * v + 1. Append only: a shipped migration is never edited.
  *
- * - `streams` keeps each stream's head, so heads never go back when a sweep deletes entries.
+ * - `streams` keeps each stream's head, so heads never go back when a sweep deletes entries (the
+ *   head of a stream is the higher of its `streams` row and its last entry).
  * - `entries` is keyed by (stream, seq): `read` is one range scan of that index. Collapsed entries
  *   keep their row (seq, prev_seq) until the sweep, with their payload freed.
  * - `publishes` remembers each publish id for idempotency, for the retention period.
@@ -155,11 +156,23 @@ export function prepareStatements(db: Database.Database) {
     setHead: s<[string, number]>(
       'INSERT INTO streams (name, head) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET head = max(head, excluded.head)',
     ),
+    /**
+     * Heads are not written per publish (the entries carry them): the sweep keeps every stream's
+     * head here before it deletes entries, so heads never go back.
+     */
+    saveHeads: s<[]>(
+      `INSERT INTO streams (name, head) SELECT stream, max(seq) FROM entries WHERE true GROUP BY stream
+        ON CONFLICT (name) DO UPDATE SET head = max(head, excluded.head)`,
+    ),
 
     insertEntry: s<[EntryRow]>(
       `INSERT INTO entries (${ENTRY_COLUMNS}) VALUES
         (@stream, @seq, @prev_seq, @id, @data, @notification, @urgency, @collapse_key, @ts, @exp)`,
     ),
+    /** insertEntry with positional parameters: (stream, seq, prev_seq, id, data, notification, urgency, collapse_key, ts, exp). */
+    appendEntry: s<
+      [string, number, number, unknown, unknown, unknown, unknown, string | null, unknown, unknown]
+    >(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     collapse: s<[string, string]>(
       `UPDATE entries SET collapsed = 1, data = NULL, notification = NULL
         WHERE stream = ? AND collapse_key = ? AND collapsed = 0`,

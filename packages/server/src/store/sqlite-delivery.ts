@@ -22,15 +22,15 @@ export class SqliteDeliveryLog {
   constructor(db: Database.Database) {
     const s = <P extends unknown[] | object = unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
     this.stmts = {
-      cursorOf: s<[string, string], number>(
-        'SELECT seq FROM cursors WHERE device_id = ? AND stream = ?',
-      ).pluck(),
-      /** Every deliverable entry a cursor advance covers: not collapsed, not long expired. */
-      record: s<[{ device: string; stream: string; from: number; to: number; now: number; grace: number }]>(
+      /**
+       * Every deliverable entry a cursor advance covers (past the stored cursor, up to the ack):
+       * not collapsed, not long expired. One statement per ack, the cursor read included.
+       */
+      record: s<[{ device: string; stream: string; to: number; now: number; grace: number }]>(
         `INSERT OR IGNORE INTO deliveries (device_id, seq, acked_at)
           SELECT @device, seq, @now FROM entries
-          WHERE stream = @stream AND seq > @from AND seq <= @to AND collapsed = 0
-            AND (exp > @now - @grace OR exp <= ts)`,
+          WHERE stream = @stream AND seq <= @to AND collapsed = 0 AND (exp > @now - @grace OR exp <= ts)
+            AND seq > coalesce((SELECT seq FROM cursors WHERE device_id = @device AND stream = @stream), 0)`,
       ),
       ackedAt: s<[string, number], number>(
         'SELECT acked_at FROM deliveries WHERE device_id = ? AND seq = ?',
@@ -70,9 +70,7 @@ export class SqliteDeliveryLog {
    */
   recordAck(device: string, stream: string, seq: number, now: number): void {
     if (stream !== `d:${device}`) return;
-    const from = this.stmts.cursorOf.get(device, stream) ?? 0;
-    if (seq <= from) return;
-    this.stmts.record.run({ device, stream, from, to: seq, now, grace: ACK_GRACE_MS });
+    this.stmts.record.run({ device, stream, to: seq, now, grace: ACK_GRACE_MS });
   }
 
   /** What is known of entry `seq` of `stream`. */

@@ -90,6 +90,48 @@ describe('SqliteStore', () => {
       expect(await store.head('s')).toBe(1);
     });
 
+    it('fails a batch the writer cannot commit whole, and puts its heads back (no hole)', async () => {
+      const store = open();
+      await store.createDevice({ id: 'd1', tokenHash: 'h', createdAt: T, lastSeen: 0 });
+      await store.publish(one('m1', 's'));
+      // Another writer takes seq 2 of `s` behind the store's back: the next batch cannot commit.
+      const raw = new Database(path);
+      raw
+        .prepare('INSERT INTO entries (stream, seq, prev_seq, id, ts, exp) VALUES (?, ?, ?, ?, ?, ?)')
+        .run('s', 2, 1, 'intruder', T, T + HOUR);
+      const outcomes = await Promise.allSettled([
+        store.publish(one('m2', 's')),
+        store.publish(one('m3', 'other')),
+        store.publish({ ...one('mine', 's'), fresh: false }),
+        store.subscribe('d1', 'news'),
+      ]);
+      expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+      expect(outcomes[0]).toMatchObject({ reason: { code: 'STORE_IO' } });
+      expect(await store.head('other')).toBe(0);
+      expect(await store.topicsOf('d1')).toEqual([]);
+      raw.prepare('DELETE FROM entries WHERE id = ?').run('intruder');
+      raw.close();
+      // Heads went back: the retried publishes take the seqs the failed batch had.
+      expect((await store.publish(one('m2', 's'))).appended[0]).toMatchObject({ seq: 2, prevSeq: 1 });
+      expect((await store.publish(one('m3', 'other'))).appended[0]).toMatchObject({ seq: 1, prevSeq: 0 });
+      expect((await store.read('s', 0, 10, T)).map((e) => [e.id, e.seq])).toEqual([
+        ['m1', 1],
+        ['m2', 2],
+      ]);
+      expect(await store.getPublish('mine')).toBeUndefined();
+    });
+
+    it('answers a duplicate of a publish still being committed with the first record', async () => {
+      const store = open();
+      const first = store.publish(one('x', 's'));
+      // Let the first batch go to the writer, then publish the same id while it commits.
+      await new Promise((resolve) => setImmediate(resolve));
+      const [a, b] = await Promise.all([first, store.publish(one('x', 's'))]);
+      expect(a.duplicate).toBe(false);
+      expect(b).toEqual({ record: a.record, duplicate: true, appended: [] });
+      expect(await store.head('s')).toBe(1);
+    });
+
     it('batches acks and touches, visible to reads before they are written', async () => {
       const store = open();
       await store.createDevice({ id: 'd1', tokenHash: 'h', createdAt: T, lastSeen: 0 });

@@ -1,9 +1,22 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import { type EntryRow, migrate, prepareStatements, type Statements } from './schema.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
+import type {
+  OpResult,
+  PublishWrites,
+  WriteBatch,
+  WriteOp,
+  WriteReply,
+  WriterData,
+  WriterReady,
+} from './sqlite-writer.js';
 import type {
   DeviceRecord,
   EntryFate,
@@ -16,7 +29,7 @@ import type {
 } from './types.js';
 
 export interface SqliteStoreOptions {
-  /** Database file (created when missing); `:memory:` for a throwaway store. */
+  /** Database file (created when missing). A file, not `:memory:`: the writer thread opens it too. */
   path: string;
   /** Time source for publish records without entries; defaults to `Date.now`. */
   clock?: () => number;
@@ -28,6 +41,8 @@ export interface SqliteStoreOptions {
   retentionMs?: number;
   /** Streams whose head is kept in memory (default 100 000); others are read back on demand. */
   headCacheSize?: number;
+  /** Devices kept in memory for publish target checks and session auth (default 100 000). */
+  deviceCacheSize?: number;
 }
 
 /** Group-commit counters, for metrics. */
@@ -37,6 +52,7 @@ export interface SqliteStoreStats {
   /** Publishes committed, duplicates included. */
   publishes: number;
   lastBatchSize: number;
+  /** Time from sending the last batch to the writer until its commit was reported back. */
   lastBatchMs: number;
   /** Stream entries marked collapsed by a newer entry with the same key. */
   collapsed: number;
@@ -44,40 +60,97 @@ export interface SqliteStoreStats {
   expired: number;
 }
 
-interface Waiter<T> {
-  resolve(value: T): void;
+/** A publish waiting for its batch, payloads already serialised. */
+interface QueuedPublish {
+  id: string;
+  entries: NewEntry[];
+  rows: Omit<EntryRow, 'seq' | 'prev_seq'>[];
+  resolve(value: PublishResult): void;
   reject(err: unknown): void;
 }
 
-/** A publish waiting for its batch, payloads already serialised. */
-interface QueuedPublish extends Waiter<PublishResult> {
-  id: string;
-  entries: NewEntry[];
-  fresh: boolean;
-  rows: Omit<EntryRow, 'seq' | 'prev_seq'>[];
+/** Any other write waiting for its batch; `op.head` is filled in when the batch is formed. */
+interface QueuedOp {
+  op: WriteOp;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
 }
+
+type Queued = { publish: QueuedPublish; op?: undefined } | { op: QueuedOp; publish?: undefined };
 
 /**
  * Writes that need no fsync of their own: acked cursors and last-seen times. They wait in memory
- * (read methods see them) and are written in the next group commit. A commit holding only these
- * runs with `synchronous = NORMAL`: it survives a kill -9 of the process but the last ones may be
- * lost on power loss, which only causes redelivery (the SDK dedupes by id).
+ * (read methods see them) and are written with the next batch. A batch holding only these commits
+ * with `synchronous = NORMAL`: it survives a kill -9 of the process but the last ones may be lost
+ * on power loss, which only causes redelivery (the SDK dedupes by id). One promise serves every
+ * caller of a batch.
  */
 class SoftWrites {
   readonly acks = new Map<string, Map<string, number>>();
   readonly touches = new Map<string, number>();
-  readonly waiters: Waiter<void>[] = [];
+  private settle: { resolve(): void; reject(err: unknown): void } | undefined;
+  private promise: Promise<void> | undefined;
+
+  get empty(): boolean {
+    return this.promise === undefined && this.acks.size === 0 && this.touches.size === 0;
+  }
+
+  written(): Promise<void> {
+    this.promise ??= new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    return this.promise;
+  }
+
+  resolve(): void {
+    this.settle?.resolve();
+  }
+
+  reject(err: unknown): void {
+    this.settle?.reject(err);
+  }
+}
+
+/** The batch the writer is committing. */
+interface InFlight {
+  items: Queued[];
+  /** Results of its publishes, by item index (known when the batch was formed). */
+  results: (PublishResult | undefined)[];
+  /** Heads its publishes started from: restored when the batch fails. */
+  rollback: Map<string, number>;
+  soft: SoftWrites;
+  publishes: number;
+  started: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
+ * How to start the writer: its compiled module next to this one, or, when this module runs as
+ * TypeScript (tests, tsx), its source through tsx's require hook (Node 20 applies no `--import`
+ * loader to a worker's modules).
+ */
+function writerEntry(): { code: string; eval: boolean } {
+  const js = fileURLToPath(new URL('./sqlite-writer.js', import.meta.url));
+  if (import.meta.url.endsWith('.js') || existsSync(js)) return { code: js, eval: false };
+  const ts = fileURLToPath(new URL('./sqlite-writer.ts', import.meta.url));
+  const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
+  return { code: `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(ts)});`, eval: true };
+}
+
+/**
  * The embedded store: one SQLite file in WAL mode, `synchronous = FULL`.
  *
- * Group commit: `publish` calls queue into a batch that commits in one transaction (one fsync) on
- * the next macrotask, after `batchMaxDelayMs`, or at once when it holds `batchMaxSize` publishes;
- * every promise of the batch resolves after that commit. One writer process per file: stream heads
- * are cached in memory.
+ * Writes run in a writer thread (`worker_threads`) with its own connection, so the WAL write and
+ * its fsync never block the event loop; reads run here on a second connection (WAL lets readers
+ * run beside the writer). Group commit: writes queue into a batch that the writer commits in one
+ * transaction (one fsync), on the next macrotask, after `batchMaxDelayMs`, or at once when it holds
+ * `batchMaxSize` publishes; while a batch commits, the next one gathers. Every promise of a batch
+ * settles after its commit.
+ *
+ * Stream heads are owned here, in memory: seqs are assigned when a batch is formed, and only one
+ * batch is in the writer at a time, so a failed batch just puts its streams' heads back (no later
+ * seq was handed out). One writer process per file.
  *
  * @example
  * const store = SqliteStore.open({ path: 'data/pushwire.db' });
@@ -91,16 +164,23 @@ export class SqliteStore implements Store {
   private readonly maxSize: number;
   private readonly retentionMs: number;
   private readonly headCacheSize: number;
+  private readonly deviceCacheSize: number;
+  /** Stream heads, including the seqs of the batch in flight (least recently used first). */
   private readonly heads = new Map<string, number>();
-  private readonly commitBatch: (
-    batch: QueuedPublish[],
-    soft: SoftWrites,
-    heads: Map<string, number>,
-  ) => PublishResult[];
-  private queue: QueuedPublish[] = [];
+  /** Devices known to exist (deleted ones are dropped), oldest first. */
+  private readonly devices = new Map<string, DeviceRecord>();
+  /** Publishes with a caller-chosen id that are queued or committing: their duplicates wait for them. */
+  private readonly publishing = new Map<string, Promise<PublishResult>>();
+  private readonly writer: Worker;
+  private queue: Queued[] = [];
   private soft = new SoftWrites();
+  private inflight: InFlight | undefined;
+  private batchNo = 0;
   private cancelFlush: (() => void) | undefined;
-  private durable = true;
+  /** Why the writer cannot be used any more (it died). */
+  private broken: StoreError | undefined;
+  private idle: (() => void) | undefined;
+  private readonly started: Promise<void>;
   private closed = false;
   private readonly counters: SqliteStoreStats = {
     batches: 0,
@@ -123,22 +203,37 @@ export class SqliteStore implements Store {
     this.maxSize = Math.max(1, opts.batchMaxSize ?? 512);
     this.retentionMs = opts.retentionMs ?? 30 * DAY_MS;
     this.headCacheSize = Math.max(1, opts.headCacheSize ?? 100_000);
+    this.deviceCacheSize = Math.max(0, opts.deviceCacheSize ?? 100_000);
     this.stmts = prepareStatements(db);
     this.deliveries = new SqliteDeliveryLog(db);
-    this.commitBatch = db.transaction(
-      (batch: QueuedPublish[], soft: SoftWrites, heads: Map<string, number>) => {
-        const seen = new Map<string, PublishRecord>();
-        const results = batch.map((item) => this.append(item, heads, seen));
-        // One head write per stream per batch, not per entry.
-        for (const [stream, head] of heads) this.stmts.setHead.run(stream, head);
-        this.writeSoft(soft);
-        return results;
-      },
-    );
+    const entry = writerEntry();
+    const data: WriterData = { path: opts.path };
+    this.writer = new Worker(entry.code, { eval: entry.eval, workerData: { pushwireWriter: data } });
+    this.writer.unref();
+    let started: () => void = () => {};
+    this.started = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    this.writer.on('message', (msg: WriteReply | WriterReady) => {
+      if ('ready' in msg) started();
+      else this.settle(msg);
+    });
+    this.writer.on('error', (err) => {
+      this.fail(toStoreError(err, 'store writer failed'));
+      started();
+    });
+    this.writer.on('exit', (code) => {
+      if (!this.closed || this.inflight)
+        this.fail(new StoreError('STORE_IO', `store writer exited (${code})`));
+      started();
+    });
   }
 
   /** Opens (creating and migrating as needed) the database at `opts.path`. */
   static open(opts: SqliteStoreOptions): SqliteStore {
+    if (opts.path === ':memory:' || opts.path === '') {
+      throw new StoreError('STORE_INVALID', 'the SQLite store needs a file: its writer thread opens it too');
+    }
     let db: Database.Database | undefined;
     try {
       db = new Database(opts.path, { timeout: 5000 });
@@ -154,60 +249,76 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * Resolves once the writer thread has the database open (writes queue meanwhile); rejects when
+   * it could not start. The server awaits it before listening, so the first publishes wait for no
+   * thread start-up.
+   */
+  async ready(): Promise<void> {
+    await this.started;
+    if (this.broken) throw this.broken;
+  }
+
   stats(): SqliteStoreStats {
     return { ...this.counters };
   }
 
-  /** The open database, for modules that keep their own tables in this file (Web Push registry). */
+  /** The open (read) connection, for modules that keep their own tables in this file (Web Push registry). */
   get database(): Database.Database {
     return this.db;
   }
 
-  /** Runs `fn` (synchronous) in its own durable (fsync'd) transaction on {@link database}. */
+  /**
+   * Runs `fn` (synchronous) in its own durable (fsync'd) transaction on {@link database}, on this
+   * thread: for tables of other modules only, never the store's own.
+   */
   transact<T>(fn: () => T): T {
-    return this.write(fn);
+    this.assertOpen();
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      throw toStoreError(err, 'write failed');
+    }
   }
 
   // ── devices ──────────────────────────────────────────────────────────────────────────────────
 
   async createDevice(device: DeviceRecord): Promise<void> {
-    this.write(() =>
-      this.stmts.insertDevice.run({
-        id: device.id,
-        token_hash: device.tokenHash,
-        user: device.user ?? null,
-        created_at: device.createdAt,
-        last_seen: device.lastSeen,
-      }),
-    );
+    await this.createDevices([device]);
   }
 
   /** Registers many devices in one transaction: one fsync for the lot. */
   async createDevices(devices: DeviceRecord[]): Promise<void> {
-    this.write(() => {
-      for (const device of devices) {
-        this.stmts.insertDevice.run({
-          id: device.id,
-          token_hash: device.tokenHash,
-          user: device.user ?? null,
-          created_at: device.createdAt,
-          last_seen: device.lastSeen,
-        });
-      }
-    });
+    const rows = devices.map((device) => ({
+      id: device.id,
+      token_hash: device.tokenHash,
+      user: device.user ?? null,
+      created_at: device.createdAt,
+      last_seen: device.lastSeen,
+    }));
+    await this.enqueue({ k: 'devices', rows });
   }
 
   async getDevice(id: string): Promise<DeviceRecord | undefined> {
-    const row = this.readOp(() => this.stmts.getDevice.get(id));
-    return row && toDevice(row, this.soft.touches.get(id));
+    this.assertOpen();
+    let device = this.devices.get(id);
+    if (device === undefined) {
+      const row = this.readOp(() => this.stmts.getDevice.get(id));
+      if (!row) return undefined;
+      device = toDevice(row, undefined);
+      if (this.deviceCacheSize > 0) {
+        if (this.devices.size >= this.deviceCacheSize) this.devices.delete(this.devices.keys().next().value!);
+        this.devices.set(id, device);
+      }
+    }
+    const touched = this.soft.touches.get(id) ?? this.inflight?.soft.touches.get(id);
+    return { ...device, lastSeen: touched ?? device.lastSeen };
   }
 
   async deleteDevice(id: string): Promise<void> {
-    this.flush();
-    this.write(() => {
-      this.stmts.deleteStreamEntries.run(`d:${id}`);
-      this.stmts.deleteDevice.run(id);
-    });
+    this.devices.delete(id);
+    await this.enqueue({ k: 'deleteDevice', id, head: 0 });
+    this.devices.delete(id);
     this.soft.acks.delete(id);
     this.soft.touches.delete(id);
   }
@@ -225,30 +336,25 @@ export class SqliteStore implements Store {
   // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
 
   async subscribe(deviceId: string, topic: string): Promise<number> {
-    const stream = `t:${topic}`;
-    return this.write(() => {
-      if (!this.stmts.getDevice.get(deviceId)) {
-        throw new StoreError('STORE_NOT_FOUND', `no device ${JSON.stringify(deviceId)}`);
-      }
-      if (this.stmts.isSubscribed.get(deviceId, topic)) {
-        const pending = this.soft.acks.get(deviceId)?.get(stream) ?? 0;
-        return Math.max(this.stmts.cursorOf.get(deviceId, stream) ?? 0, pending);
-      }
-      const head = this.headOf(stream);
-      this.stmts.subscribe.run(deviceId, topic);
-      this.stmts.setCursor.run(deviceId, stream, head);
-      this.soft.acks.get(deviceId)?.delete(stream);
-      return head;
-    });
+    const { cursor, existing } = (await this.enqueue({
+      k: 'subscribe',
+      device: deviceId,
+      topic,
+      head: 0,
+    })) as {
+      cursor: number;
+      existing: boolean;
+    };
+    return existing ? Math.max(cursor, this.pendingAck(deviceId, `t:${topic}`)) : cursor;
   }
 
   async unsubscribe(deviceId: string, topic: string): Promise<void> {
     const stream = `t:${topic}`;
-    this.write(() => {
-      this.stmts.unsubscribe.run(deviceId, topic);
-      this.stmts.deleteCursor.run(deviceId, stream);
-    });
+    // Acks queued before this call are written before the unsubscribe, and so removed with it.
+    const done = this.enqueue({ k: 'unsubscribe', device: deviceId, topic });
     this.soft.acks.get(deviceId)?.delete(stream);
+    this.inflight?.soft.acks.get(deviceId)?.delete(stream);
+    await done;
   }
 
   async topicsOf(deviceId: string): Promise<string[]> {
@@ -257,24 +363,33 @@ export class SqliteStore implements Store {
 
   async ack(deviceId: string, cursors: Record<string, number>): Promise<void> {
     this.assertOpen();
-    const entries = Object.entries(cursors);
-    if (entries.length === 0) return;
-    for (const [stream, seq] of entries) {
+    let acks: Map<string, number> | undefined;
+    for (const stream in cursors) {
+      const seq = cursors[stream]!;
       if (!Number.isSafeInteger(seq) || seq < 0) {
         throw new StoreError('STORE_INVALID', `ack of ${stream} is not a sequence number: ${seq}`);
       }
+      if (acks === undefined) {
+        acks = this.soft.acks.get(deviceId);
+        if (acks === undefined) {
+          acks = new Map();
+          this.soft.acks.set(deviceId, acks);
+        }
+      }
+      const prior = acks.get(stream);
+      if (prior === undefined || seq > prior) acks.set(stream, seq);
     }
-    const acks = this.soft.acks.get(deviceId) ?? new Map<string, number>();
-    this.soft.acks.set(deviceId, acks);
-    for (const [stream, seq] of entries) acks.set(stream, Math.max(acks.get(stream) ?? 0, seq));
+    if (acks === undefined) return;
     return this.softWritten();
   }
 
   async cursorsOf(deviceId: string): Promise<Record<string, number>> {
     const cursors: Record<string, number> = {};
     for (const row of this.readOp(() => this.stmts.cursorsOf.all(deviceId))) cursors[row.stream] = row.seq;
-    for (const [stream, seq] of this.soft.acks.get(deviceId) ?? []) {
-      cursors[stream] = Math.max(cursors[stream] ?? 0, seq);
+    for (const soft of [this.inflight?.soft, this.soft]) {
+      for (const [stream, seq] of soft?.acks.get(deviceId) ?? []) {
+        cursors[stream] = Math.max(cursors[stream] ?? 0, seq);
+      }
     }
     return cursors;
   }
@@ -295,18 +410,26 @@ export class SqliteStore implements Store {
   async publish(item: PublishBatchItem): Promise<PublishResult> {
     this.assertOpen();
     const rows = item.entries.map(toEntryRow);
-    return new Promise<PublishResult>((resolve, reject) => {
-      this.queue.push({
-        id: item.id,
-        entries: item.entries,
-        fresh: item.fresh === true,
-        rows,
-        resolve,
-        reject,
-      });
-      if (this.queue.length >= this.maxSize) this.flush();
-      else this.schedule();
-    });
+    // A server-generated id is new by construction: skip the lookups (the common case).
+    if (item.fresh === true) return this.queuePublish(item, rows);
+    const first = this.publishing.get(item.id);
+    if (first) {
+      // Still queued or committing: the duplicate gets its record once it is durable, or is
+      // published itself if the first failed.
+      return first.then(
+        (result) => ({ record: result.record, duplicate: true, appended: [] }),
+        () => this.publish(item),
+      );
+    }
+    const prior = this.readOp(() => this.stmts.getPublish.get(item.id));
+    if (prior) return { record: fromPublishRow(prior), duplicate: true, appended: [] };
+    const result = this.queuePublish(item, rows);
+    this.publishing.set(item.id, result);
+    const forget = () => {
+      if (this.publishing.get(item.id) === result) this.publishing.delete(item.id);
+    };
+    result.then(forget, forget);
+    return result;
   }
 
   async getPublish(id: string): Promise<PublishRecord | undefined> {
@@ -319,8 +442,9 @@ export class SqliteStore implements Store {
     return this.readOp(() => this.stmts.read.all({ stream, after, now, limit }).map(fromEntryRow));
   }
 
+  /** Committed head of a stream (not counting the batch being committed). */
   async head(stream: string): Promise<number> {
-    return this.readOp(() => this.headOf(stream));
+    return this.readOp(() => this.inflight?.rollback.get(stream) ?? this.headOf(stream));
   }
 
   /**
@@ -328,24 +452,12 @@ export class SqliteStore implements Store {
    * publish records older than the retention (their ids may then be published again).
    */
   async sweep(now: number): Promise<number> {
-    this.flush();
-    return this.write(() => {
-      let removed = 0;
-      for (const { stream, seq } of this.stmts.deviceCursors.all()) {
-        removed += this.stmts.sweepAcked.run(stream, seq).changes;
-      }
-      const expired = this.stmts.sweepExpired.run(now).changes;
-      this.counters.expired += expired;
-      removed += expired + this.stmts.sweepCollapsed.run().changes;
-      this.stmts.sweepPublishes.run(now - this.retentionMs);
-      this.deliveries.sweep(now - this.retentionMs);
-      return removed;
-    });
+    return (await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs })) as number;
   }
 
   /** What became of one entry of a publish (delivery status). Commits pending acks first. */
   async entryFate(stream: string, seq: number): Promise<EntryFate> {
-    this.flush();
+    await this.enqueue({ k: 'barrier' });
     const device = stream.startsWith('d:') ? stream.slice(2) : undefined;
     const cursors = device === undefined ? {} : await this.cursorsOf(device);
     return this.readOp(() => this.deliveries.fate(stream, seq, cursors));
@@ -358,8 +470,18 @@ export class SqliteStore implements Store {
   /** Commits what is pending, then closes the database. Later calls reject with `STORE_CLOSED`. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
     this.closed = true;
+    this.flush();
+    if (this.inflight || this.queue.length > 0) {
+      await new Promise<void>((resolve) => {
+        this.idle = resolve;
+      });
+    }
+    if (!this.broken) {
+      const exited = new Promise((resolve) => this.writer.once('exit', resolve));
+      this.writer.postMessage({ k: 'close' });
+      await exited;
+    }
     try {
       this.db.close();
     } catch (err) {
@@ -369,8 +491,40 @@ export class SqliteStore implements Store {
 
   // ── group commit ─────────────────────────────────────────────────────────────────────────────
 
+  private queuePublish(item: PublishBatchItem, rows: QueuedPublish['rows']): Promise<PublishResult> {
+    return new Promise<PublishResult>((resolve, reject) => {
+      this.queue.push({ publish: { id: item.id, entries: item.entries, rows, resolve, reject } });
+      this.queued();
+    });
+  }
+
+  /** Queues a write other than a publish; resolves with its result once committed. */
+  private enqueue(op: QueuedOp['op']): Promise<unknown> {
+    this.assertOpen();
+    return new Promise((resolve, reject) => {
+      this.queue.push({ op: { op, resolve, reject } });
+      this.queued();
+    });
+  }
+
+  private queued(): void {
+    if (this.broken) {
+      this.fail(this.broken);
+      return;
+    }
+    if (this.queue.length >= this.maxSize) this.flush();
+    else this.schedule();
+  }
+
+  private softWritten(): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken);
+    const written = this.soft.written();
+    this.schedule();
+    return written;
+  }
+
   private schedule(): void {
-    if (this.cancelFlush) return;
+    if (this.cancelFlush || this.inflight) return;
     if (this.maxDelayMs > 0) {
       const timer = setTimeout(() => this.flush(), this.maxDelayMs);
       this.cancelFlush = () => clearTimeout(timer);
@@ -380,121 +534,196 @@ export class SqliteStore implements Store {
     }
   }
 
-  private softWritten(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.soft.waiters.push({ resolve, reject });
-      this.schedule();
-    });
-  }
-
-  /** Commits the queued publishes and soft writes in one transaction, then settles their promises. */
+  /**
+   * Sends the next batch to the writer, unless one is being committed (its reply sends the next).
+   * Seqs are assigned here, in queue order.
+   */
   private flush(): void {
     this.cancelFlush?.();
     this.cancelFlush = undefined;
-    const batch = this.queue;
+    if (this.inflight || this.broken) return;
     const soft = this.soft;
-    if (batch.length === 0 && soft.waiters.length === 0 && soft.acks.size === 0 && soft.touches.size === 0) {
+    if (this.queue.length === 0 && soft.empty) {
+      this.idle?.();
       return;
     }
-    this.queue = [];
+    let items = this.queue;
+    if (items.length > this.maxSize) {
+      items = this.queue.slice(0, this.maxSize);
+      this.queue = this.queue.slice(this.maxSize);
+    } else this.queue = [];
     this.soft = new SoftWrites();
-    const started = performance.now();
-    const heads = new Map<string, number>();
-    let results: PublishResult[];
-    try {
-      this.setDurable(batch.length > 0);
-      results = this.commitBatch(batch, soft, heads);
-    } catch (err) {
-      const error = toStoreError(err, 'commit failed');
-      for (const item of batch) item.reject(error);
-      for (const waiter of soft.waiters) waiter.reject(error);
+
+    const rollback = new Map<string, number>();
+    const results: (PublishResult | undefined)[] = new Array(items.length);
+    const writes: PublishWrites = [];
+    const ops: WriteBatch['ops'] = [];
+    let publishes = 0;
+    let durable = false;
+    for (let i = 0; i < items.length; i++) {
+      const { publish, op } = items[i]!;
+      if (publish) {
+        results[i] = this.assign(publish, rollback, writes);
+        publishes++;
+        durable = true;
+        continue;
+      }
+      const write = op.op;
+      if (write.k === 'subscribe') write.head = this.nextHead(`t:${write.topic}`, rollback, false);
+      else if (write.k === 'deleteDevice') write.head = this.nextHead(`d:${write.id}`, rollback, false);
+      if (write.k !== 'barrier') durable = true;
+      ops.push([publishes, write]);
+    }
+    const acks: WriteBatch['acks'] = [];
+    for (const [device, streams] of soft.acks) {
+      for (const [stream, seq] of streams) acks.push([device, stream, seq]);
+    }
+    const batch: WriteBatch = {
+      n: ++this.batchNo,
+      durable,
+      now: this.clock(),
+      publishes: writes,
+      ops,
+      acks,
+      touches: [...soft.touches],
+    };
+    this.inflight = { items, results, rollback, soft, publishes, started: performance.now() };
+    this.writer.ref();
+    this.writer.postMessage(batch);
+  }
+
+  /** Gives a publish its seqs (one past each stream's head), adds it to `writes`, returns its result. */
+  private assign(item: QueuedPublish, rollback: Map<string, number>, writes: PublishWrites): PublishResult {
+    const count = item.entries.length;
+    const appended: StoredEntry[] = new Array(count);
+    const entries: PublishRecord['entries'] = new Array(count);
+    const ts = item.entries[0]?.ts ?? this.clock();
+    let exp = item.entries[0]?.exp ?? ts;
+    for (const entry of item.entries) if (entry.exp > exp) exp = entry.exp;
+    writes.push(item.id, ts, exp, count);
+    for (let i = 0; i < count; i++) {
+      const entry = item.entries[i]!;
+      const row = item.rows[i]!;
+      const prevSeq = this.nextHead(entry.stream, rollback, true);
+      const seq = prevSeq + 1;
+      writes.push(
+        row.stream,
+        seq,
+        row.id,
+        row.data,
+        row.notification,
+        row.urgency,
+        row.collapse_key,
+        row.ts,
+        row.exp,
+      );
+      appended[i] = { ...entry, seq, prevSeq };
+      entries[i] = { stream: entry.stream, seq };
+    }
+    return { record: { id: item.id, entries, ts, exp }, duplicate: false, appended };
+  }
+
+  /**
+   * The head of a stream as of the batch being formed; with `advance`, moves it one seq on. The
+   * first time a batch touches a stream, its head is noted in `rollback`.
+   */
+  private nextHead(stream: string, rollback: Map<string, number>, advance: boolean): number {
+    let head = this.heads.get(stream);
+    if (head === undefined) head = this.stmts.headOf.get({ stream }) ?? 0;
+    else this.heads.delete(stream); // re-inserted below: most recently used
+    if (!rollback.has(stream)) rollback.set(stream, head);
+    this.heads.set(stream, advance ? head + 1 : head);
+    return head;
+  }
+
+  /** The writer reported a batch: settles its promises and sends the next one. */
+  private settle(reply: WriteReply): void {
+    const batch = this.inflight;
+    if (!batch) return;
+    this.inflight = undefined;
+    this.writer.unref();
+    if (!reply.ok) {
+      const error = new StoreError(reply.code, reply.message);
+      // Nothing of the batch was written and no later seq was handed out: put the heads back.
+      for (const [stream, head] of batch.rollback) this.heads.set(stream, head);
+      for (const { publish, op } of batch.items) (publish ?? op).reject(error);
+      batch.soft.reject(error);
+      this.flush();
       return;
     }
-    for (const [stream, head] of heads) this.cacheHead(stream, head);
-    if (batch.length > 0) {
+    this.trimHeads();
+    this.counters.collapsed += reply.collapsed;
+    this.counters.expired += reply.expired;
+    if (batch.publishes > 0) {
+      const ms = performance.now() - batch.started;
       this.counters.batches++;
-      this.counters.publishes += batch.length;
-      this.counters.lastBatchSize = batch.length;
-      this.counters.lastBatchMs = performance.now() - started;
-      this.onBatch?.(batch.length, this.counters.lastBatchMs);
+      this.counters.publishes += batch.publishes;
+      this.counters.lastBatchSize = batch.publishes;
+      this.counters.lastBatchMs = ms;
+      this.onBatch?.(batch.publishes, ms);
     }
-    for (const [i, item] of batch.entries()) item.resolve(results[i]!);
-    for (const waiter of soft.waiters) waiter.resolve();
-  }
-
-  /** Appends one publish inside the batch transaction; `heads` holds the batch's uncommitted heads. */
-  private append(
-    item: QueuedPublish,
-    heads: Map<string, number>,
-    seen: Map<string, PublishRecord>,
-  ): PublishResult {
-    // A server-generated id is new by construction: skip the lookup (the common case).
-    const prior = seen.get(item.id) ?? (item.fresh ? undefined : this.loadPublish(item.id));
-    if (prior) return { record: prior, duplicate: true, appended: [] };
-    const appended = item.entries.map((entry, i): StoredEntry => {
-      const prevSeq = heads.get(entry.stream) ?? this.headOf(entry.stream);
-      const seq = prevSeq + 1;
-      if (entry.collapseKey !== undefined) {
-        this.counters.collapsed += this.stmts.collapse.run(entry.stream, entry.collapseKey).changes;
-      }
-      this.stmts.insertEntry.run({ ...item.rows[i]!, seq, prev_seq: prevSeq });
-      heads.set(entry.stream, seq);
-      return { ...entry, seq, prevSeq };
-    });
-    const ts = item.entries[0]?.ts ?? this.clock();
-    const exp = item.entries.reduce((max, e) => Math.max(max, e.exp), item.entries[0]?.exp ?? ts);
-    const record: PublishRecord = {
-      id: item.id,
-      entries: appended.map(({ stream, seq }) => ({ stream, seq })),
-      ts,
-      exp,
-    };
-    this.stmts.insertPublish.run({ id: record.id, entries: JSON.stringify(record.entries), ts, exp });
-    seen.set(item.id, record);
-    return { record, duplicate: false, appended };
-  }
-
-  private loadPublish(id: string): PublishRecord | undefined {
-    const row = this.stmts.getPublish.get(id);
-    return row && fromPublishRow(row);
-  }
-
-  private writeSoft(soft: SoftWrites): void {
-    const now = this.clock();
-    for (const [device, acks] of soft.acks) {
-      for (const [stream, seq] of acks) {
-        this.deliveries.recordAck(device, stream, seq, now);
-        this.stmts.ackCursor.run({ device, stream, seq });
-      }
+    for (const [device, lastSeen] of batch.soft.touches) {
+      const cached = this.devices.get(device);
+      if (cached) this.devices.set(device, { ...cached, lastSeen });
     }
-    for (const [device, lastSeen] of soft.touches) this.stmts.touchDevice.run(lastSeen, device);
+    // The next batch goes to the writer before the callers' continuations run.
+    this.flush();
+    let next = 0;
+    for (let i = 0; i < batch.items.length; i++) {
+      const { publish, op } = batch.items[i]!;
+      if (publish) {
+        publish.resolve(batch.results[i]!);
+        continue;
+      }
+      const result = reply.results[next++] as OpResult;
+      if (result.ok) op.resolve(result.value);
+      else op.reject(new StoreError(result.code, result.message));
+    }
+    batch.soft.resolve();
+  }
+
+  /** The writer died: whether the batch in flight was committed is unknown, so nothing more is written. */
+  private fail(error: StoreError): void {
+    this.broken ??= error;
+    const batch = this.inflight;
+    this.inflight = undefined;
+    const queue = this.queue;
+    this.queue = [];
+    const soft = this.soft;
+    this.soft = new SoftWrites();
+    for (const { publish, op } of [...(batch?.items ?? []), ...queue]) (publish ?? op).reject(this.broken);
+    batch?.soft.reject(this.broken);
+    soft.reject(this.broken);
+    this.idle?.();
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────────────────────────
 
-  /** Committed head of a stream, from the cache or the database. */
+  /** A device's acknowledged cursor on a stream not yet written. */
+  private pendingAck(deviceId: string, stream: string): number {
+    return Math.max(
+      this.soft.acks.get(deviceId)?.get(stream) ?? 0,
+      this.inflight?.soft.acks.get(deviceId)?.get(stream) ?? 0,
+    );
+  }
+
+  /** Head of a stream, from the cache or the database. */
   private headOf(stream: string): number {
     const cached = this.heads.get(stream);
     if (cached !== undefined) return cached;
     const head = this.stmts.headOf.get({ stream }) ?? 0;
-    this.cacheHead(stream, head);
+    this.heads.set(stream, head);
+    if (!this.inflight) this.trimHeads();
     return head;
   }
 
-  private cacheHead(stream: string, head: number): void {
-    this.heads.delete(stream);
-    this.heads.set(stream, head);
-    if (this.heads.size > this.headCacheSize) {
+  /** Keeps the head cache to its size; only while no batch is in flight (its heads must stay). */
+  private trimHeads(): void {
+    while (this.heads.size > this.headCacheSize) {
       const oldest = this.heads.keys().next().value;
-      if (oldest !== undefined) this.heads.delete(oldest);
+      if (oldest === undefined) return;
+      this.heads.delete(oldest);
     }
-  }
-
-  /** Commit durability: FULL fsyncs the WAL on commit; NORMAL leaves it to the next fsync. */
-  private setDurable(durable: boolean): void {
-    if (this.durable === durable) return;
-    this.db.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
-    this.durable = durable;
   }
 
   private assertOpen(): void {
@@ -507,17 +736,6 @@ export class SqliteStore implements Store {
       return fn();
     } catch (err) {
       throw toStoreError(err, 'read failed');
-    }
-  }
-
-  /** Runs `fn` in its own durable (fsync'd) transaction. */
-  private write<T>(fn: () => T): T {
-    this.assertOpen();
-    try {
-      this.setDurable(true);
-      return this.db.transaction(fn)();
-    } catch (err) {
-      throw toStoreError(err, 'write failed');
     }
   }
 }
