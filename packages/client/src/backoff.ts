@@ -71,7 +71,7 @@ export function rateLimitedDelay(
 export function resolveBackoff(options: Partial<BackoffOptions> = {}): BackoffOptions {
   const o = { ...DEFAULT_BACKOFF, ...definedOnly(options) };
   if (!(o.initial > 0) || !(o.max >= o.initial) || !(o.multiplier >= 1) || !(o.stableAfter >= 0)) {
-    throw new RangeError('backoff needs initial > 0, max >= initial, multiplier >= 1, stableAfter >= 0');
+    throw new RangeError('backoff needs 0 < initial ≤ max, multiplier ≥ 1, stableAfter ≥ 0');
   }
   return o;
 }

@@ -7,7 +7,7 @@ import {
   type WelcomeFrame,
 } from '@pushwire/protocol';
 import { createDelivery, type Delivery } from './delivery.js';
-import { type Disposer, Emitter } from './emitter.js';
+import { createEmitter, type Disposer, type Emitter } from './emitter.js';
 import {
   ClosedError,
   ListenerError,
@@ -16,8 +16,8 @@ import {
   RequestError,
   TimeoutError,
 } from './errors.js';
-import { Inbox } from './inbox.js';
-import { StateKeeper } from './keeper.js';
+import { createInbox } from './inbox.js';
+import { createStateKeeper, type StateKeeper } from './keeper.js';
 import {
   isSilentDeath,
   type Loss,
@@ -28,15 +28,20 @@ import {
 } from './losses.js';
 import type { NotificationMessage, PushMessage } from './message.js';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
-import { Requests } from './requests.js';
+import { createRequests } from './requests.js';
 import { openSession, type Session, type SessionEvents, type SessionLoss } from './session.js';
 import { type ConnectionState, canTransition, type StateChange } from './state.js';
 import type { Credentials } from './storage/types.js';
-import { Timers } from './timers.js';
+import { createTimers, type Timers } from './timers.js';
 import type { Transport } from './transport/types.js';
-import { HeartbeatTuner } from './tuner.js';
+import { createTuner, type HeartbeatTuner } from './tuner.js';
 import { runWake, type WakeHost, type WakeReport } from './wake.js';
-import { type PushSubscribeOptions, WebPush, type WebPushSubscription } from './webpush.js';
+import {
+  createWebPush,
+  type PushSubscribeOptions,
+  type WebPush,
+  type WebPushSubscription,
+} from './webpush.js';
 
 /** Events of a client and their payloads. */
 export interface ClientEvents {
@@ -147,13 +152,13 @@ export interface PushwireClient extends AsyncIterable<PushMessage> {
 export function createPushwireClient(options: ClientOptions, runtime: Runtime): PushwireClient {
   let _o: ResolvedOptions;
   let _events: Emitter<ClientEvents>;
-  const _internal = new Emitter<Record<'alive' | 'welcome' | 'message' | 'closed', undefined>>();
-  const _inbox = new Inbox<PushMessage>();
+  const _internal = createEmitter<Record<'alive' | 'welcome' | 'message' | 'closed', undefined>>();
+  const _inbox = createInbox<PushMessage>();
   let _timers: Timers<'retry' | 'connect'>;
   let _delivery: Delivery;
   let _keeper: StateKeeper;
   let _webpush: WebPush;
-  const _requests = new Requests();
+  const _requests = createRequests();
   const _disposers: Disposer[] = [];
   let _state: ConnectionState = 'idle';
   let _session: Session | undefined;
@@ -473,10 +478,10 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
 
   const o = resolveOptions(options, () => runtime.defaultTransport());
   _o = o;
-  _events = new Emitter((event, error) => {
+  _events = createEmitter((event, error) => {
     if (event !== 'error') _report(new ListenerError(String(event), error));
   });
-  _timers = new Timers(o.clock);
+  _timers = createTimers(o.clock);
   _delivery = createDelivery({
     clock: o.clock,
     windowSize: o.dedupeWindow,
@@ -486,7 +491,7 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
     persist: () => _keeper.save(),
     sendAcks: (acks) => _sendAcks(acks),
   });
-  _keeper = new StateKeeper({
+  _keeper = createStateKeeper({
     store: o.storage,
     clock: o.clock,
     delivery: _delivery,
@@ -496,7 +501,7 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
     fetch: o.fetch,
     onError: (error) => _report(error),
   });
-  _webpush = new WebPush({
+  _webpush = createWebPush({
     keeper: _keeper,
     delivery: _delivery,
     http: () => _endpoints().http,
@@ -505,7 +510,7 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
     report: (error) => _report(error),
     fail: (error) => (_state === 'backoff' ? _report(error) : _lost(_gen, { kind: 'failure', error })),
   });
-  _tuner = new HeartbeatTuner({
+  _tuner = createTuner({
     policy: o.heartbeat,
     clock: o.clock,
     networkKey: o.networkKey,

@@ -1,4 +1,4 @@
-import { AuthError, ConfigError, RegistrationError } from './errors.js';
+import { AuthError, ConfigError, type PushwireError, RegistrationError } from './errors.js';
 import type { Credentials } from './storage/types.js';
 
 /** Registration with an API key over HTTP, or a function that obtains credentials (your backend). */
@@ -9,6 +9,42 @@ export type FetchLike = (
   url: string,
   init: { method: string; headers: Record<string, string>; body: string },
 ) => Promise<{ status: number; json(): Promise<unknown> }>;
+
+/** What {@link request} got back: the status, and the JSON body (undefined when there is none). */
+export interface Answer {
+  status: number;
+  body: Record<string, unknown> | undefined;
+}
+
+/**
+ * One HTTP request to the server with a JSON body (none when `body` is undefined: fetch refuses
+ * one on GET, whatever FetchLike's type says) and `authorization`. Uses the `fetch` option, else
+ * the global one; a network failure becomes `failed(cause)`.
+ */
+export async function request(
+  fetchImpl: FetchLike | undefined,
+  url: string,
+  method: string,
+  authorization: string,
+  body: unknown,
+  failed: (cause: unknown) => PushwireError,
+): Promise<Answer> {
+  const doFetch = fetchImpl ?? (globalThis.fetch as unknown as FetchLike | undefined);
+  if (doFetch === undefined) throw new ConfigError('no fetch here: pass the `fetch` option');
+  const headers: Record<string, string> = { authorization };
+  const init = { method, headers } as Parameters<FetchLike>[1];
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res: Awaited<ReturnType<FetchLike>>;
+  try {
+    res = await doFetch(url, init);
+  } catch (cause) {
+    throw failed(cause);
+  }
+  return { status: res.status, body: (await res.json().catch(() => undefined)) as Answer['body'] };
+}
 
 /**
  * Registers a device: `POST <http>/v1/devices` with `Authorization: Bearer <apiKey>` and body
@@ -23,40 +59,28 @@ export async function registerDevice(
   register: { apiKey: string; user?: string },
   fetchImpl: FetchLike | undefined,
 ): Promise<Credentials> {
-  const doFetch = fetchImpl ?? (globalThis.fetch as unknown as FetchLike | undefined);
-  if (doFetch === undefined)
-    throw new ConfigError('no fetch here: pass the `fetch` option to register', { fatal: true });
-  let res: Awaited<ReturnType<FetchLike>>;
-  try {
-    res = await doFetch(`${httpBase}/v1/devices`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${register.apiKey}` },
-      body: JSON.stringify(register.user === undefined ? {} : { user: register.user }),
-    });
-  } catch (cause) {
-    throw new RegistrationError('device registration request failed', undefined, { cause });
-  }
-  const { status } = res;
-  if (status === 401 || status === 403) {
-    throw new AuthError(`device registration refused (HTTP ${status})`, { fatal: true });
-  }
+  const { status, body } = await request(
+    fetchImpl,
+    `${httpBase}/v1/devices`,
+    'POST',
+    `Bearer ${register.apiKey}`,
+    register.user === undefined ? {} : { user: register.user },
+    (cause) => new RegistrationError('device registration request failed', undefined, { cause }),
+  );
+  const text = `device registration failed (HTTP ${status})`;
+  if (status === 401 || status === 403) throw new AuthError(text, { fatal: true });
   if (status !== 200 && status !== 201) {
     const fatal = status >= 400 && status < 500 && status !== 408 && status !== 429;
-    throw new RegistrationError(`device registration failed (HTTP ${status})`, status, { fatal });
+    throw new RegistrationError(text, status, { fatal });
   }
-  const body = await res.json().catch(() => undefined);
-  const o = body as Partial<Credentials> | undefined;
-  if (typeof o?.deviceId !== 'string' || typeof o.token !== 'string' || !o.deviceId || !o.token) {
-    throw new RegistrationError('device registration answered without deviceId and token', status);
-  }
-  return { deviceId: o.deviceId, token: o.token };
+  return checkCredentials(body, status);
 }
 
-/** Checks credentials returned by a custom register function. */
-export function checkCredentials(c: unknown): Credentials {
+/** Checks the credentials a registration gave (the server's answer, or a custom register function's). */
+export function checkCredentials(c: unknown, status?: number): Credentials {
   const o = c as Partial<Credentials> | undefined;
   if (typeof o?.deviceId !== 'string' || typeof o.token !== 'string' || !o.deviceId || !o.token) {
-    throw new RegistrationError('register() must resolve to {deviceId, token}', undefined);
+    throw new RegistrationError('registration gave no {deviceId, token}', status);
   }
   return { deviceId: o.deviceId, token: o.token };
 }

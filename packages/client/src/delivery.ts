@@ -1,8 +1,8 @@
 import { type Cursors, type MessageFrame, topicStream } from '@pushwire/protocol';
 import type { Clock } from './clock.js';
-import { DedupeWindow } from './dedupe.js';
+import { dedupeWindow } from './dedupe.js';
 import type { PushMessage } from './message.js';
-import { Timers } from './timers.js';
+import { createTimers } from './timers.js';
 
 /** What a save covered: handed back by the persister once the save is durable. */
 export interface SaveMark {
@@ -80,8 +80,8 @@ export interface Delivery {
  * messages wait, or riding on a ping that is due anyway.
  */
 export function createDelivery(o: DeliveryOptions): Delivery {
-  const timers = new Timers<'ack'>(o.clock);
-  let window = new DedupeWindow(o.windowSize);
+  const timers = createTimers<'ack'>(o.clock);
+  let window = dedupeWindow(o.windowSize);
   /** Cursors as processed (ahead of storage while a save is in flight). */
   let cursors: Cursors = {};
   /** Cursors as durably saved. */
@@ -140,7 +140,7 @@ export function createDelivery(o: DeliveryOptions): Delivery {
     restore(c, dedupe) {
       cursors = { ...c };
       saved = { ...c };
-      window = new DedupeWindow(o.windowSize, dedupe);
+      window = dedupeWindow(o.windowSize, dedupe);
     },
     isNew,
     receive(frame, handOver = true) {

@@ -2,72 +2,64 @@
  * Fans values out to any number of async iterators. Each iterator sees the values pushed after
  * it was created, buffered until read; all end when the inbox ends.
  */
-export class Inbox<T> {
-  private readonly _readers = new Set<Reader<T>>();
-  private _ended = false;
-
-  push(value: T): void {
-    for (const r of this._readers) r.push(value);
-  }
-
-  end(): void {
-    this._ended = true;
-    for (const r of this._readers) r.end();
-    this._readers.clear();
-  }
-
-  iterator(): AsyncIterableIterator<T> {
-    const reader = new Reader<T>(() => this._readers.delete(reader));
-    if (this._ended) reader.end();
-    else this._readers.add(reader);
-    return reader;
-  }
+export interface Inbox<T> {
+  push(value: T): void;
+  end(): void;
+  iterator(): AsyncIterableIterator<T>;
 }
 
-class Reader<T> implements AsyncIterableIterator<T> {
-  private readonly _buffer: T[] = [];
-  private _waiting: ((r: IteratorResult<T>) => void) | undefined;
-  private _done = false;
-  private readonly _detach: () => void;
+type Result<T> = IteratorResult<T, undefined>;
 
-  constructor(detach: () => void) {
-    this._detach = detach;
-  }
+const DONE: Result<never> = { value: undefined, done: true };
 
-  push(value: T): void {
-    if (this._done) return;
-    const waiting = this._waiting;
-    if (waiting) {
-      this._waiting = undefined;
-      waiting({ value, done: false });
-    } else {
-      this._buffer.push(value);
-    }
-  }
-
-  end(): void {
-    this._done = true;
-    const waiting = this._waiting;
-    this._waiting = undefined;
-    waiting?.({ value: undefined, done: true });
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    if (this._buffer.length > 0) return Promise.resolve({ value: this._buffer.shift() as T, done: false });
-    if (this._done) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => {
-      this._waiting = resolve;
-    });
-  }
-
-  return(): Promise<IteratorResult<T>> {
-    this._buffer.length = 0;
-    this.end();
-    this._detach();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
-    return this;
-  }
+export function createInbox<T>(): Inbox<T> {
+  /** One per live iterator: takes the next value, or {@link DONE}. */
+  const readers = new Set<(r: Result<T>) => void>();
+  let ended = false;
+  return {
+    push(value) {
+      for (const reader of readers) reader({ value, done: false });
+    },
+    end() {
+      ended = true;
+      for (const reader of readers) reader(DONE);
+      readers.clear();
+    },
+    iterator() {
+      const buffer: T[] = [];
+      let waiting: ((r: Result<T>) => void) | undefined;
+      let done = false;
+      const reader = (r: Result<T>): void => {
+        if (done) return;
+        done = r.done === true;
+        const w = waiting;
+        waiting = undefined;
+        if (w) w(r);
+        else if (!done) buffer.push(r.value as T);
+      };
+      if (ended) reader(DONE);
+      else readers.add(reader);
+      return {
+        next: () =>
+          Promise.resolve(
+            buffer.length > 0
+              ? { value: buffer.shift() as T, done: false }
+              : done
+                ? DONE
+                : new Promise<Result<T>>((resolve) => {
+                    waiting = resolve;
+                  }),
+          ),
+        return() {
+          buffer.length = 0;
+          reader(DONE);
+          readers.delete(reader);
+          return Promise.resolve(DONE);
+        },
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      };
+    },
+  };
 }

@@ -33,30 +33,25 @@ export function isSilentDeath(loss: SessionLoss): boolean {
 /** A fatal `error` frame: UNAUTHORIZED and UNSUPPORTED_VERSION stop the client; others reconnect. */
 export function lossOfErrorFrame(f: ErrorFrame): Loss {
   const text = `${f.code}: ${f.message}`;
-  const opts = { serverCode: f.code };
-  switch (f.code) {
-    case 'UNAUTHORIZED':
-      return { kind: 'fatal', error: new AuthError(text, { ...opts, fatal: true }) };
-    case 'UNSUPPORTED_VERSION':
-      return { kind: 'fatal', error: new VersionError(text, { ...opts, fatal: true }) };
-    case 'RATE_LIMITED':
-      return {
-        kind: 'rate-limited',
-        retryAfter: f.retryAfter,
-        error: new RateLimitedError(text, f.retryAfter, opts),
-      };
-    default:
-      return { kind: 'failure', error: new ConnectionError(`the server ended the session: ${text}`, opts) };
+  const opts = { serverCode: f.code, fatal: true };
+  const fatal =
+    f.code === 'UNAUTHORIZED' ? AuthError : f.code === 'UNSUPPORTED_VERSION' ? VersionError : undefined;
+  if (fatal) return { kind: 'fatal', error: new fatal(text, opts) };
+  opts.fatal = false;
+  if (f.code === 'RATE_LIMITED') {
+    return {
+      kind: 'rate-limited',
+      retryAfter: f.retryAfter,
+      error: new RateLimitedError(text, f.retryAfter, opts),
+    };
   }
+  return { kind: 'failure', error: new ConnectionError(text, opts) };
 }
 
 /** The end of a socket: close code 4001 is fatal, 4029 is rate limiting, the rest reconnects. */
 export function lossOfSession(loss: SessionLoss, pongTimeout: number): Loss {
   if (loss.kind === 'pong-timeout') {
-    return {
-      kind: 'failure',
-      error: new TimeoutError(`no pong within ${pongTimeout} s: the socket is dead`),
-    };
+    return { kind: 'failure', error: new TimeoutError(`no pong within ${pongTimeout} s`) };
   }
   if (loss.kind === 'error') {
     const detail = loss.error instanceof Error && loss.error.message ? `: ${loss.error.message}` : '';

@@ -86,13 +86,13 @@ export interface ResolvedOptions {
   wakeQuietPeriod: number;
 }
 
-export const DEFAULTS = {
-  networkKey: 'default',
-  dedupeWindow: 1000,
-  ackDelay: 50,
-  ackBatch: 100,
-  connectTimeout: 15_000,
-  wakeQuietPeriod: 300,
+/** The numeric options: default and minimum. */
+const NUMBERS = {
+  dedupeWindow: [1000, 1],
+  ackDelay: [50, 0],
+  ackBatch: [100, 1],
+  connectTimeout: [15_000, 1],
+  wakeQuietPeriod: [300, 0],
 } as const;
 
 /** Applies defaults and validates; throws {@link ConfigError}. */
@@ -101,13 +101,13 @@ export function resolveOptions(options: ClientOptions, defaultTransport: () => T
     throw new ConfigError('createClient needs an options object');
   const creds = options.credentials;
   if (creds !== undefined && (!nonEmpty(creds.deviceId) || !nonEmpty(creds.token))) {
-    throw new ConfigError('credentials need a non-empty deviceId and token');
+    throw new ConfigError('credentials need a deviceId and a token');
   }
   const reg = options.register;
   if (reg !== undefined && typeof reg !== 'function' && !nonEmpty(reg?.apiKey)) {
-    throw new ConfigError('register needs an apiKey (or a function returning credentials)');
+    throw new ConfigError('register needs an apiKey or a function');
   }
-  return {
+  const resolved = {
     servers: servers(options.url),
     credentials: creds,
     register: reg,
@@ -117,14 +117,17 @@ export function resolveOptions(options: ClientOptions, defaultTransport: () => T
     transport: options.transport ?? defaultTransport(),
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
-    networkKey: options.networkKey ?? DEFAULTS.networkKey,
+    networkKey: options.networkKey ?? 'default',
     fetch: options.fetch,
-    dedupeWindow: count('dedupeWindow', options.dedupeWindow ?? DEFAULTS.dedupeWindow, 1),
-    ackDelay: count('ackDelay', options.ackDelay ?? DEFAULTS.ackDelay, 0),
-    ackBatch: count('ackBatch', options.ackBatch ?? DEFAULTS.ackBatch, 1),
-    connectTimeout: count('connectTimeout', options.connectTimeout ?? DEFAULTS.connectTimeout, 1),
-    wakeQuietPeriod: count('wakeQuietPeriod', options.wakeQuietPeriod ?? DEFAULTS.wakeQuietPeriod, 0),
-  };
+  } as ResolvedOptions;
+  for (const [name, [fallback, min]] of Object.entries(NUMBERS)) {
+    const v = options[name as keyof typeof NUMBERS] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+      throw new ConfigError(`${name} must be a number ≥ ${min}`);
+    }
+    resolved[name as keyof typeof NUMBERS] = v;
+  }
+  return resolved;
 }
 
 /** Turns the `heartbeat` option into a policy. */
@@ -144,12 +147,6 @@ function wrap<T>(fn: () => T): T {
     if (cause instanceof ConfigError) throw cause;
     throw new ConfigError(cause instanceof Error ? cause.message : String(cause), { cause });
   }
-}
-
-function count(name: string, v: number, min: number): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min)
-    throw new ConfigError(`${name} must be a number ≥ ${min}`);
-  return v;
 }
 
 function nonEmpty(v: unknown): v is string {

@@ -9,7 +9,7 @@ import {
 } from '@pushwire/protocol';
 import type { Clock } from './clock.js';
 import { ProtocolViolationError } from './errors.js';
-import { Timers } from './timers.js';
+import { createTimers } from './timers.js';
 import type { Connection, Transport } from './transport/types.js';
 
 /** Why a session ended, with the silence (s) before the end, for the heartbeat policy. */
@@ -70,7 +70,7 @@ export interface Session {
  * session at once, an overdue ping goes out at once.
  */
 export function openSession(transport: Transport, url: string, clock: Clock, events: SessionEvents): Session {
-  const timers = new Timers<'ping' | 'pong'>(clock);
+  const timers = createTimers<'ping' | 'pong'>(clock);
   let ready = false;
   let dead = false;
   let heartbeat = false;

@@ -17,7 +17,7 @@ export interface Endpoints {
 export function servers(url: string | readonly string[]): Endpoints[] {
   if (typeof url === 'string') return [endpoints(url)];
   if (!Array.isArray(url) || url.length === 0) {
-    throw new ConfigError('url must be a URL or a non-empty list of URLs');
+    throw new ConfigError('url must be a URL or a list of URLs');
   }
   return url.map((u) => endpoints(u));
 }

@@ -1,7 +1,7 @@
 import type { Clock } from './clock.js';
 import type { Disposer } from './emitter.js';
 import type { ConnectionState } from './state.js';
-import { Timers } from './timers.js';
+import { createTimers } from './timers.js';
 
 /** What {@link runWake} reports. */
 export interface WakeReport {
@@ -57,7 +57,7 @@ export function runWake(host: WakeHost, deadlineMs: number, quietMs: number): Pr
   const { clock } = host;
   const start = clock.now();
   const budget = wakeBudget(deadlineMs);
-  const timers = new Timers<'deadline' | 'quiet' | 'pong'>(clock);
+  const timers = createTimers<'deadline' | 'quiet' | 'pong'>(clock);
   const disposers: Disposer[] = [];
   let messages = 0;
   let confirmed = false;

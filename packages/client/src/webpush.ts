@@ -1,10 +1,15 @@
-import type { MessageFrame } from '@pushwire/protocol';
-import type { FetchLike } from './credentials.js';
+import type { MessageFrame, WebPushKeys } from '@pushwire/protocol';
+import { type FetchLike, request } from './credentials.js';
 import type { Delivery } from './delivery.js';
-import { ClosedError, ConfigError, ConnectionError, type PushwireError, WebPushError } from './errors.js';
+import {
+  ClosedError,
+  ConnectionError,
+  type PushwireError,
+  WebPushError,
+  type WebPushErrorReason,
+} from './errors.js';
 import type { StateKeeper } from './keeper.js';
 import type { StoredWebPush } from './storage/types.js';
-import type { WebPushOps } from './webpush-ops.js';
 
 /** Exactly what a browser's `PushSubscription.toJSON()` gives: what a Web Push backend stores. */
 export interface PushSubscriptionJSON {
@@ -72,108 +77,142 @@ export interface WireWebPush {
  * loaded (offline, a deploy removed the chunk), the message and everything behind it are left
  * unprocessed and the session ends ({@link WebPushDeps.fail}): the server replays them.
  */
-export class WebPush {
-  private readonly _d: WebPushDeps;
-  private _ops: Promise<WebPushOps> | undefined;
-  /** Incoming messages waiting behind a decryption. */
-  private _queue: Promise<void> = Promise.resolve();
-  private _queued = 0;
-  /** Bumped when queued messages must be dropped (closed, or the code failed to load). */
-  private _epoch = 0;
-
-  constructor(deps: WebPushDeps) {
-    this._d = deps;
-  }
-
+export interface WebPush {
   /** True when no message is waiting for a decryption. */
-  get idle(): boolean {
-    return this._queued === 0;
-  }
-
+  readonly idle: boolean;
   /** The stored subscription, or null. */
-  async current(): Promise<WebPushSubscription | null> {
-    await this._d.keeper.load();
-    const stored = this._d.keeper.webpush;
-    return stored ? subscriptionOf(stored) : null;
-  }
-
+  current(): Promise<WebPushSubscription | null>;
   /**
    * The device's Web Push subscription for `applicationServerKey`: the stored one when it exists
-   * and the server still has it, else a new one, saved before it is returned.
+   * and the server still has it, else a new one (fresh keys, `POST /v1/devices/:id/webpush`),
+   * saved before it is returned. A stored subscription bound to another key is a `KEY_MISMATCH`.
    */
-  subscribe(options: PushSubscribeOptions = {}): Promise<WebPushSubscription> {
-    return this._load('SUBSCRIBE_FAILED').then((ops) => ops.subscribe(options));
-  }
-
+  subscribe(options?: PushSubscribeOptions): Promise<WebPushSubscription>;
   /**
    * Deletes the subscription on the server (the endpoint answers 410 from then on) and forgets
    * its keys. Resolves true when there was one, false when there was none.
    */
-  unsubscribe(): Promise<boolean> {
-    return this._load('UNSUBSCRIBE_FAILED').then((ops) => ops.unsubscribe());
-  }
-
+  unsubscribe(): Promise<boolean>;
   /** Handles one `msg` frame: Web Push messages are decrypted first; order is kept. */
-  receive(frame: MessageFrame): void {
-    const wire = webPushOf(frame.data);
-    if (this._queued === 0 && wire === undefined) {
-      this._d.delivery.receive(frame);
-      return;
-    }
-    const epoch = this._epoch;
-    const current = () => epoch === this._epoch;
-    this._queued++;
-    this._queue = this._queue
-      .then(async () => {
-        if (!current()) return;
-        let opened: { message: MessageFrame; handOver: boolean } = { message: frame, handOver: true };
-        if (wire !== undefined && this._d.delivery.isNew(frame)) {
-          let ops: WebPushOps;
-          try {
-            ops = await this._load('DECRYPT_FAILED');
-          } catch (cause) {
-            if (!current()) return;
-            this._epoch++; // drop what waits behind it too: all of it comes again
-            this._d.fail(
-              new ConnectionError(
-                `cannot decrypt message ${frame.id} now (${errorText(cause)}): reconnecting`,
-                {
-                  cause,
-                },
-              ),
-            );
-            return;
-          }
-          opened = await ops.open(frame, wire);
-        }
-        if (current()) this._d.delivery.receive(opened.message, opened.handOver);
-      })
-      .catch((cause: unknown) => {
-        this._d.report(new WebPushError('DECRYPT_FAILED', 'handling a message failed', { cause }));
-      })
-      .finally(() => {
-        this._queued--;
-      });
-  }
-
+  receive(frame: MessageFrame): void;
   /** The client closed: messages still waiting are dropped (they are replayed next time). */
-  dispose(): void {
-    this._epoch++;
-  }
+  dispose(): void;
+}
+
+type Ops = typeof import('./webpush-ops.js');
+type Reason = WebPushErrorReason;
+
+export function createWebPush(d: WebPushDeps): WebPush {
+  const { keeper } = d;
+  let ops: Promise<Ops> | undefined;
+  /** Incoming messages waiting behind a decryption. */
+  let queue: Promise<void> = Promise.resolve();
+  let queued = 0;
+  /** Bumped when queued messages must be dropped (closed, or the code failed to load). */
+  let epoch = 0;
+  /** The keys of the stored subscription, imported (by their private scalar `d`). */
+  let cached: { d: string; keys: Promise<WebPushKeys> } | undefined;
 
   /** Loads the Web Push code (once; again after a failure). */
-  private _load(reason: 'SUBSCRIBE_FAILED' | 'UNSUBSCRIBE_FAILED' | 'DECRYPT_FAILED'): Promise<WebPushOps> {
-    this._ops ??= import('./webpush-ops.js').then(
-      (m) => m.webPushOps(this._d, kit),
-      (cause: unknown) => {
-        this._ops = undefined;
-        throw cause;
-      },
-    );
-    return this._ops.catch((cause: unknown) => {
+  const load = (reason: Reason): Promise<Ops> => {
+    ops ??= import('./webpush-ops.js').catch((cause: unknown) => {
+      ops = undefined;
+      throw cause;
+    });
+    return ops.catch((cause: unknown) => {
       throw new WebPushError(reason, `loading the Web Push code failed: ${errorText(cause)}`, { cause });
     });
-  }
+  };
+
+  const forget = (): void => {
+    keeper.webpush = undefined;
+    cached = undefined;
+  };
+
+  /** Subscribing and unsubscribing (one instance: it runs them one at a time). */
+  let manager: ReturnType<Ops['webPushOps']> | undefined;
+  const manage = (reason: Reason) => load(reason).then((m) => (manager ??= m.webPushOps(d, kit, forget)));
+
+  /** Decrypts one new Web Push message; on failure reports it and asks for it to be skipped. */
+  const open = async (m: Ops, frame: MessageFrame, wire: WireWebPush) => {
+    const stored = keeper.webpush;
+    const skip = (reason: Reason, text: string, cause?: unknown) => {
+      d.report(new WebPushError(reason, `message ${frame.id}: ${text}`, { messageId: frame.id, cause }));
+      return { message: frame, handOver: false };
+    };
+    if (stored?.subscriptionId !== wire.sub) {
+      return skip('NO_SUBSCRIPTION', `no keys of subscription ${wire.sub}`);
+    }
+    if (wire.body === undefined) {
+      const { data: _none, ...rest } = frame; // a push without payload: no data, as in a browser
+      return { message: { ...rest, webpush: true as const }, handOver: true };
+    }
+    try {
+      if (cached?.d !== stored.keys.d) {
+        const keys = m.importWebPushKeys(stored.keys);
+        cached = { d: stored.keys.d, keys };
+        keys.catch(() => {
+          if (cached?.keys === keys) cached = undefined;
+        });
+      }
+      const data = await m.decrypt(wire.body, await cached.keys);
+      return { message: { ...frame, data, webpush: true as const }, handOver: true };
+    } catch (cause) {
+      return skip('DECRYPT_FAILED', errorText(cause), cause);
+    }
+  };
+
+  return {
+    get idle() {
+      return queued === 0;
+    },
+    async current() {
+      await keeper.load();
+      const stored = keeper.webpush;
+      return stored ? subscriptionOf(stored) : null;
+    },
+    subscribe: (options = {}) => manage('SUBSCRIBE_FAILED').then((m) => m.subscribe(options)),
+    unsubscribe: () => manage('UNSUBSCRIBE_FAILED').then((m) => m.unsubscribe()),
+    receive(frame) {
+      const wire = webPushOf(frame.data);
+      if (queued === 0 && wire === undefined) {
+        d.delivery.receive(frame);
+        return;
+      }
+      const mine = epoch;
+      const current = () => mine === epoch;
+      queued++;
+      queue = queue
+        .then(async () => {
+          if (!current()) return;
+          let opened: { message: MessageFrame; handOver: boolean } = { message: frame, handOver: true };
+          if (wire !== undefined && d.delivery.isNew(frame)) {
+            let m: Ops;
+            try {
+              m = await load('DECRYPT_FAILED');
+            } catch (cause) {
+              if (!current()) return;
+              epoch++; // drop what waits behind it too: all of it comes again
+              d.fail(
+                new ConnectionError(`cannot decrypt message ${frame.id} now: ${errorText(cause)}`, { cause }),
+              );
+              return;
+            }
+            opened = await open(m, frame, wire);
+          }
+          if (current()) d.delivery.receive(opened.message, opened.handOver);
+        })
+        .catch((cause: unknown) => {
+          d.report(new WebPushError('DECRYPT_FAILED', 'handling a message failed', { cause }));
+        })
+        .finally(() => {
+          queued--;
+        });
+    },
+    dispose() {
+      epoch++;
+    },
+  };
 }
 
 /** `data.webpush` of a Web Push message, or undefined for any other message. */
@@ -207,5 +246,5 @@ export const errorText = (e: unknown): string => (e instanceof Error ? e.message
  * What webpush-ops.ts uses of the always-loaded code, handed to it when it loads: importing it
  * there would make bundlers put it in a third chunk, shared by both and loaded up front.
  */
-const kit = { WebPushError, ClosedError, ConfigError, subscriptionOf, errorText };
+const kit = { WebPushError, ClosedError, subscriptionOf, errorText, request };
 export type Kit = typeof kit;

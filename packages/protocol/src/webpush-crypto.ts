@@ -54,14 +54,18 @@ const TAG_BYTES = 16;
 const P256 = { name: 'ECDH', namedCurve: 'P-256' } as const;
 const text = new TextEncoder();
 
-const subtle = (): SubtleCrypto => {
-  const s = globalThis.crypto?.subtle;
-  if (!s) throw new WebPushCryptoError('BAD_KEY', 'WebCrypto (globalThis.crypto.subtle) is not available');
-  return s;
+const fail = (code: WebPushCryptoErrorCode, message: string, cause?: unknown): never => {
+  throw new WebPushCryptoError(code, message, cause === undefined ? undefined : { cause });
 };
 
-/** A copy backed by a plain ArrayBuffer, as WebCrypto's `BufferSource` wants. */
-const bytes = (u: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(u);
+const subtle = (): SubtleCrypto => globalThis.crypto?.subtle ?? fail('BAD_KEY', 'no WebCrypto here');
+
+/** Runs a WebCrypto step; its failure becomes a {@link WebPushCryptoError}. */
+const attempt = <T>(step: Promise<T>, code: WebPushCryptoErrorCode, message: string): Promise<T> =>
+  step.catch((cause: unknown) => fail(code, message, cause));
+
+/** The bytes as WebCrypto's `BufferSource` types them (a view is fine at run time). */
+const bytes = (u: Uint8Array): Uint8Array<ArrayBuffer> => u as Uint8Array<ArrayBuffer>;
 
 function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -73,22 +77,25 @@ function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** Throws `BAD_KEY` unless `raw` encodes an uncompressed P-256 point (65 bytes, leading 0x04). */
+const point = (raw: Uint8Array, what: string): void => {
+  if (raw.length !== 65 || raw[0] !== 4) fail('BAD_KEY', `${what} is not a P-256 point`);
+};
+
 /** base64url without padding (RFC 4648 §5), as Web Push uses for keys. */
 export function base64urlEncode(data: Uint8Array): string {
   let bin = '';
-  for (let i = 0; i < data.length; i += 0x8000) {
-    bin += String.fromCharCode(...data.subarray(i, i + 0x8000));
-  }
-  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  for (const b of data) bin += String.fromCharCode(b);
+  return btoa(bin)
+    .replace(/=+$/, '')
+    .replace(/[+/]/g, (c) => (c === '+' ? '-' : '_'));
 }
 
 /** Decodes base64url (padding optional); throws a `BAD_KEY` error on other characters. */
 export function base64urlDecode(s: string): Uint8Array<ArrayBuffer> {
-  if (!/^[A-Za-z0-9_-]*={0,2}$/.test(s)) throw new WebPushCryptoError('BAD_KEY', 'not base64url');
-  const bin = atob(s.replace(/=+$/, '').replace(/-/g, '+').replace(/_/g, '/'));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+  if (!/^[\w-]*={0,2}$/.test(s)) fail('BAD_KEY', 'not base64url');
+  const bin = atob(s.replace(/=+$/, '').replace(/[-_]/g, (c) => (c === '-' ? '+' : '/')));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 }
 
 /**
@@ -96,68 +103,64 @@ export function base64urlDecode(s: string): Uint8Array<ArrayBuffer> {
  * it (RFC 8291 §4: a push message is one record).
  */
 export function parseAes128gcmHeader(body: Uint8Array): Aes128gcmHeader {
-  if (body.length < 21) throw new WebPushCryptoError('BAD_HEADER', 'body shorter than the 21-byte header');
+  if (body.length < 21) fail('BAD_HEADER', 'no header');
   const rs = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(16);
-  const idlen = body[20]!;
-  const length = 21 + idlen;
-  if (rs < TAG_BYTES + 2) throw new WebPushCryptoError('BAD_HEADER', `record size ${rs} is below 18`);
-  if (body.length < length + TAG_BYTES + 1) {
-    throw new WebPushCryptoError('BAD_HEADER', 'body too short for its header and one record');
-  }
-  if (body.length - length > rs) {
-    throw new WebPushCryptoError('BAD_HEADER', `more than one record (record size ${rs}): Web Push uses one`);
-  }
+  const length = 21 + body[20]!;
+  if (rs < TAG_BYTES + 2) fail('BAD_HEADER', `record size ${rs} < 18`);
+  if (body.length < length + TAG_BYTES + 1) fail('BAD_HEADER', 'no record');
+  if (body.length - length > rs) fail('BAD_HEADER', `more than one record of ${rs} bytes`);
   return { salt: body.slice(0, 16), rs, keyId: body.slice(21, length), length };
 }
 
-async function hkdf(salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, len: number): Promise<Uint8Array> {
-  const key = await subtle().importKey('raw', bytes(ikm), 'HKDF', false, ['deriveBits']);
-  const bits = await subtle().deriveBits(
-    { name: 'HKDF', hash: 'SHA-256', salt: bytes(salt), info: bytes(info) },
-    key,
-    len * 8,
+/** HKDF-SHA-256 of RFC 5869, `len` bytes. */
+const hkdf = async (salt: Uint8Array, ikm: Uint8Array, info: string | Uint8Array, len: number) =>
+  new Uint8Array(
+    await subtle().deriveBits(
+      {
+        name: 'HKDF',
+        hash: 'SHA-256',
+        salt: bytes(salt),
+        info: bytes(typeof info === 'string' ? text.encode(info) : info),
+      },
+      await subtle().importKey('raw', bytes(ikm), 'HKDF', false, ['deriveBits']),
+      len * 8,
+    ),
   );
-  return new Uint8Array(bits);
-}
-
-async function importPublic(raw: Uint8Array, what: string): Promise<CryptoKey> {
-  if (raw.length !== 65 || raw[0] !== 4) {
-    throw new WebPushCryptoError('BAD_KEY', `${what} is not a 65-byte uncompressed P-256 point`);
-  }
-  try {
-    return await subtle().importKey('raw', bytes(raw), P256, false, []);
-  } catch (cause) {
-    throw new WebPushCryptoError('BAD_KEY', `${what} is not a point on P-256`, { cause });
-  }
-}
 
 /**
- * The content-encryption key and nonce base of RFC 8291 §3.4: ECDH secret and auth secret → IKM,
- * then salt → CEK (16 bytes) and NONCE (12 bytes).
+ * The ECDH secret of RFC 8291 §3.1, then the content-encryption key and nonce of §3.4: ECDH
+ * secret and auth secret → IKM, then salt → CEK (16 bytes) and NONCE (12 bytes).
  */
 async function deriveKeys(
-  ecdhSecret: Uint8Array,
+  privateKey: CryptoKey,
+  otherPublic: Uint8Array,
   authSecret: Uint8Array,
   uaPublic: Uint8Array,
   asPublic: Uint8Array,
   salt: Uint8Array,
-): Promise<{ cek: CryptoKey; nonce: Uint8Array }> {
-  const keyInfo = concat(text.encode('WebPush: info\0'), uaPublic, asPublic);
-  const ikm = await hkdf(authSecret, ecdhSecret, keyInfo, 32);
-  const cekBytes = await hkdf(salt, ikm, text.encode('Content-Encoding: aes128gcm\0'), 16);
-  const nonce = await hkdf(salt, ikm, text.encode('Content-Encoding: nonce\0'), 12);
-  const cek = await subtle().importKey('raw', bytes(cekBytes), 'AES-GCM', false, ['encrypt', 'decrypt']);
-  return { cek, nonce };
-}
-
-async function ecdh(privateKey: CryptoKey, publicKey: CryptoKey): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await subtle().deriveBits({ name: 'ECDH', public: publicKey }, privateKey, 256));
-  } catch (cause) {
-    throw new WebPushCryptoError('BAD_KEY', 'ECDH failed: the private key must be a P-256 ECDH key', {
-      cause,
-    });
-  }
+): Promise<{ cek: CryptoKey; iv: Uint8Array<ArrayBuffer> }> {
+  point(otherPublic, 'public key');
+  const other = await attempt(
+    subtle().importKey('raw', bytes(otherPublic), P256, false, []),
+    'BAD_KEY',
+    'public key is not a P-256 point',
+  );
+  const secret = await attempt(
+    subtle().deriveBits({ name: 'ECDH', public: other }, privateKey, 256),
+    'BAD_KEY',
+    'not a P-256 private key',
+  );
+  const ikm = await hkdf(
+    authSecret,
+    new Uint8Array(secret),
+    concat(text.encode('WebPush: info\0'), uaPublic, asPublic),
+    32,
+  );
+  const cek = await hkdf(salt, ikm, 'Content-Encoding: aes128gcm\0', 16);
+  return {
+    cek: await subtle().importKey('raw', cek, 'AES-GCM', false, ['encrypt', 'decrypt']),
+    iv: await hkdf(salt, ikm, 'Content-Encoding: nonce\0', 12),
+  };
 }
 
 /**
@@ -167,34 +170,27 @@ async function ecdh(privateKey: CryptoKey, publicKey: CryptoKey): Promise<Uint8A
  * new TextDecoder().decode(plaintext); // 'When I grow up, I want to be a watermelon'
  */
 export async function decryptAes128gcm(body: Uint8Array, keys: WebPushKeys): Promise<Uint8Array> {
-  const header = parseAes128gcmHeader(body);
-  const senderPublic = await importPublic(header.keyId, 'keyid (the sender public key)');
-  const secret = await ecdh(keys.privateKey, senderPublic);
-  const { cek, nonce } = await deriveKeys(
-    secret,
+  const { keyId, salt, length } = parseAes128gcmHeader(body);
+  const { cek, iv } = await deriveKeys(
+    keys.privateKey,
+    keyId,
     keys.authSecret,
     keys.publicKeyRaw,
-    header.keyId,
-    header.salt,
+    keyId,
+    salt,
   );
   // One record, sequence number 0: its nonce is NONCE itself (RFC 8188 §2.3).
-  const record = body.subarray(header.length);
-  let plain: Uint8Array;
-  try {
-    plain = new Uint8Array(await subtle().decrypt({ name: 'AES-GCM', iv: bytes(nonce) }, cek, bytes(record)));
-  } catch (cause) {
-    throw new WebPushCryptoError('DECRYPT_FAILED', 'the payload does not authenticate with these keys', {
-      cause,
-    });
-  }
-  return unpad(plain);
-}
-
-/** Strips the padding and checks the 0x02 delimiter that ends the last (here: only) record. */
-function unpad(plain: Uint8Array): Uint8Array {
+  const plain = new Uint8Array(
+    await attempt(
+      subtle().decrypt({ name: 'AES-GCM', iv }, cek, bytes(body.subarray(length))),
+      'DECRYPT_FAILED',
+      'payload does not authenticate',
+    ),
+  );
+  // Strip the padding and check the 0x02 delimiter that ends the last (here: only) record.
   let end = plain.length - 1;
-  while (end >= 0 && plain[end] === 0) end--;
-  if (end < 0 || plain[end] !== 2) throw new WebPushCryptoError('BAD_PADDING', 'no 0x02 delimiter');
+  while (plain[end] === 0) end--;
+  if (plain[end] !== 2) fail('BAD_PADDING', 'no 0x02 delimiter');
   return plain.slice(0, end);
 }
 
@@ -217,18 +213,19 @@ export async function encryptAes128gcm(
 ): Promise<Uint8Array> {
   const rs = opts.rs ?? 4096;
   if (plaintext.length + 1 + TAG_BYTES > rs) {
-    throw new WebPushCryptoError('BAD_HEADER', `plaintext of ${plaintext.length} bytes exceeds one record`);
+    fail('BAD_HEADER', `plaintext of ${plaintext.length} bytes exceeds one record`);
   }
   const salt = opts.salt ?? globalThis.crypto.getRandomValues(new Uint8Array(16));
   const sender = opts.sender ?? (await newKeyPair(false));
-  const receiver = await importPublic(to.publicKeyRaw, 'p256dh');
-  const secret = await ecdh(sender.privateKey, receiver);
-  const { cek, nonce } = await deriveKeys(secret, to.authSecret, to.publicKeyRaw, sender.publicKeyRaw, salt);
-  const sealed = await subtle().encrypt(
-    { name: 'AES-GCM', iv: bytes(nonce) },
-    cek,
-    concat(plaintext, Uint8Array.of(2)),
+  const { cek, iv } = await deriveKeys(
+    sender.privateKey,
+    to.publicKeyRaw,
+    to.authSecret,
+    to.publicKeyRaw,
+    sender.publicKeyRaw,
+    salt,
   );
+  const sealed = await subtle().encrypt({ name: 'AES-GCM', iv }, cek, concat(plaintext, Uint8Array.of(2)));
   const head = new Uint8Array(21);
   head.set(salt);
   new DataView(head.buffer).setUint32(16, rs);
@@ -255,31 +252,32 @@ export async function generateWebPushKeys(opts: { extractable?: boolean } = {}):
 
 /** Keys as base64url strings: `p256dh` and `auth` go into the subscription JSON, `d` stays secret. */
 export async function exportWebPushKeys(keys: WebPushKeys): Promise<StoredWebPushKeys> {
-  const jwk = await subtle().exportKey('jwk', keys.privateKey);
-  if (!jwk.d) throw new WebPushCryptoError('BAD_KEY', 'the private key did not export its d');
-  return { p256dh: base64urlEncode(keys.publicKeyRaw), auth: base64urlEncode(keys.authSecret), d: jwk.d };
+  const { d } = await subtle().exportKey('jwk', keys.privateKey);
+  return {
+    p256dh: base64urlEncode(keys.publicKeyRaw),
+    auth: base64urlEncode(keys.authSecret),
+    d: d ?? fail('BAD_KEY', 'private key not extractable'),
+  };
 }
 
 /** The inverse of {@link exportWebPushKeys}. The private key is imported extractable. */
 export async function importWebPushKeys(stored: StoredWebPushKeys): Promise<WebPushKeys> {
   const publicKeyRaw = base64urlDecode(stored.p256dh);
   const authSecret = base64urlDecode(stored.auth);
-  if (publicKeyRaw.length !== 65 || publicKeyRaw[0] !== 4) {
-    throw new WebPushCryptoError('BAD_KEY', 'p256dh is not a 65-byte uncompressed P-256 point');
-  }
-  if (authSecret.length !== 16) throw new WebPushCryptoError('BAD_KEY', 'auth is not 16 bytes');
+  point(publicKeyRaw, 'p256dh');
+  if (authSecret.length !== 16) fail('BAD_KEY', 'auth is not 16 bytes');
   const jwk: JsonWebKey = {
     kty: 'EC',
     crv: 'P-256',
     x: base64urlEncode(publicKeyRaw.subarray(1, 33)),
-    y: base64urlEncode(publicKeyRaw.subarray(33, 65)),
+    y: base64urlEncode(publicKeyRaw.subarray(33)),
     d: stored.d,
     ext: true,
   };
-  try {
-    const privateKey = await subtle().importKey('jwk', jwk, P256, true, ['deriveBits']);
-    return { privateKey, publicKeyRaw, authSecret };
-  } catch (cause) {
-    throw new WebPushCryptoError('BAD_KEY', 'd and p256dh do not form a P-256 key pair', { cause });
-  }
+  const privateKey = await attempt(
+    subtle().importKey('jwk', jwk, P256, true, ['deriveBits']),
+    'BAD_KEY',
+    'd does not match p256dh',
+  );
+  return { privateKey, publicKeyRaw, authSecret };
 }

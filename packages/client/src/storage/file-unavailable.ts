@@ -9,7 +9,5 @@ import type { StateStore } from './types.js';
  * without putting `node:fs` into browser bundles.
  */
 export function fileStorage(path: string): StateStore {
-  throw new ConfigError(
-    `fileStorage(${JSON.stringify(path)}) needs Node's file system: import it from @pushwire/client/node, or use localStorageStorage()`,
-  );
+  throw new ConfigError(`fileStorage(${path}) needs Node: import it from @pushwire/client/node`);
 }

@@ -18,7 +18,7 @@ export interface StorageLike {
 export function localStorageStorage(key = 'pushwire', storage?: StorageLike): StateStore {
   const target = (): StorageLike => {
     const s = storage ?? (globalThis as { localStorage?: StorageLike }).localStorage;
-    if (!s) throw new StorageError('no localStorage in this environment; pass a Storage-like object');
+    if (!s) throw new StorageError('no localStorage here: pass a Storage');
     return s;
   };
   return {

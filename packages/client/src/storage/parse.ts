@@ -1,6 +1,6 @@
 import { StorageError } from '../errors.js';
 import type { LearnedHeartbeat } from '../heartbeat.js';
-import type { ClientState, Credentials, StoredWebPush } from './types.js';
+import type { ClientState, StoredWebPush } from './types.js';
 
 /**
  * Turns stored JSON back into a {@link ClientState}. Malformed entries are dropped (a cursor that
@@ -9,19 +9,39 @@ import type { ClientState, Credentials, StoredWebPush } from './types.js';
  */
 export function parseState(text: string, where: string): ClientState {
   let value: unknown;
+  let cause: unknown;
   try {
     value = JSON.parse(text);
-  } catch (cause) {
-    throw new StorageError(`${where} does not hold valid JSON`, { cause });
+  } catch (error) {
+    cause = error;
   }
-  if (!isObject(value)) throw new StorageError(`${where} does not hold a Pushwire client state`);
-  const state: ClientState = { cursors: cursors(value.cursors), dedupe: ids(value.dedupe) };
-  const creds = credentials(value.credentials);
-  if (creds) state.credentials = creds;
-  const hb = heartbeat(value.heartbeat);
-  if (hb) state.heartbeat = hb;
-  const wp = webpush(value.webpush);
-  if (wp) state.webpush = wp;
+  if (!isObject(value)) throw new StorageError(`${where} does not hold a Pushwire client state`, { cause });
+  const { cursors, dedupe, credentials: c, heartbeat, webpush: wp } = value;
+  const state: ClientState = {
+    cursors: {},
+    dedupe: Array.isArray(dedupe) ? dedupe.filter((x): x is string => typeof x === 'string') : [],
+  };
+  if (isObject(cursors)) {
+    for (const [k, seq] of Object.entries(cursors)) {
+      if (Number.isSafeInteger(seq) && (seq as number) >= 0) state.cursors[k] = seq as number;
+    }
+  }
+  if (isObject(c) && typeof c.deviceId === 'string' && typeof c.token === 'string') {
+    state.credentials = { deviceId: c.deviceId, token: c.token };
+  }
+  if (isObject(heartbeat)) {
+    const out: Record<string, LearnedHeartbeat> = {};
+    state.heartbeat = out;
+    for (const [key, l] of Object.entries(heartbeat)) {
+      if (!isObject(l) || !isPositive(l.good) || !isPositive(l.interval)) continue;
+      const learned: LearnedHeartbeat = { good: l.good, interval: l.interval };
+      if (isPositive(l.ceiling)) learned.ceiling = l.ceiling;
+      if (isPositive(l.settledAt)) learned.settledAt = l.settledAt;
+      out[key] = learned;
+    }
+  }
+  const webpush = storedWebPush(wp);
+  if (webpush) state.webpush = webpush;
   return state;
 }
 
@@ -34,53 +54,22 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function cursors(v: unknown): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (!isObject(v)) return out;
-  for (const [k, seq] of Object.entries(v)) {
-    if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0) out[k] = seq;
-  }
-  return out;
-}
-
-function ids(v: unknown): string[] {
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-}
-
-function credentials(v: unknown): Credentials | undefined {
-  if (!isObject(v) || typeof v.deviceId !== 'string' || typeof v.token !== 'string') return undefined;
-  return { deviceId: v.deviceId, token: v.token };
-}
-
-function heartbeat(v: unknown): Record<string, LearnedHeartbeat> | undefined {
-  if (!isObject(v)) return undefined;
-  const out: Record<string, LearnedHeartbeat> = {};
-  for (const [key, l] of Object.entries(v)) {
-    if (!isObject(l) || !isPositive(l.good) || !isPositive(l.interval)) continue;
-    const learned: LearnedHeartbeat = { good: l.good, interval: l.interval };
-    if (isPositive(l.ceiling)) learned.ceiling = l.ceiling;
-    if (isPositive(l.settledAt)) learned.settledAt = l.settledAt;
-    out[key] = learned;
-  }
-  return out;
-}
-
 /** A stored Web Push subscription, or undefined when any part is missing or of the wrong type. */
-function webpush(v: unknown): StoredWebPush | undefined {
+function storedWebPush(v: unknown): StoredWebPush | undefined {
   if (!isObject(v) || !isObject(v.keys)) return undefined;
   const { subscriptionId, endpoint, expirationTime, applicationServerKey, keys } = v;
-  const strings = [subscriptionId, endpoint, keys.p256dh, keys.auth, keys.d];
+  const { p256dh, auth, d } = keys;
+  const strings = [subscriptionId, endpoint, p256dh, auth, d];
   if (!strings.every((s) => typeof s === 'string' && s.length > 0)) return undefined;
   if (expirationTime !== null && !isPositive(expirationTime)) return undefined;
   if (applicationServerKey !== undefined && typeof applicationServerKey !== 'string') return undefined;
-  const out: StoredWebPush = {
-    subscriptionId: subscriptionId as string,
-    endpoint: endpoint as string,
-    expirationTime: expirationTime as number | null,
-    keys: { p256dh: keys.p256dh as string, auth: keys.auth as string, d: keys.d as string },
-  };
-  if (applicationServerKey !== undefined) out.applicationServerKey = applicationServerKey;
-  return out;
+  return {
+    subscriptionId,
+    endpoint,
+    expirationTime,
+    keys: { p256dh, auth, d },
+    ...(applicationServerKey !== undefined && { applicationServerKey }),
+  } as StoredWebPush;
 }
 
 function isPositive(v: unknown): v is number {

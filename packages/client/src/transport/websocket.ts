@@ -25,12 +25,7 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor): Transp
     connect(url: string, protocol: string, h: TransportHandlers): Connection {
       const Impl = WebSocketImpl ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
       if (Impl === undefined) {
-        throw new ConfigError(
-          'no global WebSocket here: pass a transport (Node: use @pushwire/client/node)',
-          {
-            fatal: true,
-          },
-        );
+        throw new ConfigError('no WebSocket here: pass a transport', { fatal: true });
       }
       const ws = new Impl(url, protocol);
       ws.binaryType = 'arraybuffer';
