@@ -177,8 +177,10 @@ function unmask(payload: Buffer, data: Buffer, at: number): void {
     payload[i + 2] = (payload[i + 2] as number) ^ m2;
     payload[i + 3] = (payload[i + 3] as number) ^ m3;
   }
-  const mask = [m0, m1, m2, m3];
-  for (; i < n; i++) payload[i] = (payload[i] as number) ^ (mask[i & 3] as number);
+  // The last 0–3 bytes; no array per frame on this per-message path.
+  if (i < n) payload[i] = (payload[i] as number) ^ m0;
+  if (i + 1 < n) payload[i + 1] = (payload[i + 1] as number) ^ m1;
+  if (i + 2 < n) payload[i + 2] = (payload[i + 2] as number) ^ m2;
 }
 
 /** Codes a peer may send in a close frame (RFC 6455 §7.4, IANA registry, private 3000–4999). */
