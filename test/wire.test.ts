@@ -132,6 +132,26 @@ describe('WebSocket layer: RFC 6455 with real peers', () => {
     expect((await b.c.whenClosed()).code).toBe(1009);
   });
 
+  it('a shutdown does not wait on a client that never answers the close: it is cut after ~1 s', async () => {
+    const other = await startServer();
+    const otherPort = Number(new URL(other.url).port);
+    const sock = connect(otherPort, '127.0.0.1');
+    sock.on('error', () => {});
+    sock.write(
+      `GET /v1/connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+        `Sec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`,
+    );
+    await new Promise((r) => sock.once('data', r)); // the 101; then this client stays silent
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    const t0 = Date.now();
+    await other.stop();
+    const took = Date.now() - t0;
+    await closed;
+    expect(took).toBeGreaterThanOrEqual(900); // it was given the grace period…
+    expect(took).toBeLessThan(4000); // …and not the 10 s close timeout
+  });
+
   it('closes with 1002 on an unmasked client frame, and keeps serving everyone else', async () => {
     const { sock, head } = await rawUpgrade({});
     expect(head).toMatch(/ 101 /);
