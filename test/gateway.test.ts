@@ -253,3 +253,39 @@ describe('gateway: a subscribe that races the handshake', () => {
     }
   });
 });
+
+describe('gateway: admission control', () => {
+  it('gives each refused client its own slot at the admission rate (retryAfter spread, not bunched)', async () => {
+    const s = await startServer({ admissionRate: 10, admissionBurst: 2 });
+    try {
+      const devs = await Promise.all(Array.from({ length: 6 }, () => registerDevice(s.url)));
+      const clients = devs.map(() => new RawClient(s.url));
+      await Promise.all(clients.map((c) => c.opened()));
+      // Admission is decided at the upgrade: a refused socket gets its error frame before any hello.
+      const refused = (
+        await Promise.all(clients.map((c) => c.next('error', 1000).catch(() => undefined)))
+      ).filter((e) => e !== undefined);
+      const admitted = clients.filter((c) => !c.closed);
+      await Promise.all(
+        admitted.map((c) => {
+          const dev = devs[clients.indexOf(c)]!;
+          c.hello(dev.deviceId, dev.token);
+          return c.next('welcome');
+        }),
+      );
+      expect(admitted).toHaveLength(2);
+      expect(refused).toHaveLength(4);
+      for (const e of refused) expect(e).toMatchObject({ code: 'RATE_LIMITED', fatal: true });
+      // Slots are 100 ms apart at 10/s (plus up to 250 ms of jitter each): the k-th refused
+      // client waits at least about k × 100 ms, so they come back one by one.
+      const waits = refused.map((e) => Number(e.retryAfter)).sort((a, b) => a - b);
+      waits.forEach((w, k) => {
+        expect(w).toBeGreaterThanOrEqual((k + 1) * 100 - 60);
+        expect(w).toBeLessThanOrEqual((k + 1) * 100 + 300);
+      });
+      for (const c of clients) c.close();
+    } finally {
+      await s.stop();
+    }
+  });
+});

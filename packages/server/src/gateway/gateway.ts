@@ -14,9 +14,9 @@ import {
 import type { Logger } from 'pino';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
+import { AdmissionControl } from '../util/admission.js';
 import { DeadlineWheel } from '../util/deadline-wheel.js';
-import { newSessionId, secretEquals, sha256 } from '../util/ids.js';
-import { TokenBucket } from '../util/token-bucket.js';
+import { newSessionId, tokenMatches } from '../util/ids.js';
 import { Session, type SessionHost } from './session.js';
 import { type WireListener, WireSocket } from './wire/socket.js';
 import { acceptUpgrade } from './wire/upgrade.js';
@@ -82,7 +82,7 @@ export class Gateway {
   /** Every upgraded socket not closed yet: sessions, handshakes, and sockets being closed. */
   private readonly sockets = new Set<WireSocket>();
   private readonly wheel: DeadlineWheel<Session | Pending>;
-  private readonly admission: TokenBucket;
+  private readonly admission: AdmissionControl;
   private readonly host: SessionHost;
   private draining = false;
   readonly counters: GatewayCounters = {
@@ -102,7 +102,7 @@ export class Gateway {
   ) {
     const now = opts.clock.now();
     this.wheel = new DeadlineWheel<Session | Pending>(250, (x) => this.deadlineOf(x), now);
-    this.admission = new TokenBucket(opts.admissionRate, opts.admissionBurst, now);
+    this.admission = new AdmissionControl(opts.admissionRate, opts.admissionBurst, now);
     this.host = {
       read: (stream, after) => opts.store.read(stream, after, REPLAY_PAGE, opts.clock.now()),
       head: (stream) => opts.store.head(stream),
@@ -202,11 +202,10 @@ export class Gateway {
 
   private accept(ws: WireSocket): void {
     const now = this.opts.clock.now();
-    const wait = this.admission.take(now);
-    if (wait > 0) {
-      // Reconnect storm: refuse cheaply and tell the client when to come back.
+    // Reconnect storm: refuse and give the client its own slot to come back in.
+    const retryAfter = this.admission.admit(now, Math.random() * 250);
+    if (retryAfter > 0) {
       this.counters.refused++;
-      const retryAfter = wait + Math.floor(Math.random() * 1000);
       this.log?.debug({ retryAfter }, 'session refused: rate limited');
       sendFatal(ws, 'RATE_LIMITED', 'too many new sessions; retry later', CloseCode.RateLimited, retryAfter);
       return;
@@ -261,7 +260,7 @@ export class Gateway {
     // Frames sent before welcome are kept (bounded, by the Pending) and handled once the session is open.
     const { store, clock } = this.opts;
     const device = await store.getDevice(hello.device);
-    if (!device || !secretEquals(device.tokenHash, sha256(hello.token))) {
+    if (!device || !tokenMatches(device.tokenHash, hello.token)) {
       this.log?.debug({ device: hello.device }, 'session refused: unauthorized');
       return sendFatal(ws, 'UNAUTHORIZED', 'unknown device or wrong token', CloseCode.Unauthorized);
     }

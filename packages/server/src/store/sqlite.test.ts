@@ -145,6 +145,43 @@ describe('SqliteStore', () => {
     });
   });
 
+  describe('soft writes (acks, last seen)', () => {
+    it('gathers acks and touches of many ticks into one write', async () => {
+      const store = open({ softWriteDelayMs: 200 });
+      await store.createDevice({ id: 'd1', tokenHash: 'h', createdAt: T, lastSeen: 0 });
+      const before = store.stats().writes;
+      const written: Promise<void>[] = [];
+      for (let i = 1; i <= 50; i++) {
+        written.push(store.ack('d1', { 'd:d1': i }), store.touchDevice('d1', T + i));
+        await new Promise((r) => setImmediate(r));
+      }
+      await Promise.all(written);
+      expect(store.stats().writes - before).toBe(1);
+      expect(await store.cursorsOf('d1')).toEqual({ 'd:d1': 50 });
+    });
+
+    it('does not make a publish wait for the soft delay', async () => {
+      const store = open({ softWriteDelayMs: 60_000 });
+      await store.createDevice({ id: 'd1', tokenHash: 'h', createdAt: T, lastSeen: 0 });
+      const acked = store.ack('d1', { 'd:d1': 1 });
+      // Would time out (the test's 5 s) if the publish waited behind the pending soft flush.
+      await store.publish(one('p1', 'd:d1'));
+      await acked; // the acks rode along with the publish
+      expect(store.stats().writes).toBeGreaterThanOrEqual(2);
+    });
+
+    it('writes pending soft writes on close', async () => {
+      const first = open({ softWriteDelayMs: 60_000 });
+      await first.createDevice({ id: 'd1', tokenHash: 'h', createdAt: T, lastSeen: 0 });
+      void first.ack('d1', { 'd:d1': 7 });
+      void first.touchDevice('d1', T + 5);
+      await first.close();
+      const second = open();
+      expect(await second.cursorsOf('d1')).toEqual({ 'd:d1': 7 });
+      expect((await second.getDevice('d1'))?.lastSeen).toBe(T + 5);
+    });
+  });
+
   describe('durability', () => {
     it('keeps entries, heads, devices, subscriptions and cursors across reopen', async () => {
       const first = open();

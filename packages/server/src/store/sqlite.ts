@@ -37,6 +37,13 @@ export interface SqliteStoreOptions {
   batchMaxDelayMs?: number;
   /** A batch commits at once when it holds this many publishes (default 512). */
   batchMaxSize?: number;
+  /**
+   * Longest acks and last-seen times wait when nothing durable is queued (default 25 ms), so a
+   * reconnect storm or an ack stream costs a few writer round trips instead of one per tick. A
+   * crash loses at most this much of them: acked messages are delivered again (the SDK drops the
+   * duplicates by seq) and last-seen times are a little older.
+   */
+  softWriteDelayMs?: number;
   /** How long publish ids are remembered for idempotency (default 30 days). */
   retentionMs?: number;
   /** Streams whose head is kept in memory (default 100 000); others are read back on demand. */
@@ -51,6 +58,8 @@ export interface SqliteStoreStats {
   batches: number;
   /** Publishes committed, duplicates included. */
   publishes: number;
+  /** Batches sent to the writer thread, with or without publishes (acks and touches alone too). */
+  writes: number;
   lastBatchSize: number;
   /** Time from sending the last batch to the writer until its commit was reported back. */
   lastBatchMs: number;
@@ -161,6 +170,9 @@ export class SqliteStore implements Store {
   private readonly stmts: Statements;
   private readonly clock: () => number;
   private readonly maxDelayMs: number;
+  private readonly softDelayMs: number;
+  /** The pending flush waits for soft writes only (a durable write should not wait for it). */
+  private softFlush = false;
   private readonly maxSize: number;
   private readonly retentionMs: number;
   private readonly headCacheSize: number;
@@ -185,6 +197,7 @@ export class SqliteStore implements Store {
   private readonly counters: SqliteStoreStats = {
     batches: 0,
     publishes: 0,
+    writes: 0,
     lastBatchSize: 0,
     lastBatchMs: 0,
     collapsed: 0,
@@ -200,6 +213,7 @@ export class SqliteStore implements Store {
   ) {
     this.clock = opts.clock ?? Date.now;
     this.maxDelayMs = opts.batchMaxDelayMs ?? 0;
+    this.softDelayMs = Math.max(0, opts.softWriteDelayMs ?? 25);
     this.maxSize = Math.max(1, opts.batchMaxSize ?? 512);
     this.retentionMs = opts.retentionMs ?? 30 * DAY_MS;
     this.headCacheSize = Math.max(1, opts.headCacheSize ?? 100_000);
@@ -524,8 +538,17 @@ export class SqliteStore implements Store {
   }
 
   private schedule(): void {
-    if (this.cancelFlush || this.inflight) return;
-    if (this.maxDelayMs > 0) {
+    if (this.inflight) return;
+    const soft = this.queue.length === 0;
+    if (this.cancelFlush) {
+      if (soft || !this.softFlush) return;
+      this.cancelFlush(); // a durable write joins the soft ones: do not keep it waiting
+    }
+    this.softFlush = soft && this.softDelayMs > this.maxDelayMs;
+    if (this.softFlush) {
+      const timer = setTimeout(() => this.flush(), this.softDelayMs);
+      this.cancelFlush = () => clearTimeout(timer);
+    } else if (this.maxDelayMs > 0) {
       const timer = setTimeout(() => this.flush(), this.maxDelayMs);
       this.cancelFlush = () => clearTimeout(timer);
     } else {
@@ -588,6 +611,7 @@ export class SqliteStore implements Store {
       touches: [...soft.touches],
     };
     this.inflight = { items, results, rollback, soft, publishes, started: performance.now() };
+    this.counters.writes++;
     this.writer.ref();
     this.writer.postMessage(batch);
   }
@@ -666,8 +690,10 @@ export class SqliteStore implements Store {
       const cached = this.devices.get(device);
       if (cached) this.devices.set(device, { ...cached, lastSeen });
     }
-    // The next batch goes to the writer before the callers' continuations run.
-    this.flush();
+    // The next batch goes to the writer before the callers' continuations run; soft writes alone
+    // wait for their delay, so that a stream of acks or touches does not keep the writer busy.
+    if (this.queue.length > 0 || this.closed) this.flush();
+    else if (!this.soft.empty) this.schedule();
     let next = 0;
     for (let i = 0; i < batch.items.length; i++) {
       const { publish, op } = batch.items[i]!;

@@ -6,12 +6,28 @@ export const newDeviceId = (): string => randomBytes(16).toString('base64url');
 export const newToken = (): string => randomBytes(32).toString('base64url');
 /** A message id when the publisher gives none. */
 export const newMessageId = (): string => randomUUID();
-/** A session id, for logs. */
-export const newSessionId = (): string => randomBytes(9).toString('base64url');
+/** Random per process, so session ids from different processes (or restarts) do not collide. */
+const SESSION_PREFIX = randomBytes(6).toString('base64url');
+let sessionCount = 0;
+/**
+ * A session id, for logs and metrics: unique, not secret (nothing is authorised by it), so a
+ * counter behind a per-process random prefix instead of random bytes per connection.
+ */
+export const newSessionId = (): string => `${SESSION_PREFIX}${(++sessionCount).toString(36)}`;
 /** An admin API key. */
 export const newApiKey = (): string => `pw_${randomBytes(24).toString('base64url')}`;
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/**
+ * Whether `token` hashes to `tokenHash` (hex SHA-256), in constant time: one digest, and the two
+ * digests always have the same length, so comparing them directly leaks nothing.
+ */
+export function tokenMatches(tokenHash: string, token: string): boolean {
+  const expected = Buffer.from(tokenHash, 'hex');
+  const actual = createHash('sha256').update(token).digest();
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
 
 /** Constant-time comparison of two secrets (by their SHA-256, so lengths never leak). */
 export function secretEquals(a: string, b: string): boolean {

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import { HttpError, notFound } from '../errors.js';
-import { secretEquals, sha256 } from '../util/ids.js';
+import { secretEquals, sha256, tokenMatches } from '../util/ids.js';
 import { parsePushHeaders } from './headers.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import type { WebPushRegistry, WebPushSubscriptionRecord } from './registry.js';
@@ -109,7 +109,7 @@ function registerSubscriptionRoutes(app: FastifyInstance, deps: Deps): void {
       const cred = header.slice(7).trim();
       const colon = cred.lastIndexOf(':');
       const device = colon > 0 ? await store.getDevice(cred.slice(0, colon)) : undefined;
-      if (!device || !secretEquals(device.tokenHash, sha256(cred.slice(colon + 1)))) {
+      if (!device || !tokenMatches(device.tokenHash, cred.slice(colon + 1))) {
         throw new HttpError(401, 'UNAUTHORIZED', 'wrong device credential', www);
       }
       if (device.id !== req.params.id) {
