@@ -59,6 +59,7 @@ Options (defaults for full runs):
   --storm-concurrency 0    reconnect handshakes in flight during the storm (0 = no limit, like real clients)
   --batch 1                messages per publish request (> 1: POST /v1/messages/batch if the server has it)
   --hb 60                  heartbeat (s) the Pushwire and MQTT clients declare
+  --ack-delay 50           Pushwire clients gather acks this long, as the SDK's ackDelay (ms)
   --connect-concurrency 256    handshakes in flight, all workers (keep it below the servers' listen backlog, 511)
   --connect-rate 0         new connections/s (0 = unlimited)
   --settle-ms 3000         pause before memory samples
@@ -90,6 +91,7 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
     stormRate: smoke ? 300 : 2000,
     stormConcurrency: 0,
     connectConcurrency: 256,
+    ackDelayMs: 50,
     connectRate: 0,
     payloadBytes: 100,
     batch: 1,
@@ -161,6 +163,9 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
         break;
       case '--connect-concurrency':
         o.connectConcurrency = Math.max(1, num(take(), flag));
+        break;
+      case '--ack-delay':
+        o.ackDelayMs = num(take(), flag);
         break;
       case '--connect-rate':
         o.connectRate = num(take(), flag);

@@ -21,6 +21,8 @@ export interface Options {
   /** Pushwire publish rate while the server is killed (msg/s). */
   stormRate: number;
   connectConcurrency: number;
+  /** Pushwire clients gather acks this long before sending them (the SDK's `ackDelay`). */
+  ackDelayMs: number;
   connectRate: number;
   payloadBytes: number;
   /** Messages per publish request (> 1 uses POST /v1/messages/batch when the server has it). */
@@ -100,6 +102,7 @@ export async function connectAll(
     trackSeqs: c.trackSeqs ?? false,
     concurrency: ctx.o.connectConcurrency,
     rate: ctx.o.connectRate,
+    ackDelayMs: ctx.o.ackDelayMs,
   });
   const r = await lg.waitFor(c.label ?? `${peer.name} connect`, (t) => t.ready >= n, Math.max(30_000, n * 6));
   return r;
