@@ -241,6 +241,13 @@ async function main(): Promise<number> {
     }
     r.notes.push(...skipped);
     r.load = { start: loadStart, end: load1() };
+    // Harness settings that change the figures of every scenario, recorded with them.
+    r.options = {
+      ...r.options,
+      ackDelayMs: o.ackDelayMs,
+      cpuProf: o.cpuProf,
+      connectConcurrency: o.connectConcurrency,
+    };
     results.push(r);
     const files = writeResult(o.out, stamp, r);
     if (r.columns.length > 0) {
