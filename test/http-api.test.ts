@@ -275,3 +275,41 @@ describe('POST /v1/devices/batch', () => {
     }
   });
 });
+
+describe('HTTP API when the SQLite writer thread dies', () => {
+  it('refuses publishes with a 5xx error, and fails readiness and liveness so the process is restarted', async () => {
+    const s = await startServer();
+    try {
+      const headers = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' };
+      const dev = (
+        await s.server.app.inject({ method: 'POST', url: '/v1/devices', headers, payload: '{}' })
+      ).json() as { deviceId: string };
+      const publish = () =>
+        s.server.app.inject({
+          method: 'POST',
+          url: '/v1/messages',
+          headers,
+          payload: JSON.stringify({ to: { device: dev.deviceId }, data: { n: 1 } }),
+        });
+      expect((await publish()).statusCode).toBe(202);
+      expect((await s.server.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+
+      // Fault injection: the writer thread goes away (as on an uncaught error inside it).
+      const store = s.server.options.store as unknown as { writer: { terminate(): Promise<number> } };
+      await store.writer.terminate();
+
+      const refused = await publish();
+      expect(refused.statusCode).toBe(503);
+      expect(refused.json()).toMatchObject({ error: 'STORE_IO' });
+      const ready = await s.server.app.inject({ method: 'GET', url: '/readyz' });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json()).toMatchObject({ error: 'STORE_UNAVAILABLE' });
+      const live = await s.server.app.inject({ method: 'GET', url: '/healthz' });
+      expect(live.statusCode).toBe(503);
+      expect(live.json()).toMatchObject({ error: 'STORE_FAILED' });
+      expect(live.json().message).toMatch(/restart/);
+    } finally {
+      await s.stop();
+    }
+  });
+});

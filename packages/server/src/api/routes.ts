@@ -35,20 +35,36 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   );
 
   const auth = adminAuth(opts.apiKeys);
-  const health = { tags: ['operator'], summary: 'Liveness, with the connection count' };
-  const ready = { tags: ['operator'], summary: 'Readiness: 503 while draining' };
+  const health = {
+    tags: ['operator'],
+    summary: 'Liveness, with the connection count: 503 when the store can never write again',
+  };
+  const ready = {
+    tags: ['operator'],
+    summary: 'Readiness: 503 while draining or while the store is unavailable',
+  };
 
-  app.get('/healthz', { schema: health }, async () => ({
-    status: 'ok',
-    version: deps.version,
-    connections: gateway.connections,
-  }));
+  app.get('/healthz', { schema: health }, async (_req, reply) => {
+    const failure = hub.failure;
+    if (failure) {
+      return reply.code(503).send({
+        error: 'STORE_FAILED',
+        message: `the store cannot write any more (${failure.message}); restart the process`,
+      });
+    }
+    return { status: 'ok', version: deps.version, connections: gateway.connections };
+  });
   app.get('/readyz', { schema: ready }, async (_req, reply) =>
     deps.isDraining()
       ? reply.code(503).send({ error: 'DRAINING', message: 'server is shutting down' })
       : hub.healthy
         ? { status: 'ready' }
-        : reply.code(503).send({ error: 'STORE_UNAVAILABLE', message: 'Redis is unreachable' }),
+        : reply.code(503).send({
+            error: 'STORE_UNAVAILABLE',
+            message: hub.failure
+              ? `the store cannot write any more (${hub.failure.message})`
+              : 'Redis is unreachable',
+          }),
   );
 
   app.post<{ Body: { user?: string } | null }>(
@@ -288,6 +304,15 @@ function sendError(reply: FastifyReply, err: FastifyError | HttpError, opts: Res
   if (err instanceof StoreError && err.code === 'STORE_UNAVAILABLE') {
     // Redis is away: answer at once; the client retries (a publish with its id is safe to retry).
     return reply.code(503).header('retry-after', '1').send({ error: err.code, message: err.message });
+  }
+  if (err instanceof StoreError && err.code === 'STORE_IO') {
+    // The store could not write (disk, or its writer thread died). A write that was in flight may
+    // or may not have committed; a publish retried with the same id is never stored twice.
+    reply.log.error({ err }, 'store write failed');
+    return reply.code(503).send({
+      error: err.code,
+      message: `${err.message}; retry (with the same message id, a publish is never stored twice)`,
+    });
   }
   if (err instanceof HttpError) {
     return reply.code(err.statusCode).headers(err.headers).send({ error: err.code, message: err.message });

@@ -72,6 +72,14 @@ export class Hub implements BusSink {
     return this.bus.healthy && (this.store as { connected?: boolean }).connected !== false;
   }
 
+  /**
+   * Set when the store can never write again in this process (the SQLite writer thread died):
+   * liveness fails so that the supervisor restarts the process.
+   */
+  get failure(): Error | undefined {
+    return (this.store as { failure?: Error }).failure;
+  }
+
   get online(): number {
     return this.byDevice.size;
   }

@@ -273,6 +273,19 @@ export class SqliteStore implements Store {
     if (this.broken) throw this.broken;
   }
 
+  /**
+   * False once the writer thread has died: nothing more can be written until the process
+   * restarts (readiness, `GET /readyz`).
+   */
+  get connected(): boolean {
+    return this.broken === undefined;
+  }
+
+  /** Why the store can no longer write (the writer thread died), if it cannot; see {@link connected}. */
+  get failure(): StoreError | undefined {
+    return this.broken;
+  }
+
   stats(): SqliteStoreStats {
     return { ...this.counters };
   }
