@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { deviceOf } from '../core/streams.js';
 import { redact, toRedisStoreError } from '../store/redis-client.js';
 import type { StoredEntry } from '../store/types.js';
 import { holderOf, Presence } from './presence.js';
@@ -367,11 +368,6 @@ export class RedisBus implements Bus {
       if (!this.closed && this.sub.status === 'ready') this.sub.disconnect(true);
     });
   }
-}
-
-/** The device id of a device stream, undefined for a topic stream. */
-function deviceOf(stream: string): string | undefined {
-  return stream.startsWith('d:') ? stream.slice(2) : undefined;
 }
 
 async function quit(redis: { quit(): Promise<unknown>; disconnect(): void }): Promise<void> {

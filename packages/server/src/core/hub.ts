@@ -8,6 +8,7 @@ import { textFrame } from '../gateway/wire/frames.js';
 import type { NewEntry, PublishRecord, Store, StoredEntry } from '../store/types.js';
 import type { Clock } from '../util/clock.js';
 import { newMessageId } from '../util/ids.js';
+import { deviceOf } from './streams.js';
 
 /** Exactly one target of a publish. */
 export type Target = { device: string } | { user: string } | { topic: string };
@@ -56,6 +57,10 @@ export class Hub implements BusSink {
   private readonly byDevice = new Map<string, Session>();
   /** Commands for devices whose session is being set up (see beginJoin). */
   private readonly joining = new Map<string, DeviceCommand[]>();
+  /**
+   * Followers of each topic stream. A device stream is followed by its device's session only, found
+   * through `byDevice`: no set per device (memory per connection).
+   */
   private readonly byStream = new Map<string, Set<Session>>();
   readonly counters: HubCounters = { published: 0, duplicates: 0, delivered: 0, acked: 0 };
 
@@ -129,7 +134,7 @@ export class Hub implements BusSink {
     }
     for (const stream of session.streams.keys()) this.byStream.get(stream)?.delete(session);
     for (const stream of session.streams.keys()) {
-      if (this.byStream.get(stream)?.size === 0) {
+      if (deviceOf(stream) === undefined && this.byStream.get(stream)?.size === 0) {
         this.byStream.delete(stream);
         this.bus.unfollowed(stream);
       }
@@ -138,6 +143,7 @@ export class Hub implements BusSink {
 
   /** Starts delivering a stream to a session from `cursor` (after a subscribe or at attach). */
   follow(session: Session, stream: string, cursor: number): void {
+    if (deviceOf(stream) !== undefined) return session.open(stream, cursor);
     let set = this.byStream.get(stream);
     if (!set) {
       set = new Set();
@@ -149,6 +155,7 @@ export class Hub implements BusSink {
   }
 
   unfollow(session: Session, stream: string): void {
+    if (deviceOf(stream) !== undefined) return session.drop(stream);
     const set = this.byStream.get(stream);
     set?.delete(session);
     if (set?.size === 0) {
@@ -221,7 +228,9 @@ export class Hub implements BusSink {
       sessions = [this.byDevice.get(scope.device)].filter((s) => s !== undefined);
     } else {
       stream = scope.stream;
-      sessions = [...(this.byStream.get(stream) ?? [])];
+      const device = deviceOf(stream);
+      const own = device === undefined ? undefined : this.byDevice.get(device);
+      sessions = device === undefined ? [...(this.byStream.get(stream) ?? [])] : own ? [own] : [];
     }
     let failed = 0;
     for (let i = 0; i < sessions.length; i += RESYNC_BATCH) {
@@ -263,6 +272,12 @@ export class Hub implements BusSink {
   /** Hands appended entries to the sessions that follow their streams. */
   dispatch(entries: StoredEntry[]): void {
     for (const entry of entries) {
+      const device = deviceOf(entry.stream);
+      if (device !== undefined) {
+        // Offered to the device's session, which drops what it does not follow or already has.
+        this.byDevice.get(device)?.offer(entry, textFrame(encodeEntry(entry)));
+        continue;
+      }
       const set = this.byStream.get(entry.stream);
       if (!set || set.size === 0) continue;
       // Encoded and framed once: a broadcast writes the same bytes to every socket.
