@@ -81,4 +81,37 @@ describe('structured logs (pino)', () => {
       await s.stop();
     }
   });
+
+  it('logs a failing store once per 10 s, with a count, not once per ack', async () => {
+    const { logger, lines } = captureLogger('info');
+    const s = await startServer({ logger });
+    try {
+      const device = await registerDevice(s.url);
+      const c = new RawClient(s.url);
+      await c.opened();
+      c.hello(device.deviceId, device.token);
+      await c.next('welcome');
+      const r = await http<{ entries: { seq: number }[] }>(s.url, 'POST', '/v1/messages', {
+        to: { device: device.deviceId },
+        data: {},
+      });
+      const seq = r.body.entries[0]!.seq;
+      await c.next('msg');
+      // Fault injection: the store's writer thread goes away; every ack now fails.
+      await (
+        s.server.options.store as unknown as { writer: { terminate(): Promise<number> } }
+      ).writer.terminate();
+      for (let i = 0; i < 50; i++) {
+        c.send(JSON.stringify({ t: 'ack', acks: { [`d:${device.deviceId}`]: seq } }));
+        c.send(JSON.stringify({ t: 'ping' }));
+        await c.next('pong');
+      }
+      const failed = lines.filter((l) => l.msg === 'ack failed');
+      expect(failed).toHaveLength(1);
+      c.close();
+      await c.whenClosed();
+    } finally {
+      await s.stop();
+    }
+  });
 });

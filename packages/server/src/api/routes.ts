@@ -5,6 +5,7 @@ import { HttpError, notFound } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { StoreError } from '../store/errors.js';
 import { newDeviceId, newToken, sha256 } from '../util/ids.js';
+import { LogThrottle } from '../util/log-throttle.js';
 import { adminAuth } from './auth.js';
 import { deliveryReport } from './delivery.js';
 import { registerMessageRoutes } from './messages.js';
@@ -29,7 +30,11 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   const { hub, gateway, opts } = deps;
   const store = opts.store;
 
-  app.setErrorHandler((err: FastifyError | HttpError, _req, reply) => sendError(reply, err, opts));
+  // A store that cannot write fails every request: one log line per 10 s, with a count.
+  const storeErrors = new LogThrottle(10_000);
+  app.setErrorHandler((err: FastifyError | HttpError, _req, reply) =>
+    sendError(reply, err, opts, storeErrors),
+  );
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
   );
@@ -300,7 +305,12 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   }
 }
 
-function sendError(reply: FastifyReply, err: FastifyError | HttpError, opts: ResolvedOptions): FastifyReply {
+function sendError(
+  reply: FastifyReply,
+  err: FastifyError | HttpError,
+  opts: ResolvedOptions,
+  storeErrors: LogThrottle,
+): FastifyReply {
   if (err instanceof StoreError && err.code === 'STORE_UNAVAILABLE') {
     // Redis is away: answer at once; the client retries (a publish with its id is safe to retry).
     return reply.code(503).header('retry-after', '1').send({ error: err.code, message: err.message });
@@ -308,7 +318,8 @@ function sendError(reply: FastifyReply, err: FastifyError | HttpError, opts: Res
   if (err instanceof StoreError && err.code === 'STORE_IO') {
     // The store could not write (disk, or its writer thread died). A write that was in flight may
     // or may not have committed; a publish retried with the same id is never stored twice.
-    reply.log.error({ err }, 'store write failed');
+    const suppressed = storeErrors.take(opts.clock.now());
+    if (suppressed !== undefined) reply.log.error({ err, suppressed }, 'store write failed');
     return reply.code(503).send({
       error: err.code,
       message: `${err.message}; retry (with the same message id, a publish is never stored twice)`,

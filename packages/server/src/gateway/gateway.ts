@@ -17,6 +17,7 @@ import type { Hub } from '../core/hub.js';
 import { AdmissionControl } from '../util/admission.js';
 import { DeadlineWheel } from '../util/deadline-wheel.js';
 import { newSessionId, tokenMatches } from '../util/ids.js';
+import { LogThrottle } from '../util/log-throttle.js';
 import { Session, type SessionHost } from './session.js';
 import { type WireListener, WireSocket } from './wire/socket.js';
 import { acceptUpgrade } from './wire/upgrade.js';
@@ -85,6 +86,9 @@ export class Gateway {
   private readonly admission: AdmissionControl;
   private readonly host: SessionHost;
   private draining = false;
+  /** A failing store fails every ack and handshake: log a line per 10 s of each, with a count. */
+  private readonly ackErrors = new LogThrottle(10_000);
+  private readonly handshakeErrors = new LogThrottle(10_000);
   readonly counters: GatewayCounters = {
     handshakes: 0,
     refused: 0,
@@ -221,7 +225,8 @@ export class Gateway {
     p.done = true;
     this.pending.delete(p);
     void this.handshake(p, data, isBinary).catch((err) => {
-      this.log?.error({ err }, 'handshake failed');
+      const suppressed = this.handshakeErrors.take(this.opts.clock.now());
+      if (suppressed !== undefined) this.log?.error({ err, suppressed }, 'handshake failed');
       sendFatal(p.socket, 'INTERNAL', 'handshake failed', 1011);
     });
   }
@@ -370,7 +375,10 @@ export class Gateway {
     const n = Object.keys(entitled).length;
     if (n === 0) return;
     this.hub.counters.acked += n;
-    this.opts.store.ack(session.deviceId, entitled).catch((err) => this.log?.error({ err }, 'ack failed'));
+    this.opts.store.ack(session.deviceId, entitled).catch((err) => {
+      const suppressed = this.ackErrors.take(this.opts.clock.now());
+      if (suppressed !== undefined) this.log?.error({ err, suppressed }, 'ack failed');
+    });
   }
 
   private internal(session: Session, err: unknown, ref?: number): void {
