@@ -28,12 +28,14 @@ import { broadcastScenario } from './scenarios/broadcast.js';
 import { type Ctx, makeCtx, type Options } from './scenarios/context.js';
 import { idleScenario } from './scenarios/idle.js';
 import { idleCostScenario } from './scenarios/idle-cost.js';
+import { nodeScenario } from './scenarios/node.js';
 import { sdkSizeScenario } from './scenarios/sdk-size.js';
 import { stormScenario } from './scenarios/storm.js';
 import { unicastScenario } from './scenarios/unicast.js';
 
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
   idle: idleScenario,
+  node: nodeScenario,
   broadcast: broadcastScenario,
   unicast: unicastScenario,
   storm: stormScenario,
@@ -43,7 +45,7 @@ const SCENARIOS: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
 
 const HELP = `Usage: npm run bench -- <scenario> [options]
 
-Scenarios: idle | broadcast | unicast | storm | idle-cost | sdk-size | all | smoke
+Scenarios: idle | node | broadcast | unicast | storm | idle-cost | sdk-size | all | smoke
   smoke    every scenario, small and short (a few hundred connections): what CI runs
 
 Options (defaults for full runs):
@@ -53,6 +55,8 @@ Options (defaults for full runs):
   --unicast-n 10000        connected clients in the unicast scenario
   --max-ms 5000            duration of the unicast max-rate probe
   --level-ms 5000          duration of each unicast rate level
+  --node-n 100000          clients of the node scenario, spread over --node-processes
+  --node-processes 6       Pushwire processes in the node scenario (each under the open-file limit)
   --storm-n 19000          clients in the reconnect storm
   --storm-rate 2000        Pushwire publishes/s while it is killed
   --storm-timeout-ms 60000
@@ -87,6 +91,8 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
     maxMs: smoke ? 1000 : 5000,
     levelMs: smoke ? 700 : 5000,
     stormN: smoke ? 300 : 19_000,
+    nodeN: smoke ? 300 : 100_000,
+    nodeProcesses: smoke ? 2 : 6,
     stormTimeoutMs: smoke ? 45_000 : 60_000,
     stormRate: smoke ? 300 : 2000,
     stormConcurrency: 0,
@@ -142,6 +148,12 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
         break;
       case '--level-ms':
         o.levelMs = num(take(), flag);
+        break;
+      case '--node-n':
+        o.nodeN = Math.max(1, num(take(), flag));
+        break;
+      case '--node-processes':
+        o.nodeProcesses = Math.max(1, num(take(), flag));
         break;
       case '--storm-n':
         o.stormN = num(take(), flag);

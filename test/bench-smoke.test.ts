@@ -14,7 +14,7 @@ const ROOT = new URL('../', import.meta.url).pathname;
 const out = mkdtempSync(join(tmpdir(), 'pushwire-bench-smoke-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-const SCENARIOS = ['idle', 'broadcast', 'unicast', 'storm', 'idle-cost', 'sdk-size'];
+const SCENARIOS = ['idle', 'node', 'broadcast', 'unicast', 'storm', 'idle-cost', 'sdk-size'];
 
 test('bench smoke runs every scenario against every peer and writes results', {
   timeout: 200_000,
@@ -39,7 +39,7 @@ test('bench smoke runs every scenario against every peer and writes results', {
     });
   });
   expect(code, output.slice(-4000)).toBe(0);
-  expect(output).toMatch(/bench ok: 6\/6 scenarios ok/);
+  expect(output).toMatch(/bench ok: 7\/7 scenarios ok/);
 
   const summaryFile = readdirSync(out).find((f) => /^smoke-.*\.json$/.test(f));
   expect(summaryFile, `files: ${readdirSync(out).join(', ')}`).toBeDefined();
@@ -80,5 +80,9 @@ test('bench smoke runs every scenario against every peer and writes results', {
   const unicast = summary.scenarios.unicast!.rows.filter((r) => r.peer === 'Pushwire');
   expect(unicast).toHaveLength(4);
   for (const r of unicast) expect(Number(r.received)).toBeGreaterThanOrEqual(Number(r.accepted));
+  // The node scenario held every client over its processes, each under its own port.
+  const node = summary.scenarios.node!.rows[0]!;
+  expect(Number(node.ready)).toBe(Number(node.n));
+  expect(Number(node.perProcess)).toBeLessThan(Number(node.n));
   expect(existsSync(join(out, summaryFile!))).toBe(true);
 });

@@ -265,14 +265,15 @@ export class ClientEngine {
           }
         : {};
     c.addrError = false;
-    const sock = connect({ host: cmd.host, port: cmd.port, ...local });
+    const port = c.spec.port ?? cmd.port;
+    const sock = connect({ host: cmd.host, port, ...local });
     c.sock = sock;
     sock.setNoDelay(true);
     sock.on('connect', () => {
       if (cmd.proto === 'mqtt') this.write(c, connectPacket(`b${c.spec.id}`, cmd.hb));
       else {
         const proto = cmd.proto === 'pushwire' ? 'pushwire.v1' : undefined;
-        this.write(c, Buffer.from(upgradeRequest(`${cmd.host}:${cmd.port}`, cmd.path, proto)));
+        this.write(c, Buffer.from(upgradeRequest(`${cmd.host}:${port}`, cmd.path, proto)));
       }
     });
     sock.on('data', (d: Buffer) => this.onData(c, d));

@@ -6,6 +6,8 @@ export type Proto = 'pushwire' | 'ws' | 'socketio' | 'mqtt';
 export interface ClientSpec {
   id: string;
   token?: string;
+  /** Server port of this client when it is not the open command's (a node of several processes). */
+  port?: number;
 }
 
 export interface ReconnectPolicy {

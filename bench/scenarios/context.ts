@@ -18,6 +18,9 @@ export interface Options {
   stormTimeoutMs: number;
   /** Reconnect handshakes in flight during the storm (all clients at once by default). */
   stormConcurrency: number;
+  /** Clients of the node scenario, spread over `nodeProcesses` Pushwire processes. */
+  nodeN: number;
+  nodeProcesses: number;
   /** Pushwire publish rate while the server is killed (msg/s). */
   stormRate: number;
   connectConcurrency: number;
