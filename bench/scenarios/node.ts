@@ -3,12 +3,13 @@
  * here), a node holds more devices by running more processes, each on its own port (behind a TCP
  * load balancer or `SO_REUSEPORT` in production), each with its own store. K processes, each with
  * N/K idle clients; RSS per connection = Σ (VmRSS after − VmRSS before) / N, and the most sockets
- * one process held. The processes share the server core, as they would share a node's cores.
+ * one process held; then a broadcast to all N (one publish per process). The processes share the
+ * server core, as they would share a node's cores.
  */
 
-import { procSample } from '../lib/proc.js';
+import { procSample, quiesce } from '../lib/proc.js';
 import type { ScenarioResult } from '../lib/report.js';
-import { sleep } from '../lib/util.js';
+import { median, sleep } from '../lib/util.js';
 import type { ClientSpec } from '../loadgen/messages.js';
 import { LoadGen } from '../loadgen/pool.js';
 import { PEER_LABEL, type Peer } from '../peers/targets.js';
@@ -66,6 +67,25 @@ export async function nodeScenario(ctx: Ctx): Promise<ScenarioResult> {
     const after = rss();
     const t = await lg.snapshot();
     if (!w.ok) failures.push(`only ${t.ready}/${n} ready (errors: ${errorSummary(t)})`);
+    // Broadcast to the whole node: one topic publish to each process at once; time from the first
+    // send to the last receipt over all N clients.
+    await lg.reset();
+    const times: number[] = [];
+    let lost = 0;
+    for (let r = 1; w.ok && r <= o.rounds; r++) {
+      for (const p of peers) await quiesce(p.pid());
+      const sent = await Promise.all(peers.map((p) => p.broadcast(r, o.payloadBytes)));
+      const t0 = Math.min(...sent);
+      const got = await lg.waitFor(
+        `node broadcast ${r}`,
+        (x) => (x.rounds[r]?.count ?? 0) >= n,
+        Math.max(10_000, n / 5),
+      );
+      const st = got.totals.rounds[r];
+      if (!got.ok || !st) lost += n - (st?.count ?? 0);
+      else times.push(st.last - t0);
+    }
+    if (lost > 0) failures.push(`${lost} broadcast receipts missing`);
     const sum = (xs: { rssKb: number }[]) => xs.reduce((a, x) => a + x.rssKb, 0);
     const cpu = (xs: { cpuMs: number }[]) => xs.reduce((a, x) => a + x.cpuMs, 0);
     rows.push({
@@ -80,6 +100,9 @@ export async function nodeScenario(ctx: Ctx): Promise<ScenarioResult> {
       connectRate: t.ready / (elapsedMs / 1000),
       cpuMsPer1k: ((cpu(connected) - cpu(before)) / Math.max(1, t.ready)) * 1000,
       rateLimited: t.rateLimited,
+      broadcastMs: times.length > 0 ? median(times) : null,
+      broadcastRounds: times.length,
+      lost,
     });
   } finally {
     await lg.closeAll().catch(() => {});
@@ -95,6 +118,7 @@ export async function nodeScenario(ctx: Ctx): Promise<ScenarioResult> {
     notes: [
       `${k} Pushwire processes (each its own port and SQLite store, all pinned to the server core), ${perProcess} clients each; clients hold a device stream and a topic stream, as in the idle scenario.`,
       'RSS per connection = Σ over the processes of (VmRSS with the clients idle, after settling − VmRSS before) / N.',
+      `Broadcast: one ${o.payloadBytes}-byte topic publish to every process at once (each stores it, then fans out to its clients); time from the first send to the last receipt of all N, median of ${o.rounds} rounds.`,
     ],
     columns: [
       { key: 'peer', label: 'server' },
@@ -108,6 +132,9 @@ export async function nodeScenario(ctx: Ctx): Promise<ScenarioResult> {
       { key: 'connectRate', label: 'connect rate', unit: 'conn/s' },
       { key: 'cpuMsPer1k', label: 'server CPU / 1k connects', unit: 'ms' },
       { key: 'rateLimited', label: 'RATE_LIMITED' },
+      { key: 'broadcastMs', label: 'broadcast to all, last receipt', unit: 'ms' },
+      { key: 'broadcastRounds', label: 'rounds' },
+      { key: 'lost', label: 'lost' },
     ],
     rows,
     targets: row
@@ -130,7 +157,14 @@ export async function nodeScenario(ctx: Ctx): Promise<ScenarioResult> {
         },
       ],
     },
-    options: { nodeN: o.nodeN, nodeProcesses: k, hb: o.hb, pushwire: o.pushwire },
+    options: {
+      nodeN: o.nodeN,
+      nodeProcesses: k,
+      hb: o.hb,
+      rounds: o.rounds,
+      payloadBytes: o.payloadBytes,
+      pushwire: o.pushwire,
+    },
     startedAt,
     elapsedMs: performance.now() - started,
   };
