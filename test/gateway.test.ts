@@ -152,6 +152,10 @@ describe('gateway: handshake, frames, bad input (real sockets)', () => {
     await c2.next('welcome');
     expect(await c.next('error')).toMatchObject({ code: 'REPLACED', fatal: true });
     expect((await c.whenClosed()).code).toBe(4011);
+    // The device's own stream now goes to the new session only.
+    const r = await http<{ id: string }>(s.url, 'POST', '/v1/messages', { to: { device: dev.deviceId } });
+    expect(await c2.next('msg')).toMatchObject({ id: r.body.id, stream: `d:${dev.deviceId}` });
+    expect(c.frames.filter((f) => f.t === 'msg')).toEqual([]);
     c2.close();
   });
 
@@ -256,7 +260,8 @@ describe('gateway: a subscribe that races the handshake', () => {
 
 describe('gateway: admission control', () => {
   it('gives each refused client its own slot at the admission rate (retryAfter spread, not bunched)', async () => {
-    const s = await startServer({ admissionRate: 10, admissionBurst: 2 });
+    // 2 sessions/s: slots 500 ms apart, wider than the ≤ 250 ms jitter added to each.
+    const s = await startServer({ admissionRate: 2, admissionBurst: 2 });
     try {
       const devs = await Promise.all(Array.from({ length: 6 }, () => registerDevice(s.url)));
       const clients = devs.map(() => new RawClient(s.url));
@@ -276,13 +281,12 @@ describe('gateway: admission control', () => {
       expect(admitted).toHaveLength(2);
       expect(refused).toHaveLength(4);
       for (const e of refused) expect(e).toMatchObject({ code: 'RATE_LIMITED', fatal: true });
-      // Slots are 100 ms apart at 10/s (plus up to 250 ms of jitter each): the k-th refused
-      // client waits at least about k × 100 ms, so they come back one by one.
+      // Each refused client was told a later slot than the one before it (500 ms on, give or take
+      // the jitter), so they come back one by one; before, they were told "next token + up to
+      // 1 s", all within the same second.
       const waits = refused.map((e) => Number(e.retryAfter)).sort((a, b) => a - b);
-      waits.forEach((w, k) => {
-        expect(w).toBeGreaterThanOrEqual((k + 1) * 100 - 60);
-        expect(w).toBeLessThanOrEqual((k + 1) * 100 + 300);
-      });
+      for (let k = 1; k < waits.length; k++) expect(waits[k]! - waits[k - 1]!).toBeGreaterThanOrEqual(200);
+      expect(waits.at(-1)!).toBeLessThanOrEqual(4 * 500 + 300);
       for (const c of clients) c.close();
     } finally {
       await s.stop();

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { deviceOf } from '../core/streams.js';
+import { deviceOf, isDeviceStream } from '../core/streams.js';
 import { redact, toRedisStoreError } from '../store/redis-client.js';
 import type { StoredEntry } from '../store/types.js';
 import { holderOf, Presence } from './presence.js';
@@ -213,7 +213,7 @@ export class RedisBus implements Bus {
   }
 
   followed(stream: string): void {
-    if (deviceOf(stream) !== undefined || this.topics.has(stream)) return;
+    if (isDeviceStream(stream) || this.topics.has(stream)) return;
     this.topics.add(stream);
     if (this.sub.status !== 'ready') return; // subscribed again on reconnect
     this.sub

@@ -8,7 +8,7 @@ import { textFrame } from '../gateway/wire/frames.js';
 import type { NewEntry, PublishRecord, Store, StoredEntry } from '../store/types.js';
 import type { Clock } from '../util/clock.js';
 import { newMessageId } from '../util/ids.js';
-import { deviceOf } from './streams.js';
+import { deviceOf, isDeviceStream } from './streams.js';
 
 /** Exactly one target of a publish. */
 export type Target = { device: string } | { user: string } | { topic: string };
@@ -57,10 +57,7 @@ export class Hub implements BusSink {
   private readonly byDevice = new Map<string, Session>();
   /** Commands for devices whose session is being set up (see beginJoin). */
   private readonly joining = new Map<string, DeviceCommand[]>();
-  /**
-   * Followers of each topic stream. A device stream is followed by its device's session only, found
-   * through `byDevice`: no set per device (memory per connection).
-   */
+  /** Followers of each topic stream (a device stream's follower is found through `byDevice`). */
   private readonly byStream = new Map<string, Set<Session>>();
   readonly counters: HubCounters = { published: 0, duplicates: 0, delivered: 0, acked: 0 };
 
@@ -74,7 +71,7 @@ export class Hub implements BusSink {
 
   /** False while the bus or the store cannot reach Redis (readiness). */
   get healthy(): boolean {
-    return this.bus.healthy && (this.store as { connected?: boolean }).connected !== false;
+    return this.bus.healthy && this.store.connected !== false;
   }
 
   /**
@@ -82,7 +79,7 @@ export class Hub implements BusSink {
    * liveness fails so that the supervisor restarts the process.
    */
   get failure(): Error | undefined {
-    return (this.store as { failure?: Error }).failure;
+    return this.store.failure;
   }
 
   get online(): number {
@@ -134,7 +131,7 @@ export class Hub implements BusSink {
     }
     for (const stream of session.streams.keys()) this.byStream.get(stream)?.delete(session);
     for (const stream of session.streams.keys()) {
-      if (deviceOf(stream) === undefined && this.byStream.get(stream)?.size === 0) {
+      if (!isDeviceStream(stream) && this.byStream.get(stream)?.size === 0) {
         this.byStream.delete(stream);
         this.bus.unfollowed(stream);
       }
@@ -143,7 +140,7 @@ export class Hub implements BusSink {
 
   /** Starts delivering a stream to a session from `cursor` (after a subscribe or at attach). */
   follow(session: Session, stream: string, cursor: number): void {
-    if (deviceOf(stream) !== undefined) return session.open(stream, cursor);
+    if (isDeviceStream(stream)) return session.open(stream, cursor);
     let set = this.byStream.get(stream);
     if (!set) {
       set = new Set();
@@ -155,7 +152,7 @@ export class Hub implements BusSink {
   }
 
   unfollow(session: Session, stream: string): void {
-    if (deviceOf(stream) !== undefined) return session.drop(stream);
+    if (isDeviceStream(stream)) return session.drop(stream);
     const set = this.byStream.get(stream);
     set?.delete(session);
     if (set?.size === 0) {
@@ -228,9 +225,7 @@ export class Hub implements BusSink {
       sessions = [this.byDevice.get(scope.device)].filter((s) => s !== undefined);
     } else {
       stream = scope.stream;
-      const device = deviceOf(stream);
-      const own = device === undefined ? undefined : this.byDevice.get(device);
-      sessions = device === undefined ? [...(this.byStream.get(stream) ?? [])] : own ? [own] : [];
+      sessions = [...(this.followersOf(stream) ?? [])];
     }
     let failed = 0;
     for (let i = 0; i < sessions.length; i += RESYNC_BATCH) {
@@ -272,18 +267,26 @@ export class Hub implements BusSink {
   /** Hands appended entries to the sessions that follow their streams. */
   dispatch(entries: StoredEntry[]): void {
     for (const entry of entries) {
-      const device = deviceOf(entry.stream);
-      if (device !== undefined) {
-        // Offered to the device's session, which drops what it does not follow or already has.
-        this.byDevice.get(device)?.offer(entry, textFrame(encodeEntry(entry)));
-        continue;
-      }
-      const set = this.byStream.get(entry.stream);
-      if (!set || set.size === 0) continue;
+      const followers = this.followersOf(entry.stream);
+      if (!followers) continue;
       // Encoded and framed once: a broadcast writes the same bytes to every socket.
       const frame = textFrame(encodeEntry(entry));
-      for (const session of set) session.offer(entry, frame);
+      for (const session of followers) session.offer(entry, frame);
     }
+  }
+
+  /**
+   * The local sessions following `stream`, or undefined when none: a topic's set, or for a device
+   * stream its device's session (found through `byDevice`, so no connection needs a set of its own).
+   */
+  private followersOf(stream: string): Iterable<Session> | undefined {
+    const device = deviceOf(stream);
+    if (device === undefined) {
+      const set = this.byStream.get(stream);
+      return set && set.size > 0 ? set : undefined;
+    }
+    const session = this.byDevice.get(device);
+    return session?.streams.has(stream) ? [session] : undefined;
   }
 
   /**

@@ -95,6 +95,13 @@ export interface EntryFate {
  * - `read` never returns an entry whose `exp <= now`.
  */
 export interface Store {
+  /** Optional: false while the store cannot serve (Redis away, SQLite writer dead): readiness. */
+  readonly connected?: boolean;
+  /**
+   * Optional: set once the store can never write again in this process (the SQLite writer thread
+   * died); liveness fails so that a supervisor restarts the process.
+   */
+  readonly failure?: Error;
   createDevice(device: DeviceRecord): Promise<void>;
   /** Optional: registers many devices in one durable write (bulk provisioning). */
   createDevices?(devices: DeviceRecord[]): Promise<void>;
