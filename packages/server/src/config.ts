@@ -28,7 +28,18 @@ export interface ServerOptions {
   idleGrace?: number;
   /** Milliseconds a new socket has to send hello. Default 10,000. */
   handshakeTimeoutMs?: number;
-  /** Bytes a connection may have queued unsent before it is closed as a slow consumer. Default 1 MiB. */
+  /**
+   * Largest WebSocket message (and partial frame held) a socket may send before its session is
+   * open; larger ones close the socket with 1009. Keeps anonymous sockets cheap. It must fit the
+   * largest `hello` your clients send (about 40 bytes plus the stream name per cursor). Default 16 KiB.
+   */
+  maxHelloBytes?: number;
+  /** Milliseconds a close handshake may take before the socket is destroyed. Default 10,000. */
+  closeTimeoutMs?: number;
+  /**
+   * Bytes a connection may have queued unsent before it is closed as a slow consumer, each queued
+   * write counted with an overhead of 160 bytes. Default 1 MiB.
+   */
   maxBufferedBytes?: number;
   /** Drain window (ms): goaway reconnect-after values are spread over it. Default 10,000. */
   drainWindowMs?: number;
@@ -71,6 +82,8 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     idleGrace: o.idleGrace ?? 15,
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
     maxBufferedBytes: o.maxBufferedBytes ?? 1024 * 1024,
+    maxHelloBytes: o.maxHelloBytes ?? 16 * 1024,
+    closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
     drainWindowMs: o.drainWindowMs ?? 10_000,
     admissionRate: o.admissionRate ?? 5000,
     admissionBurst: o.admissionBurst ?? 5000,

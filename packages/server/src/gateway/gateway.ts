@@ -19,6 +19,7 @@ import { DeadlineWheel } from '../util/deadline-wheel.js';
 import { newSessionId, tokenMatches } from '../util/ids.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { Session, type SessionHost } from './session.js';
+import { WireSockets } from './wire/registry.js';
 import { type WireListener, WireSocket } from './wire/socket.js';
 import { acceptUpgrade } from './wire/upgrade.js';
 
@@ -80,8 +81,8 @@ export interface GatewayObservers {
  */
 export class Gateway {
   private readonly pending = new Set<Pending>();
-  /** Every upgraded socket not closed yet: sessions, handshakes, and sockets being closed. */
-  private readonly sockets = new Set<WireSocket>();
+  /** Every upgraded socket not closed yet (sessions, handshakes, sockets being closed) and close deadlines. */
+  readonly sockets: WireSockets;
   private readonly wheel: DeadlineWheel<Session | Pending>;
   private readonly admission: AdmissionControl;
   private readonly host: SessionHost;
@@ -105,6 +106,7 @@ export class Gateway {
     private readonly log: Logger | undefined,
   ) {
     const now = opts.clock.now();
+    this.sockets = new WireSockets(opts.closeTimeoutMs);
     this.wheel = new DeadlineWheel<Session | Pending>(250, (x) => this.deadlineOf(x), now);
     this.admission = new AdmissionControl(opts.admissionRate, opts.admissionBurst, now);
     this.host = {
@@ -126,9 +128,12 @@ export class Gateway {
     };
   }
 
-  /** Sessions plus sockets still in their handshake. */
+  /**
+   * Upgraded sockets not closed yet: sessions, sockets in their handshake, and sockets the server
+   * is closing (until the peer answers or the close timeout destroys them).
+   */
   get connections(): number {
-    return this.hub.online + this.pending.size;
+    return this.sockets.open.size;
   }
 
   /** Handles an HTTP upgrade request for `/v1/connect`. */
@@ -150,7 +155,8 @@ export class Gateway {
     }
     if (!socket.writable) return void socket.destroy();
     socket.write(upgrade.response);
-    this.accept(new WireSocket(socket, head, MAX_INBOUND_BYTES, this.sockets));
+    // Small until the welcome: an anonymous socket cannot pin more than this in a partial frame.
+    this.accept(new WireSocket(socket, head, this.opts.maxHelloBytes, this.sockets));
   }
 
   /** Sweeps idle sessions and handshakes past their deadline. Called by the server's one timer. */
@@ -193,10 +199,12 @@ export class Gateway {
    */
   async close(graceMs = 1000): Promise<void> {
     this.draining = true;
-    for (const ws of this.sockets) ws.close(CloseCode.GoingAway, 'server closing');
+    const open = this.sockets.open;
+    for (const ws of open) ws.close(CloseCode.GoingAway, 'server closing');
     const end = Date.now() + graceMs;
-    while (this.sockets.size > 0 && Date.now() < end) await delay(20);
-    for (const ws of this.sockets) ws.terminate();
+    while (open.size > 0 && Date.now() < end) await delay(20);
+    for (const ws of open) ws.terminate();
+    this.sockets.stop();
   }
 
   private deadlineOf(x: Session | Pending): number | undefined {
@@ -293,6 +301,7 @@ export class Gateway {
       });
       this.hub.attach(session, topics, cursors);
       this.wheel.add(session);
+      ws.setMaxMessage(MAX_INBOUND_BYTES); // authenticated: the full message size from now on
       this.counters.handshakes++;
       this.log?.debug({ session: session.id, device: device.id, hb: session.heartbeat }, 'session open');
       store.touchDevice(device.id, clock.now()).catch(() => {}); // Redis may be away: never crash

@@ -190,3 +190,72 @@ describe('server frames', () => {
     expect([0, 999, 1004, 1005, 1006, 1015, 2999, 5000].some(isValidCloseCode)).toBe(false);
   });
 });
+
+describe('FrameReader joins a frame that arrives in many reads in linear time', () => {
+  const size = 512 * 1024;
+  const big = clientFrame(Opcode.Text, Buffer.alloc(size, 0x61));
+
+  it.each([1, 7, 1000])('a 512 KiB frame in %i-byte reads: bytes copied stay within 3× the frame', (step) => {
+    const reader = new FrameReader(size);
+    const sink = new Recorder();
+    let maxHeld = 0;
+    for (let off = 0; off < big.length; off += step) {
+      reader.push(Buffer.from(big.subarray(off, off + step)), sink);
+      maxHeld = Math.max(maxHeld, reader.heldCapacity);
+    }
+    expect(sink.events).toHaveLength(1);
+    expect((sink.events[0] as [string, string])[1].length).toBe(size);
+    // Re-concatenating everything held on every read copies ~size²/(2·step) bytes: 137 GB for
+    // 1-byte reads. Doubling growth copies each byte about twice.
+    expect(reader.copiedBytes).toBeLessThanOrEqual(3 * big.length);
+    // And never pins more than the frame (growth stops at the size its header announced).
+    expect(maxHeld).toBeLessThanOrEqual(big.length);
+    expect(reader.heldBytes).toBe(0);
+  });
+
+  it('holds a partial frame in one buffer, not one object per read, and frees it when complete', () => {
+    const reader = new FrameReader(size);
+    const sink = new Recorder();
+    reader.push(Buffer.from(big.subarray(0, 100)), sink);
+    for (let off = 100; off < 5000; off += 3) reader.push(Buffer.from(big.subarray(off, off + 3)), sink);
+    expect(reader.heldBytes).toBe(5000 + 2); // the loop overshoots by two bytes
+    expect(reader.heldCapacity).toBeLessThanOrEqual(2 * 5002);
+    reader.push(Buffer.from(big.subarray(5002)), sink);
+    expect(sink.events).toHaveLength(1);
+    expect(reader.heldBytes).toBe(0);
+    expect(reader.heldCapacity).toBe(0);
+  });
+
+  it('whole frames in one read are parsed in place: nothing copied', () => {
+    const reader = new FrameReader(size);
+    const sink = new Recorder();
+    reader.push(Buffer.concat([text('a'.repeat(1000)), big, text('b')]), sink);
+    expect(sink.events).toHaveLength(3);
+    expect(reader.copiedBytes).toBe(0);
+  });
+
+  it('fragments are joined once: many small fragments cost their bytes, not a copy per fragment', () => {
+    const reader = new FrameReader(size);
+    const sink = new Recorder();
+    const n = 20_000;
+    const parts = [clientFrame(Opcode.Text, Buffer.from('x'), { fin: false })];
+    for (let i = 1; i < n - 1; i++)
+      parts.push(clientFrame(Opcode.Continuation, Buffer.from('x'), { fin: false }));
+    parts.push(clientFrame(Opcode.Continuation, Buffer.from('x')));
+    reader.push(Buffer.concat(parts), sink);
+    expect(sink.events).toEqual([['text', 'x'.repeat(n)]]);
+    expect(reader.copiedBytes).toBeLessThanOrEqual(3 * n);
+  });
+
+  it('the limit can be raised between reads (small before hello, full size after)', () => {
+    const reader = new FrameReader(100);
+    const sink = new Recorder();
+    reader.push(text('a'.repeat(100)), sink);
+    reader.limit = 1000;
+    reader.push(text('b'.repeat(1000)), sink);
+    reader.limit = 100;
+    reader.push(text('c'.repeat(101)), sink);
+    expect(sink.events.map((e) => (e as unknown[])[0])).toEqual(['text', 'text', 'error']);
+    expect((sink.events[2] as unknown[])[1]).toBe(1009);
+  });
+});

@@ -4,6 +4,7 @@
  * same bytes can be written to every socket: a broadcast builds its frame once.
  */
 import { isUtf8 } from 'node:buffer';
+import { GrowBuffer } from './grow-buffer.js';
 
 export const Opcode = {
   Continuation: 0x0,
@@ -35,26 +36,50 @@ export interface FrameSink {
   onWireError(code: number, reason: string): void;
 }
 
+/** Longest frame header a client sends: 2 bytes, 8 of extended length, 4 of mask. */
+export const MAX_CLIENT_HEADER = 14;
+
 /**
- * Incremental reader of client→server frames. Holds at most one partial frame (bounded by
- * `maxMessage` plus a header), and the fragments of one message.
+ * Incremental reader of client→server frames. Holds at most one partial frame (bounded by the
+ * limit plus a header) and the fragments of one message, each in one {@link GrowBuffer}: a frame
+ * arriving in many reads is joined in amortised linear time, not re-concatenated per read.
+ * Complete frames inside a read are parsed in place, without a copy.
  */
 export class FrameReader {
-  private pending: Buffer | undefined;
-  private fragments: Buffer[] | undefined;
-  private fragmentBytes = 0;
+  /** The partial frame at the end of the last read. */
+  private partial = new GrowBuffer();
+  /** Bytes the partial frame needs in all, once its header was read (0 before). */
+  private need = 0;
+  private fragments: GrowBuffer | undefined;
   private fragmentBinary = false;
   private failed = false;
+  /** Bytes copied while joining reads and fragments, for tests of the linear bound. */
+  copiedBytes = 0;
 
-  constructor(private readonly maxMessage: number) {}
+  /**
+   * @param limit largest message (and frame) accepted; larger ones close with 1009. It may be
+   *   changed between reads, e.g. raised once a client has authenticated.
+   */
+  constructor(public limit: number) {}
+
+  /** Bytes held between reads: the partial frame and the fragments received so far. */
+  get heldBytes(): number {
+    return this.partial.length + (this.fragments?.length ?? 0);
+  }
+
+  /** Memory pinned between reads, spare room of the growing buffers included. */
+  get heldCapacity(): number {
+    return this.partial.capacity + (this.fragments?.capacity ?? 0);
+  }
 
   /** Feeds bytes from the socket; calls the sink for every complete frame, in order. */
   push(chunk: Buffer, sink: FrameSink): void {
     if (this.failed) return;
     let data = chunk;
-    if (this.pending) {
-      data = Buffer.concat([this.pending, chunk]);
-      this.pending = undefined;
+    if (this.partial.length > 0) {
+      this.copiedBytes += this.partial.append(chunk, this.need);
+      if (this.partial.length < this.need) return; // still incomplete: nothing to parse again
+      data = this.partial.view();
     }
     let off = 0;
     while (data.length - off >= 2) {
@@ -86,18 +111,27 @@ export class FrameReader {
           return this.fail(sink, WireClose.ProtocolError, 'continuation without a message');
         if (opcode !== Opcode.Continuation && this.fragments)
           return this.fail(sink, WireClose.ProtocolError, 'new message inside a fragmented one');
-        if (this.fragmentBytes + len > this.maxMessage)
+        if ((this.fragments?.length ?? 0) + len > this.limit)
           return this.fail(sink, WireClose.TooBig, 'message too big');
       }
       const end = off + header + 4 + len;
-      if (data.length < end) break;
+      if (data.length < end) {
+        this.need = end - off;
+        break;
+      }
+      this.need = 0;
       const payload = data.subarray(off + header + 4, end);
       unmask(payload, data, off + header);
       off = end;
       if (!this.frame(sink, fin, opcode, payload)) return;
     }
+    if (data !== chunk) {
+      if (off === 0) return; // the held frame is still incomplete (its header was short)
+      // Payloads delivered from the held buffer may be kept by the sink: never write over them.
+      this.partial = new GrowBuffer();
+    }
     // Copied, so a small tail does not pin a large read buffer.
-    if (off < data.length) this.pending = Buffer.from(data.subarray(off));
+    if (off < data.length) this.copiedBytes += this.partial.append(data.subarray(off), this.need);
   }
 
   /** Handles one complete frame; false once reading must stop. */
@@ -113,18 +147,14 @@ export class FrameReader {
     }
     if (opcode !== Opcode.Continuation) {
       if (fin) return this.message(sink, payload, opcode === Opcode.Binary);
-      this.fragments = [Buffer.from(payload)];
-      this.fragmentBytes = payload.length;
+      this.fragments = new GrowBuffer();
       this.fragmentBinary = opcode === Opcode.Binary;
-      return true;
     }
-    const parts = this.fragments as Buffer[];
-    parts.push(Buffer.from(payload));
-    this.fragmentBytes += payload.length;
+    const parts = this.fragments as GrowBuffer;
+    this.copiedBytes += parts.append(payload, this.limit);
     if (!fin) return true;
     this.fragments = undefined;
-    this.fragmentBytes = 0;
-    return this.message(sink, Buffer.concat(parts), this.fragmentBinary);
+    return this.message(sink, parts.view(), this.fragmentBinary);
   }
 
   private message(sink: FrameSink, payload: Buffer, binary: boolean): boolean {
@@ -157,7 +187,8 @@ export class FrameReader {
 
   private fail(sink: FrameSink, code: number, reason: string): void {
     this.failed = true;
-    this.pending = undefined;
+    this.partial.reset();
+    this.need = 0;
     this.fragments = undefined;
     sink.onWireError(code, reason);
   }
