@@ -128,7 +128,10 @@ export const statsReply = {
     now: int,
     startedAt: int,
     version: { type: 'string' },
-    connections: { type: 'integer', description: 'Open sockets, handshakes included.' },
+    connections: {
+      type: 'integer',
+      description: 'Open sockets, handshakes and sockets being closed included.',
+    },
     sessions: { type: 'integer', description: 'Authenticated device sessions.' },
     handshakes: int,
     refused: int,

@@ -56,9 +56,13 @@ export function createMetrics(deps: { hub: Hub; gateway: Gateway; store: Store }
       },
     });
 
-  gauge('pushwire_connections', 'Open WebSocket connections, handshakes in progress included.', () => {
-    return gateway.connections;
-  });
+  gauge(
+    'pushwire_connections',
+    'Open WebSocket connections, handshakes and closing sockets included.',
+    () => {
+      return gateway.connections;
+    },
+  );
   gauge('pushwire_sessions', 'Authenticated device sessions.', () => hub.online);
   const g = gateway.counters;
   counter('pushwire_handshakes_total', 'Sessions opened (welcome sent).', () => g.handshakes);

@@ -46,8 +46,8 @@ export const MAX_CLIENT_HEADER = 14;
  * Complete frames inside a read are parsed in place, without a copy.
  */
 export class FrameReader {
-  /** The partial frame at the end of the last read. */
-  private partial = new GrowBuffer();
+  /** The partial frame at the end of the last read (none on an idle socket: nothing allocated). */
+  private partial: GrowBuffer | undefined;
   /** Bytes the partial frame needs in all, once its header was read (0 before). */
   private need = 0;
   private fragments: GrowBuffer | undefined;
@@ -64,22 +64,23 @@ export class FrameReader {
 
   /** Bytes held between reads: the partial frame and the fragments received so far. */
   get heldBytes(): number {
-    return this.partial.length + (this.fragments?.length ?? 0);
+    return (this.partial?.length ?? 0) + (this.fragments?.length ?? 0);
   }
 
   /** Memory pinned between reads, spare room of the growing buffers included. */
   get heldCapacity(): number {
-    return this.partial.capacity + (this.fragments?.capacity ?? 0);
+    return (this.partial?.capacity ?? 0) + (this.fragments?.capacity ?? 0);
   }
 
   /** Feeds bytes from the socket; calls the sink for every complete frame, in order. */
   push(chunk: Buffer, sink: FrameSink): void {
     if (this.failed) return;
     let data = chunk;
-    if (this.partial.length > 0) {
-      this.copiedBytes += this.partial.append(chunk, this.need);
-      if (this.partial.length < this.need) return; // still incomplete: nothing to parse again
-      data = this.partial.view();
+    const partial = this.partial;
+    if (partial) {
+      this.copiedBytes += partial.append(chunk, this.need);
+      if (partial.length < this.need) return; // still incomplete: nothing to parse again
+      data = partial.view();
     }
     let off = 0;
     while (data.length - off >= 2) {
@@ -128,10 +129,13 @@ export class FrameReader {
     if (data !== chunk) {
       if (off === 0) return; // the held frame is still incomplete (its header was short)
       // Payloads delivered from the held buffer may be kept by the sink: never write over them.
-      this.partial = new GrowBuffer();
+      this.partial = undefined;
     }
-    // Copied, so a small tail does not pin a large read buffer.
-    if (off < data.length) this.copiedBytes += this.partial.append(data.subarray(off), this.need);
+    if (off < data.length) {
+      // Copied, so a small tail does not pin a large read buffer.
+      this.partial = new GrowBuffer();
+      this.copiedBytes += this.partial.append(data.subarray(off), this.need);
+    }
   }
 
   /** Handles one complete frame; false once reading must stop. */
@@ -187,7 +191,7 @@ export class FrameReader {
 
   private fail(sink: FrameSink, code: number, reason: string): void {
     this.failed = true;
-    this.partial.reset();
+    this.partial = undefined;
     this.need = 0;
     this.fragments = undefined;
     sink.onWireError(code, reason);

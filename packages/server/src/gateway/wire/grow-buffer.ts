@@ -35,17 +35,11 @@ export class GrowBuffer {
     return copied;
   }
 
-  /** The bytes held, as a view (no copy); valid until the next {@link append} or {@link reset}. */
+  /**
+   * The bytes held, as a view (no copy). Appending never writes over bytes already held, so a
+   * payload delivered from a view may be kept by its receiver.
+   */
   view(): Buffer {
     return this.buf ? this.buf.subarray(0, this.length) : Buffer.alloc(0);
-  }
-
-  /**
-   * Forgets the bytes and the memory: views handed out stay valid, since a payload delivered from
-   * here may be kept by its receiver.
-   */
-  reset(): void {
-    this.buf = undefined;
-    this.length = 0;
   }
 }
