@@ -81,7 +81,7 @@ export interface GatewayObservers {
  */
 export class Gateway {
   private readonly pending = new Set<Pending>();
-  /** Every upgraded socket not closed yet (sessions, handshakes, sockets being closed) and close deadlines. */
+  /** Every upgraded socket not closed yet, and the close deadlines. */
   readonly sockets: WireSockets;
   private readonly wheel: DeadlineWheel<Session | Pending>;
   private readonly admission: AdmissionControl;
@@ -128,10 +128,7 @@ export class Gateway {
     };
   }
 
-  /**
-   * Upgraded sockets not closed yet: sessions, sockets in their handshake, and sockets the server
-   * is closing (until the peer answers or the close timeout destroys them).
-   */
+  /** Upgraded sockets not closed yet: sessions, handshakes, and sockets being closed. */
   get connections(): number {
     return this.sockets.open.size;
   }
@@ -155,8 +152,7 @@ export class Gateway {
     }
     if (!socket.writable) return void socket.destroy();
     socket.write(upgrade.response);
-    // Small until the welcome: an anonymous socket cannot pin more than this in a partial frame.
-    this.accept(new WireSocket(socket, head, this.opts.maxHelloBytes, this.sockets));
+    this.accept(new WireSocket(socket, head, this.opts.maxHelloBytes, this.sockets)); // small until welcome
   }
 
   /** Sweeps idle sessions and handshakes past their deadline. Called by the server's one timer. */
@@ -199,11 +195,10 @@ export class Gateway {
    */
   async close(graceMs = 1000): Promise<void> {
     this.draining = true;
-    const open = this.sockets.open;
-    for (const ws of open) ws.close(CloseCode.GoingAway, 'server closing');
+    for (const ws of this.sockets.open) ws.close(CloseCode.GoingAway, 'server closing');
     const end = Date.now() + graceMs;
-    while (open.size > 0 && Date.now() < end) await delay(20);
-    for (const ws of open) ws.terminate();
+    while (this.sockets.open.size > 0 && Date.now() < end) await delay(20);
+    for (const ws of this.sockets.open) ws.terminate();
     this.sockets.stop();
   }
 

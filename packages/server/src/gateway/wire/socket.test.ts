@@ -134,6 +134,21 @@ describe('WireSocket on a real TCP connection', () => {
     expect(reader.frames.filter((f) => f.opcode === Op.Pong)).toHaveLength(0);
   });
 
+  it('a peer that half-closes and never reads is destroyed at the close timeout (our end waits behind unsent bytes)', async () => {
+    const registry = new WireSockets(300);
+    const { ws, client } = await pair(registry);
+    client.pause();
+    const big = textFrame(Buffer.alloc(64 * 1024, 0x62));
+    for (let i = 0; i < 1024 && ws.queuedBytes === 0; i++) ws.sendFrame(big);
+    expect(ws.queuedBytes).toBeGreaterThan(0);
+    client.end(); // FIN from the peer; it still reads nothing
+    await until(() => ws.readyState !== WireSocket.OPEN);
+    const t0 = Date.now();
+    await until(() => registry.open.size === 0, 5000);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect(ws.readyState).toBe(WireSocket.CLOSED);
+  });
+
   it('one timer serves every closing socket: each is destroyed at its own deadline, in order', async () => {
     const registry = new WireSockets(200);
     const a = await pair(registry);

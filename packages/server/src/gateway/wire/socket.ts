@@ -12,8 +12,9 @@ export interface WireListener {
 
 /**
  * What one queued write costs beyond its bytes: the stream's queue entry and the Buffer object
- * (measured on Node 20.20: 155 B of heap and 16 B of buffer per queued 14-byte frame). Counted so that a flood
- * of tiny frames to a client that does not read hits the same bound as a few large ones.
+ * (measured on Node 20.20: 155 B of heap and 16 B of buffer per queued 14-byte frame). Counted
+ * so that a flood of tiny frames to a client that does not read hits the same bound as a few
+ * large ones.
  */
 export const WRITE_OVERHEAD_BYTES = 160;
 
@@ -69,7 +70,7 @@ export class WireSocket implements FrameSink {
   /**
    * What the unsent queue costs in memory: its bytes plus {@link WRITE_OVERHEAD_BYTES} per queued
    * write. The slow-consumer bound is checked against this, so that a client flooding `p` (each
-   * answered by a 14-byte frame) and not reading is dropped as soon as one sending large frames.
+   * answered by a 3-byte `P` frame) and not reading is dropped as soon as one sent large frames.
    * The number of queued writes is estimated without touching stream internals: the writes since
    * the queue was last empty, scaled by the share of their bytes still queued (exact for frames of
    * one size, and it cannot grow while the client reads).
@@ -200,7 +201,12 @@ export class WireSocket implements FrameSink {
 
   /** The peer half-closed: finish our side too. */
   ended(): void {
-    if (this.readyState === WireSocket.OPEN) this.readyState = WireSocket.CLOSING;
+    if (this.readyState === WireSocket.OPEN) {
+      this.readyState = WireSocket.CLOSING;
+      this.pongDue = undefined;
+      // Our end may wait behind unsent bytes the peer never reads: the same absolute deadline.
+      this.registry.startClose(this);
+    }
     this.socket.end();
   }
 
