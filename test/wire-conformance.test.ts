@@ -404,6 +404,8 @@ describe('bounded sockets (Pushwire limits on top of RFC 6455)', () => {
       const closedAt = Date.now();
       // Counted while it lingers: /healthz and metrics read this.
       expect(s.server.gateway.connections).toBe(1);
+      const health = (await (await fetch(`${s.url}/healthz`)).json()) as { connections: number };
+      expect(health.connections).toBe(1);
       let pings = 0;
       const pinger = setInterval(() => {
         pings++;
