@@ -66,22 +66,24 @@ export class Inbound {
       case 'sub': {
         const { topic, ref } = frame;
         if (!this.admit(session, ref)) return;
-        return session.requests?.run(() =>
-          this.hub.subscribe(session.deviceId, topic).then(
+        return session.requests?.run(async () => {
+          if (session.closed) return; // nobody to answer: the client subscribes again
+          await this.hub.subscribe(session.deviceId, topic).then(
             (seq) => session.send({ t: 'subbed', topic, seq, ...(ref !== undefined && { ref }) }),
             (err) => this.internal(session, err, ref),
-          ),
-        );
+          );
+        });
       }
       case 'unsub': {
         const { topic, ref } = frame;
         if (!this.admit(session, ref)) return;
-        return session.requests?.run(() =>
-          this.hub.unsubscribe(session.deviceId, topic).then(
+        return session.requests?.run(async () => {
+          if (session.closed) return;
+          await this.hub.unsubscribe(session.deviceId, topic).then(
             () => session.send({ t: 'unsubbed', topic, ...(ref !== undefined && { ref }) }),
             (err) => this.internal(session, err, ref),
-          ),
-        );
+          );
+        });
       }
       case 'hello':
         if (!this.admit(session)) return;
