@@ -174,7 +174,11 @@ describe('gateway: handshake, frames, bad input (real sockets)', () => {
   });
 
   it('terminates a client that stops reading instead of buffering without bound', async () => {
-    const small = await startServer({ maxBufferedBytes: 64 * 1024, maxPayload: 4096, slowConsumerTimeoutMs: 1000 });
+    const small = await startServer({
+      maxBufferedBytes: 64 * 1024,
+      maxPayload: 4096,
+      slowConsumerTimeoutMs: 1000,
+    });
     try {
       const dev = await registerDevice(small.url);
       const c = new RawClient(small.url);
@@ -271,7 +275,7 @@ describe('gateway: admission control', () => {
       const clients = devs.map(() => new RawClient(s.url));
       await Promise.all(clients.map((c) => c.opened()));
       // Admission is decided after a hello with a valid token: each device gets a welcome or an error.
-      clients.forEach((c, i) => c.hello(devs[i]!.deviceId, devs[i]!.token));
+      for (const [i, c] of clients.entries()) c.hello(devs[i]!.deviceId, devs[i]!.token);
       const answers = await Promise.all(
         clients.map(async (c) => {
           const isAnswer = (f: { t: string }) => f.t === 'welcome' || f.t === 'error';

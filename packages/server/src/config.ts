@@ -49,7 +49,8 @@ export interface ServerOptions {
   /**
    * WebSocket handshakes (upgraded, no hello yet) one client address may have open at once (IPv6: one
    * /64). More are refused with `RATE_LIMITED`. A real client's hello follows its upgrade within a
-   * round trip, so only a reconnect storm behind a large NAT comes near. Default 1024.
+   * round trip, so only a reconnect storm behind a large NAT comes near. Default 1024; 0 turns it off
+   * (behind a reverse proxy every client has the proxy's address: bound handshakes at the proxy).
    */
   maxPendingPerAddress?: number;
   /**

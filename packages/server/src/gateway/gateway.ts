@@ -85,7 +85,8 @@ export class Gateway implements PendingHost {
     const now = opts.clock.now();
     this.wheel = new DeadlineWheel<Session | Pending>(250, (x) => this.deadlineOf(x), now);
     this.admission = new AdmissionControl(opts.admissionRate, opts.admissionBurst, now);
-    this.pendingByAddress = new AddressCounts(opts.maxPendingPerAddress);
+    // 0 turns the bound off (behind a reverse proxy every client has the proxy's address).
+    this.pendingByAddress = new AddressCounts(opts.maxPendingPerAddress || Number.POSITIVE_INFINITY);
     this.inbound = new Inbound(
       hub,
       opts,
