@@ -305,18 +305,18 @@ describe('RFC 6455 conformance through real sockets', () => {
       c.destroy();
     });
 
-    it('§10.4 before hello, a message past 16 KiB closes with 1009 from its header alone', async () => {
+    it('§10.4 before hello, a message past 48 KiB closes with 1009 from its header alone', async () => {
       const c = await rawWs(port);
-      c.write(clientFrame(Op.Text, Buffer.alloc(0), { len: 16 * 1024 + 1 })); // the payload never comes
+      c.write(clientFrame(Op.Text, Buffer.alloc(0), { len: 48 * 1024 + 1 })); // the payload never comes
       expect(await c.closeCode()).toBe(1009);
       const close = c.frames.find((f) => f.opcode === Op.Close);
       expect(close?.payload.subarray(2).toString()).toMatch(/too big/);
     });
 
-    it('§10.4 before hello, a socket holds at most 16 KiB of a partial frame', async () => {
+    it('§10.4 before hello, a socket holds at most 48 KiB of a partial frame', async () => {
       const before = new Set(s.server.gateway.sockets.open);
       const c = await rawWs(port);
-      const frame = clientFrame(Op.Text, Buffer.alloc(16 * 1024, 0x20));
+      const frame = clientFrame(Op.Text, Buffer.alloc(48 * 1024, 0x20));
       c.write(frame.subarray(0, frame.length - 1)); // all but the last byte: held
       await until(
         () =>

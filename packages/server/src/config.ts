@@ -31,7 +31,7 @@ export interface ServerOptions {
   /**
    * Largest WebSocket message (and partial frame held) a socket may send before its session is
    * open; larger ones close the socket with 1009. Keeps anonymous sockets cheap. It must fit the
-   * largest `hello` your clients send (about 40 bytes plus the stream name per cursor). Default 16 KiB.
+   * largest `hello` your clients send (about 40 bytes plus the stream name per cursor). Default 48 KiB (a hello at the default 200-topic bound with 128-character names is ~30 KB).
    */
   maxHelloBytes?: number;
   /** Milliseconds a close handshake may take before the socket is destroyed. Default 10,000. */
@@ -39,8 +39,37 @@ export interface ServerOptions {
   /**
    * Bytes a connection may have queued unsent before it is closed as a slow consumer, each queued
    * write counted with an overhead of 160 bytes. Default 1 MiB.
+   * Messages never fill it: they stop at {@link ServerOptions.sendHighWaterBytes}; only control frames
+   * answering a client that keeps sending but never reads (pongs, errors) can reach it.
    */
   maxBufferedBytes?: number;
+  /**
+   * Flow control of message delivery (replay and live): messages are written while the socket's unsent
+   * bytes are under this mark, then the stream waits until the socket drained and goes on where it
+   * stopped. Default 256 KiB; at most half of `maxBufferedBytes`.
+   */
+  sendHighWaterBytes?: number;
+  /**
+   * A connection whose unsent messages have not drained for this long (the client stopped reading)
+   * is dropped as a slow consumer; it resumes from its cursor when it reconnects. Default 60,000 ms:
+   * draining 256 KiB in that time is about 35 kbit/s, slower than any link worth waiting for.
+   */
+  slowConsumerTimeoutMs?: number;
+  /**
+   * WebSocket handshakes (upgraded, no hello yet) one client address may have open at once (IPv6: one
+   * /64). More are refused with `RATE_LIMITED`. A real client's hello follows its upgrade within a
+   * round trip, so only a reconnect storm behind a large NAT comes near. Default 1024; 0 turns it off
+   * (behind a reverse proxy every client has the proxy's address: bound handshakes at the proxy).
+   */
+  maxPendingPerAddress?: number;
+  /**
+   * Requests (`sub`, `unsub`, frames answered with an error) one session may send: a token bucket of
+   * `sessionRequestRate` per second and `sessionRequestBurst`. Past it a request is answered with a
+   * non-fatal `RATE_LIMITED` (with `retryAfter`); a session refused `sessionRequestBurst` times in a row
+   * is closed (fatal `RATE_LIMITED`, close code 4029). Defaults 50/s and 500.
+   */
+  sessionRequestRate?: number;
+  sessionRequestBurst?: number;
   /** Drain window (ms): goaway reconnect-after values are spread over it. Default 10,000. */
   drainWindowMs?: number;
   /**
@@ -69,6 +98,7 @@ export type ResolvedOptions = Required<Omit<ServerOptions, 'logger' | 'tls' | 'w
 const DAY = 24 * 3600;
 
 export function resolveOptions(o: ServerOptions): ResolvedOptions {
+  const maxBufferedBytes = o.maxBufferedBytes ?? 1024 * 1024;
   return {
     store: o.store,
     bus: o.bus ?? new LocalBus(),
@@ -81,9 +111,14 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     maxHeartbeat: o.maxHeartbeat ?? 1800,
     idleGrace: o.idleGrace ?? 15,
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
-    maxBufferedBytes: o.maxBufferedBytes ?? 1024 * 1024,
-    maxHelloBytes: o.maxHelloBytes ?? 16 * 1024,
+    maxBufferedBytes,
+    maxHelloBytes: o.maxHelloBytes ?? 48 * 1024,
     closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
+    sendHighWaterBytes: Math.min(o.sendHighWaterBytes ?? 256 * 1024, Math.floor(maxBufferedBytes / 2)),
+    slowConsumerTimeoutMs: o.slowConsumerTimeoutMs ?? 60_000,
+    maxPendingPerAddress: o.maxPendingPerAddress ?? 1024,
+    sessionRequestRate: o.sessionRequestRate ?? 50,
+    sessionRequestBurst: o.sessionRequestBurst ?? 500,
     drainWindowMs: o.drainWindowMs ?? 10_000,
     admissionRate: o.admissionRate ?? 5000,
     admissionBurst: o.admissionBurst ?? 5000,

@@ -1,9 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
-  type ClientFrame,
   CloseCode,
-  decodeClientFrame,
   deviceStream,
   type HelloFrame,
   PROTOCOL_VERSION,
@@ -14,46 +12,21 @@ import {
 import type { Logger } from 'pino';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
+import { AddressCounts, addressKey } from '../util/address.js';
 import { AdmissionControl } from '../util/admission.js';
 import { DeadlineWheel } from '../util/deadline-wheel.js';
 import { newSessionId, tokenMatches } from '../util/ids.js';
 import { LogThrottle } from '../util/log-throttle.js';
+import { decodeInbound, Inbound } from './inbound.js';
+import { PENDING_RETRY_MS, Pending, type PendingHost, refuse, sendFatal } from './pending.js';
 import { Session, type SessionHost } from './session.js';
 import { WireSockets } from './wire/registry.js';
-import { type WireListener, WireSocket } from './wire/socket.js';
+import { WireSocket } from './wire/socket.js';
 import { acceptUpgrade } from './wire/upgrade.js';
 
 /** Largest inbound WebSocket message; the codec refuses frames past 256 KiB anyway. */
 const MAX_INBOUND_BYTES = 512 * 1024;
 const REPLAY_PAGE = 256;
-
-/** Frames a device may send between its hello and the welcome; more are dropped. */
-const MAX_EARLY_FRAMES = 16;
-
-/** A socket between upgrade and welcome. */
-class Pending implements WireListener {
-  wheelSlot = -1;
-  /** The hello arrived (or the socket closed, or its deadline passed): no longer pending. */
-  done = false;
-  /** Frames that arrived after the hello, while the handshake reads the store. */
-  early: { data: Buffer; binary: boolean }[] | undefined;
-
-  constructor(
-    private readonly gateway: Gateway,
-    readonly socket: WireSocket,
-    readonly openedAt: number,
-  ) {}
-
-  onMessage(data: Buffer, binary: boolean): void {
-    if (!this.done) return this.gateway.hello(this, data, binary);
-    this.early ??= [];
-    if (this.early.length < MAX_EARLY_FRAMES) this.early.push({ data, binary });
-  }
-
-  onClose(): void {
-    this.gateway.forget(this);
-  }
-}
 
 /** Counters the metrics endpoint reads. */
 export interface GatewayCounters {
@@ -62,7 +35,10 @@ export interface GatewayCounters {
   idleClosed: number;
   handshakeTimeouts: number;
   protocolErrors: number;
-  /** Sessions dropped because their unsent buffer passed `maxBufferedBytes`. */
+  /**
+   * Sessions dropped for not reading: their unsent messages did not drain for
+   * `slowConsumerTimeoutMs`, or replies to their frames passed `maxBufferedBytes`.
+   */
   slowConsumers: number;
 }
 
@@ -79,16 +55,18 @@ export interface GatewayObservers {
  * WebSocket side of the server: upgrade checks, handshake deadline, admission control, hello,
  * frame dispatch, idle detection with one shared deadline wheel, and drain.
  */
-export class Gateway {
+export class Gateway implements PendingHost {
   private readonly pending = new Set<Pending>();
   /** Every upgraded socket not closed yet, and the close deadlines. */
   readonly sockets: WireSockets;
   private readonly wheel: DeadlineWheel<Session | Pending>;
   private readonly admission: AdmissionControl;
+  /** Pending handshakes per client address. */
+  private readonly pendingByAddress: AddressCounts;
   private readonly host: SessionHost;
+  private readonly inbound: Inbound;
   private draining = false;
-  /** A failing store fails every ack and handshake: log a line per 10 s of each, with a count. */
-  private readonly ackErrors = new LogThrottle(10_000);
+  /** A failing store fails every handshake: log a line per 10 s, with a count. */
   private readonly handshakeErrors = new LogThrottle(10_000);
   readonly counters: GatewayCounters = {
     handshakes: 0,
@@ -109,11 +87,28 @@ export class Gateway {
     this.sockets = new WireSockets(opts.closeTimeoutMs);
     this.wheel = new DeadlineWheel<Session | Pending>(250, (x) => this.deadlineOf(x), now);
     this.admission = new AdmissionControl(opts.admissionRate, opts.admissionBurst, now);
+    // 0 turns the bound off (behind a reverse proxy every client has the proxy's address).
+    this.pendingByAddress = new AddressCounts(opts.maxPendingPerAddress || Number.POSITIVE_INFINITY);
+    this.inbound = new Inbound(
+      hub,
+      opts,
+      {
+        refile: (session) => this.wheel.add(session),
+        protocolError: () => {
+          this.counters.protocolErrors++;
+        },
+        heartbeat: (hb) => this.observers.heartbeat?.(hb),
+      },
+      log,
+    );
     this.host = {
       read: (stream, after) => opts.store.read(stream, after, REPLAY_PAGE, opts.clock.now()),
       head: (stream) => opts.store.head(stream),
       pageSize: REPLAY_PAGE,
       maxBufferedBytes: opts.maxBufferedBytes,
+      highWaterBytes: opts.sendHighWaterBytes,
+      now: () => opts.clock.now(),
+      onBlocked: (session) => this.wheel.add(session), // the stall deadline may be the earlier one
       onDelivered: (n, liveTs) => {
         hub.counters.delivered += n;
         if (liveTs !== undefined) this.observers.liveDelivery?.(liveTs, opts.clock.now());
@@ -123,7 +118,7 @@ export class Gateway {
         this.counters.slowConsumers++;
         log?.debug({ session: session.id, device: session.deviceId }, 'slow consumer dropped');
       },
-      onFrame: (session, data, binary) => this.onFrame(session, data, binary),
+      onFrame: (session, data, binary) => this.inbound.onFrame(session, data, binary),
       onClosed: (session, code) => this.onClosed(session, code),
     };
   }
@@ -152,21 +147,24 @@ export class Gateway {
     }
     if (!socket.writable) return void socket.destroy();
     socket.write(upgrade.response);
-    this.accept(new WireSocket(socket, head, this.opts.maxHelloBytes, this.sockets)); // small until welcome
+    // Small input limit until welcome.
+    this.accept(new WireSocket(socket, head, this.opts.maxHelloBytes, this.sockets), req.socket.remoteAddress);
   }
 
   /** Sweeps idle sessions and handshakes past their deadline. Called by the server's one timer. */
   tick(): void {
-    this.wheel.advance(this.opts.clock.now(), (x) => {
+    const now = this.opts.clock.now();
+    this.wheel.advance(now, (x) => {
       if (x instanceof Session) {
+        const blocked = x.blockedSince;
+        if (blocked !== undefined && blocked + this.opts.slowConsumerTimeoutMs <= now) return x.dropSlow();
         this.counters.idleClosed++;
         this.log?.debug({ session: x.id, device: x.deviceId }, 'idle timeout');
         x.close(CloseCode.IdleTimeout, 'idle timeout');
       } else {
         this.counters.handshakeTimeouts++;
         this.log?.debug('handshake timeout');
-        x.done = true;
-        this.pending.delete(x);
+        this.settle(x);
         sendFatal(x.socket, 'HANDSHAKE_TIMEOUT', 'no hello in time', CloseCode.HandshakeTimeout);
       }
     });
@@ -203,30 +201,52 @@ export class Gateway {
   }
 
   private deadlineOf(x: Session | Pending): number | undefined {
-    if (x instanceof Session) return x.closed ? undefined : x.lastActivity + x.idleMs;
+    if (x instanceof Session) {
+      if (x.closed) return undefined;
+      const idle = x.lastActivity + x.idleMs;
+      const blocked = x.blockedSince;
+      return blocked === undefined ? idle : Math.min(idle, blocked + this.opts.slowConsumerTimeoutMs);
+    }
     return x.done ? undefined : x.openedAt + this.opts.handshakeTimeoutMs;
   }
 
-  private accept(ws: WireSocket): void {
-    const now = this.opts.clock.now();
-    // Reconnect storm: refuse and give the client its own slot to come back in.
-    const retryAfter = this.admission.admit(now, Math.random() * 250);
-    if (retryAfter > 0) {
+  /**
+   * A new socket waits for its hello. It spends no admission token yet (only a device that proved
+   * its token does), so anonymous sockets cannot refuse registered devices; they are bounded per
+   * client address instead, and by the handshake deadline.
+   */
+  private accept(ws: WireSocket, remoteAddress: string | undefined): void {
+    const address = addressKey(remoteAddress);
+    if (!this.pendingByAddress.take(address)) {
       this.counters.refused++;
-      this.log?.debug({ retryAfter }, 'session refused: rate limited');
-      sendFatal(ws, 'RATE_LIMITED', 'too many new sessions; retry later', CloseCode.RateLimited, retryAfter);
+      this.log?.debug({ address }, 'socket refused: too many pending handshakes from its address');
+      const retryAfter = Math.ceil(PENDING_RETRY_MS * (1 + Math.random()));
+      sendFatal(
+        ws,
+        'RATE_LIMITED',
+        'too many handshakes from this address',
+        CloseCode.RateLimited,
+        retryAfter,
+      );
       return;
     }
-    const p = new Pending(this, ws, now);
+    const p = new Pending(this, ws, this.opts.clock.now(), address);
     ws.listener = p;
     this.pending.add(p);
     this.wheel.add(p);
   }
 
-  /** @internal The first frame of a pending socket (its hello). */
-  hello(p: Pending, data: Buffer, isBinary: boolean): void {
+  /** Ends a handshake's pending state (hello, close or deadline), once. */
+  private settle(p: Pending): void {
+    if (p.done) return;
     p.done = true;
     this.pending.delete(p);
+    this.pendingByAddress.release(p.address);
+  }
+
+  /** @internal The first frame of a pending socket (its hello). */
+  hello(p: Pending, data: Buffer, isBinary: boolean): void {
+    this.settle(p);
     void this.handshake(p, data, isBinary).catch((err) => {
       const suppressed = this.handshakeErrors.take(this.opts.clock.now());
       if (suppressed !== undefined) this.log?.error({ err, suppressed }, 'handshake failed');
@@ -236,8 +256,7 @@ export class Gateway {
 
   /** @internal A pending socket closed. */
   forget(p: Pending): void {
-    p.done = true;
-    this.pending.delete(p);
+    this.settle(p);
   }
 
   private async handshake(p: Pending, data: Buffer, isBinary: boolean): Promise<void> {
@@ -272,6 +291,21 @@ export class Gateway {
       this.log?.debug({ device: hello.device }, 'session refused: unauthorized');
       return sendFatal(ws, 'UNAUTHORIZED', 'unknown device or wrong token', CloseCode.Unauthorized);
     }
+    if (ws.readyState !== WireSocket.OPEN) return;
+    // Reconnect storm: refuse and give the device its own slot to come back in. Only now, after
+    // its token was checked, so that a flood of anonymous sockets cannot spend the budget.
+    const retryAfter = this.admission.admit(clock.now(), Math.random() * 250);
+    if (retryAfter > 0) {
+      this.counters.refused++;
+      this.log?.debug({ device: device.id, retryAfter }, 'session refused: rate limited');
+      return sendFatal(
+        ws,
+        'RATE_LIMITED',
+        'too many new sessions; retry later',
+        CloseCode.RateLimited,
+        retryAfter,
+      );
+    }
     // A topic subscribed (or the device deleted) while this session is being set up is kept by
     // the hub and applied at attach, instead of being missed until the next reconnect.
     this.hub.beginJoin(device.id);
@@ -279,11 +313,12 @@ export class Gateway {
       const [topics, stored] = await Promise.all([store.topicsOf(device.id), store.cursorsOf(device.id)]);
       if (ws.readyState !== WireSocket.OPEN) return;
 
-      const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
-      this.setHeartbeat(session, hello.hb ?? this.opts.defaultHeartbeat);
       const streams = new Set([deviceStream(device.id), ...topics.map(topicStream)]);
-      const cursors: Record<string, number> = { ...stored };
-      for (const [s, seq] of Object.entries(hello.cursors ?? {})) if (streams.has(s)) cursors[s] = seq;
+      const cursors = await this.startCursors(streams, stored, hello.cursors);
+      if (ws.readyState !== WireSocket.OPEN) return;
+
+      const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
+      this.inbound.setHeartbeat(session, hello.hb ?? this.opts.defaultHeartbeat);
 
       session.send({
         t: 'welcome',
@@ -302,18 +337,36 @@ export class Gateway {
       store.touchDevice(device.id, clock.now()).catch(() => {}); // Redis may be away: never crash
 
       ws.listener = session;
-      for (const e of p.early ?? []) this.onFrame(session, e.data, e.binary);
+      for (const e of p.early ?? []) this.inbound.onFrame(session, e.data, e.binary);
       p.early = undefined;
     } finally {
       this.hub.endJoin(device.id);
     }
   }
 
-  private setHeartbeat(session: Session, declared: number): void {
-    const hb = Math.min(this.opts.maxHeartbeat, Math.max(this.opts.minHeartbeat, declared));
-    session.heartbeat = hb;
-    session.idleMs = (hb + this.opts.idleGrace) * 1000;
-    this.observers.heartbeat?.(hb);
+  /**
+   * Where each stream starts: the device's cursor from its hello, else the server's record of its
+   * last ack. A hello cursor past the stream's head is taken as the head: it cannot be a message
+   * the device has, and believing it would skip every message up to it (a cursor near 2^53 would
+   * skip all future ones). Heads are read only for cursors ahead of the record.
+   */
+  private async startCursors(
+    streams: Set<string>,
+    stored: Record<string, number>,
+    declared: Record<string, number> = {},
+  ): Promise<Record<string, number>> {
+    const cursors: Record<string, number> = { ...stored };
+    const ahead: string[] = [];
+    for (const [s, seq] of Object.entries(declared)) {
+      if (!streams.has(s)) continue;
+      cursors[s] = seq;
+      if (seq > (stored[s] ?? 0)) ahead.push(s);
+    }
+    const heads = await Promise.all(ahead.map((s) => this.opts.store.head(s)));
+    ahead.forEach((s, i) => {
+      cursors[s] = Math.min(cursors[s]!, heads[i]!);
+    });
+    return cursors;
   }
 
   private onClosed(session: Session, code: number): void {
@@ -324,114 +377,6 @@ export class Gateway {
     const { store, clock } = this.opts;
     void store.touchDevice(session.deviceId, clock.now()).catch(() => {});
   }
-
-  private onFrame(session: Session, data: Buffer, isBinary: boolean): void {
-    if (session.closed) return;
-    session.lastActivity = this.opts.clock.now();
-    // The device is awake now: what waited for its heartbeat goes out with the reply.
-    session.flushHeld();
-    let frame: ClientFrame;
-    try {
-      frame = decodeInbound(data, isBinary);
-    } catch (err) {
-      this.counters.protocolErrors++;
-      const e = err instanceof ProtocolError ? err : new ProtocolError('BAD_FRAME', 'bad frame');
-      return session.fail(e.code, e.message, false);
-    }
-    switch (frame.t) {
-      case 'ping':
-        if (frame.hb !== undefined) {
-          this.setHeartbeat(session, frame.hb);
-          this.wheel.add(session); // the deadline may have moved earlier
-        }
-        if (frame.acks) this.ack(session, frame.acks);
-        return session.send({ t: 'pong' });
-      case 'ack':
-        return this.ack(session, frame.acks);
-      case 'sub':
-        return void this.hub.subscribe(session.deviceId, frame.topic).then(
-          (seq) =>
-            session.send({
-              t: 'subbed',
-              topic: frame.topic,
-              seq,
-              ...(frame.ref !== undefined && { ref: frame.ref }),
-            }),
-          (err) => this.internal(session, err, frame.ref),
-        );
-      case 'unsub':
-        return void this.hub.unsubscribe(session.deviceId, frame.topic).then(
-          () =>
-            session.send({
-              t: 'unsubbed',
-              topic: frame.topic,
-              ...(frame.ref !== undefined && { ref: frame.ref }),
-            }),
-          (err) => this.internal(session, err, frame.ref),
-        );
-      case 'hello':
-        return session.fail('BAD_FRAME', 'hello was already received', false);
-    }
-  }
-
-  private ack(session: Session, acks: Record<string, number>): void {
-    const entitled = session.entitledAcks(acks);
-    const n = Object.keys(entitled).length;
-    if (n === 0) return;
-    this.hub.counters.acked += n;
-    this.opts.store.ack(session.deviceId, entitled).catch((err) => {
-      const suppressed = this.ackErrors.take(this.opts.clock.now());
-      if (suppressed !== undefined) this.log?.error({ err, suppressed }, 'ack failed');
-    });
-  }
-
-  private internal(session: Session, err: unknown, ref?: number): void {
-    this.log?.error({ err }, 'frame handling failed');
-    session.fail('INTERNAL', 'request failed', false, undefined, ref !== undefined ? { ref } : undefined);
-  }
-}
-
-function decodeInbound(data: Buffer, isBinary: boolean): ClientFrame {
-  if (isBinary) throw new ProtocolError('BAD_FRAME', 'frames are text messages');
-  return decodeClientFrame(data.toString('utf8'));
-}
-
-function sendFatal(
-  ws: WireSocket,
-  code: Parameters<Session['fail']>[0],
-  message: string,
-  closeCode: number,
-  retryAfter?: number,
-): void {
-  if (ws.readyState !== WireSocket.OPEN) return;
-  ws.send(
-    JSON.stringify({
-      t: 'error',
-      code,
-      message,
-      fatal: true,
-      ...(retryAfter !== undefined && { retryAfter }),
-    }),
-  );
-  ws.close(closeCode, code);
-}
-
-function refuse(
-  socket: Duplex,
-  status: number,
-  code: string,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  const body = JSON.stringify({ error: code, message });
-  const head = [
-    `HTTP/1.1 ${status} ${code}`,
-    'Content-Type: application/json',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    'Connection: close',
-    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-  ];
-  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

@@ -9,6 +9,7 @@ import {
 import { StoreError } from '../store/errors.js';
 import type { StoredEntry } from '../store/types.js';
 import { encodeEntry } from './encode.js';
+import type { RequestLimiter } from './requests.js';
 import { textFrame } from './wire/frames.js';
 import { type WireListener, WireSocket } from './wire/socket.js';
 
@@ -22,6 +23,14 @@ interface StreamState {
   dirty: boolean;
 }
 
+/** A session whose socket is above the high-water mark: message writers wait for `drained`. */
+interface Flow {
+  /** When the socket went above the mark (ms). */
+  readonly since: number;
+  readonly drained: Promise<void>;
+  readonly release: () => void;
+}
+
 /** What a session needs from the rest of the server. */
 export interface SessionHost {
   read(stream: string, after: number): Promise<StoredEntry[]>;
@@ -29,6 +38,11 @@ export interface SessionHost {
   head(stream: string): Promise<number>;
   readonly pageSize: number;
   readonly maxBufferedBytes: number;
+  /** Unsent bytes past which messages wait for the socket to drain. */
+  readonly highWaterBytes: number;
+  now(): number;
+  /** The session's socket went above the high-water mark (the gateway watches for a stall). */
+  onBlocked(session: Session): void;
   /** `count` entries were written to the socket; `liveTs` is the publish time of a live hand-over. */
   onDelivered(count: number, liveTs?: number): void;
   onError(err: unknown): void;
@@ -47,9 +61,16 @@ export interface SessionHost {
  *
  *   offer(entry) ──▶ seq ≤ sent? drop (already sent)
  *                 ──▶ replaying?  mark dirty (the replay loop picks it up)
- *                 ──▶ sent ≥ prevSeq? send now (caught up: the common, cheap path);
- *                                     a low-urgency entry is held until the device's next frame
- *                 ──▶ else start a replay from `sent`
+ *                 ──▶ sent ≥ prevSeq and the socket below its high-water mark? send now (caught
+ *                     up: the common, cheap path); a low-urgency entry is held until the device's
+ *                     next frame
+ *                 ──▶ else start a replay from `sent` (it waits for the socket to drain first)
+ *
+ * Flow control: messages are written while the socket's unsent bytes are under the high-water
+ * mark. The write that crosses it carries a callback; until the socket has handed that write to
+ * the kernel, replays wait and live entries take the replay path, so a backlog of any size goes
+ * out at the reader's pace and the buffer never holds much more than the mark. Only a reader that
+ * does not drain for `slowConsumerTimeoutMs` (the gateway watches) is dropped as a slow consumer.
  */
 /** Held low-urgency frames per session before they are sent anyway (bounds memory). */
 const MAX_HELD = 64;
@@ -69,6 +90,10 @@ export class Session implements WireListener {
    * once for both. Any other send flushes them first, which keeps every stream in order.
    */
   private held: Buffer[] | undefined;
+  /** Set while the socket is above the high-water mark (allocated only then). */
+  private flow: Flow | undefined;
+  /** Request limits, allocated at the session's first request. */
+  requests: RequestLimiter | undefined;
 
   constructor(
     readonly id: string,
@@ -109,14 +134,14 @@ export class Session implements WireListener {
     if (!st || this.closed || entry.seq <= st.sent) return;
     if (st.pumping) {
       st.dirty = true;
-    } else if (st.sent >= entry.prevSeq) {
+    } else if (st.sent >= entry.prevSeq && this.flow === undefined) {
       st.sent = entry.seq;
       if (entry.hold) {
         this.held ??= [];
         this.held.push(frame);
         if (this.held.length >= MAX_HELD) this.flushHeld();
       } else {
-        this.write(frame);
+        this.writeMessage(frame);
       }
       this.host.onDelivered(1, entry.ts);
     } else {
@@ -185,6 +210,7 @@ export class Session implements WireListener {
   /** Called by the gateway when the socket's close event fired. */
   resolveClosed(): void {
     this.closed = true;
+    this.flow?.release();
     for (const w of this.closedWaiters ?? []) w();
     this.closedWaiters = undefined;
   }
@@ -200,6 +226,20 @@ export class Session implements WireListener {
     return this.socket.bufferedAmount;
   }
 
+  /** Since when (ms) messages have waited for the socket to drain; undefined when they do not. */
+  get blockedSince(): number | undefined {
+    return this.flow?.since;
+  }
+
+  /** Drops the session for not reading: a reader this slow resumes later from its cursor. */
+  dropSlow(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.terminate();
+    this.flow?.release();
+    this.host.onSlowConsumer(this);
+  }
+
   /** Sends the held low-urgency frames now (the device is awake: it just sent a frame). */
   flushHeld(): void {
     const held = this.held;
@@ -208,21 +248,56 @@ export class Session implements WireListener {
     for (const frame of held) this.write(frame);
   }
 
-  /** Writes a WebSocket frame, unless the socket's unsent buffer is past the bound. */
+  /**
+   * Writes a WebSocket frame, unless the socket's unsent buffer is past the bound. Messages stop at
+   * the high-water mark far below it, so only replies to a client that keeps sending frames but
+   * never reads get here (bounded memory per connection).
+   */
   private write(frame: Buffer, cb?: () => void): void {
     if (this.closed) return cb?.();
     if (this.held) this.flushHeld();
     if (this.socket.bufferedAmount > this.host.maxBufferedBytes) {
-      // Bounded memory per connection: a reader this slow resumes later from its cursor.
-      this.closed = true;
-      this.socket.terminate();
-      this.host.onSlowConsumer(this);
+      this.dropSlow();
       return cb?.();
     }
     this.socket.sendFrame(frame, cb);
   }
 
-  /** Replays a stream from the store after `sent`; false when the store was unavailable. */
+  /**
+   * Writes a message frame; the one that takes the socket past the high-water mark blocks further
+   * messages until the socket has handed it to the kernel (its write callback).
+   */
+  private writeMessage(frame: Buffer): void {
+    if (this.flow !== undefined || this.socket.bufferedAmount + frame.length < this.host.highWaterBytes) {
+      return this.write(frame);
+    }
+    let release!: () => void;
+    const drained = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const flow: Flow = {
+      since: this.host.now(),
+      drained,
+      release: () => {
+        if (this.flow === flow) this.flow = undefined;
+        release();
+      },
+    };
+    this.flow = flow;
+    this.write(frame, flow.release);
+    if (this.flow === flow) this.host.onBlocked(this);
+  }
+
+  /** Waits until the socket is below the high-water mark; false when the stream is no longer sent. */
+  private async drained(stream: string, st: StreamState): Promise<boolean> {
+    while (this.flow !== undefined && !this.closed) await this.flow.drained;
+    return !this.closed && this.streams.get(stream) === st;
+  }
+
+  /**
+   * Replays a stream from the store after `sent`, at the socket's pace (see the class comment);
+   * false when the store was unavailable.
+   */
   private async pump(stream: string): Promise<boolean> {
     const st = this.streams.get(stream);
     if (!st || st.pumping) return true;
@@ -232,27 +307,26 @@ export class Session implements WireListener {
       if ((await this.host.head(stream)) <= st.sent && !st.dirty) return true;
       for (;;) {
         st.dirty = false;
+        // Read only when the rows can be written: a blocked session holds no page.
+        if (!(await this.drained(stream, st))) return true;
         const rows = await this.host.read(stream, st.sent);
         if (this.closed || this.streams.get(stream) !== st) return true;
         let sent = 0;
-        let written: Promise<void> | undefined;
         if (rows.length > 1) this.socket.cork();
-        for (const [i, row] of rows.entries()) {
+        for (const row of rows) {
+          if (this.flow !== undefined) {
+            this.host.onDelivered(sent);
+            sent = 0;
+            if (!(await this.drained(stream, st))) return true;
+            this.socket.cork();
+          }
           if (row.seq <= st.sent) continue;
           st.sent = row.seq;
           sent++;
-          if (i === rows.length - 1 && rows.length >= this.host.pageSize) {
-            // Backpressure between pages: wait until this page reached the kernel.
-            written = new Promise((resolve) => this.write(textFrame(encodeEntry(row)), resolve));
-          } else {
-            this.write(textFrame(encodeEntry(row)));
-          }
+          this.writeMessage(textFrame(encodeEntry(row)));
         }
         this.host.onDelivered(sent);
-        if (rows.length >= this.host.pageSize) {
-          await written;
-          continue;
-        }
+        if (rows.length >= this.host.pageSize) continue;
         if (!st.dirty) return true;
       }
     } catch (err) {

@@ -65,9 +65,9 @@ describe('GET /metrics (real server, real sockets)', () => {
     const device = (await api(server, 'POST', '/v1/devices', {})).body as { deviceId: string; token: string };
     const live = await connect(url, device, 20);
     await live.next('welcome');
-    // Admission control: the bucket held one token, so a second socket is refused.
-    const refused = new RawClient(url);
-    cleanups.push(() => refused.close());
+    // Admission control: the bucket held one token, so a second session is refused at its hello.
+    const refused = await connect(url, device, 20);
+    expect(await refused.next('error')).toMatchObject({ code: 'RATE_LIMITED' });
     await refused.whenClosed();
 
     for (let i = 0; i < 5; i++) {

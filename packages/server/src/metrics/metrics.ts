@@ -68,7 +68,7 @@ export function createMetrics(deps: { hub: Hub; gateway: Gateway; store: Store }
   counter('pushwire_handshakes_total', 'Sessions opened (welcome sent).', () => g.handshakes);
   counter(
     'pushwire_handshakes_refused_total',
-    'New sockets refused by admission control (RATE_LIMITED).',
+    'New sessions refused with RATE_LIMITED: admission control, or too many handshakes from one address.',
     () => g.refused,
   );
   counter('pushwire_handshake_timeouts_total', 'Sockets closed for sending no hello in time.', () => {
