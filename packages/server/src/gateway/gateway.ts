@@ -14,6 +14,7 @@ import {
 import type { Logger } from 'pino';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
+import { QuotaError } from '../store/errors.js';
 import { AdmissionControl } from '../util/admission.js';
 import { DeadlineWheel } from '../util/deadline-wheel.js';
 import { newSessionId, tokenMatches } from '../util/ids.js';
@@ -382,6 +383,9 @@ export class Gateway {
   }
 
   private internal(session: Session, err: unknown, ref?: number): void {
+    if (err instanceof QuotaError && err.quota === 'TOO_MANY_TOPICS') {
+      return session.fail(err.quota, err.message, false, undefined, ref !== undefined ? { ref } : undefined);
+    }
     this.log?.error({ err }, 'frame handling failed');
     session.fail('INTERNAL', 'request failed', false, undefined, ref !== undefined ? { ref } : undefined);
   }

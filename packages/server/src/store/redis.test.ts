@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../../../../test/helpers/redis.js';
 import { storeContract } from './contract.js';
+import { storeQuotaContract } from './contract-quotas.js';
 import { StoreError } from './errors.js';
 import { RedisStore, type RedisStoreOptions } from './redis.js';
 import { RedisKeys } from './redis-keys.js';
@@ -60,8 +61,18 @@ storeContract('redis', async () => {
   return { store, cleanup: async () => {} };
 });
 
+storeQuotaContract('redis', async () => {
+  const store = await RedisStore.connect({ url: shared.url, keyPrefix: nextPrefix() });
+  return { store, cleanup: async () => {} };
+});
+
 // The same suite on a one-node Redis Cluster: any command touching two slots fails with CROSSSLOT.
 storeContract('redis cluster', async () => {
+  const store = await RedisStore.connect({ url: cluster.url, cluster: true, keyPrefix: nextPrefix() });
+  return { store, cleanup: async () => {} };
+});
+
+storeQuotaContract('redis cluster', async () => {
   const store = await RedisStore.connect({ url: cluster.url, cluster: true, keyPrefix: nextPrefix() });
   return { store, cleanup: async () => {} };
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { StoreError } from './errors.js';
+import { QuotaError, StoreError } from './errors.js';
 import {
   checkVersion,
   createClient,
@@ -21,8 +21,10 @@ import {
 import { REGISTRY_SHARDS, RedisKeys } from './redis-keys.js';
 import { fromEntryRow, toEntryRow } from './rows.js';
 import type {
+  DeviceLimits,
   DeviceRecord,
   PublishBatchItem,
+  PublishLimits,
   PublishRecord,
   PublishResult,
   Store,
@@ -137,8 +139,21 @@ export class RedisStore implements Store {
 
   // ── devices ──────────────────────────────────────────────────────────────────────────────────
 
-  createDevice(device: DeviceRecord): Promise<void> {
+  /**
+   * The devices-per-user bound is checked before the device is created (the user's list lives in
+   * another slot): registrations racing for a user's last place may pass it by their number.
+   */
+  createDevice(device: DeviceRecord, limits?: DeviceLimits): Promise<void> {
     return this.run('createDevice', async () => {
+      const max = limits?.maxDevicesPerUser;
+      if (device.user !== undefined && max !== undefined) {
+        if ((await this.redis.zcard(this.keys.user(device.user))) >= max) {
+          throw new QuotaError(
+            'TOO_MANY_DEVICES',
+            `user ${JSON.stringify(device.user)} may have ${max} devices`,
+          );
+        }
+      }
       const fields = [
         'tokenHash',
         device.tokenHash,
@@ -179,6 +194,10 @@ export class RedisStore implements Store {
       const user = await this.redis.hget(dk.device, 'user');
       // The user's list first: a crash in between leaves a device no user reaches, never a dangling id.
       if (user !== null) await this.redis.zrem(this.keys.user(user), id);
+      // Topic follower sets before the topics: a crash leaves a stale follower (its topic kept
+      // longer), never a follower missing.
+      const topics = await this.redis.zrange(dk.topics, 0, -1);
+      await Promise.all(topics.map((t) => this.redis.srem(this.keys.stream(`t:${t}`).followers, id)));
       await this.redis.del(dk.device, dk.cursors, dk.topics, sk.meta, sk.entries, sk.collapse, sk.expiry);
       await this.redis.zrem(this.keys.registryOf(stream), stream);
     });
@@ -196,16 +215,22 @@ export class RedisStore implements Store {
 
   // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
 
-  subscribe(deviceId: string, topic: string): Promise<number> {
+  subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
     return this.run('subscribe', async () => {
       const stream = `t:${topic}`;
+      const followers = this.keys.stream(stream).followers;
+      // The follower set first (another slot): a crash leaves a stale follower, never one missing.
+      const added = await this.redis.sadd(followers, deviceId);
       // The head is read first (another slot): a publish in between is replayed, not skipped.
       const head = await this.headOf(stream);
       const dk = this.keys.device(deviceId);
+      const max = limits?.maxTopics ?? 0;
       const cursor = Number(
-        await this.redis.pwSubscribe(dk.device, dk.topics, dk.cursors, topic, stream, head),
+        await this.redis.pwSubscribe(dk.device, dk.topics, dk.cursors, topic, stream, head, max),
       );
-      if (cursor < 0) throw new StoreError('STORE_NOT_FOUND', `no device ${JSON.stringify(deviceId)}`);
+      if (cursor < 0 && added === 1) await this.redis.srem(followers, deviceId);
+      if (cursor === -1) throw new StoreError('STORE_NOT_FOUND', `no device ${JSON.stringify(deviceId)}`);
+      if (cursor === -2) throw new QuotaError('TOO_MANY_TOPICS', `a device may follow ${max} topics`);
       return cursor;
     });
   }
@@ -214,6 +239,7 @@ export class RedisStore implements Store {
     return this.run('unsubscribe', async () => {
       const dk = this.keys.device(deviceId);
       await this.redis.pwUnsubscribe(dk.topics, dk.cursors, topic, `t:${topic}`);
+      await this.redis.srem(this.keys.stream(`t:${topic}`).followers, deviceId);
     });
   }
 
@@ -263,9 +289,11 @@ export class RedisStore implements Store {
 
   publish(item: PublishBatchItem): Promise<PublishResult> {
     return this.run('publish', async () => {
-      const rows = item.entries.map(toEntryRow);
-      const ts = item.entries[0]?.ts ?? this.clock();
-      const exp = item.entries.reduce((max, e) => Math.max(max, e.exp), item.entries[0]?.exp ?? ts);
+      const ttl = item.limits?.unfollowedTopicTtlMs;
+      const entries = ttl === undefined ? item.entries : await this.capUnfollowed(item.entries, ttl);
+      const rows = entries.map(toEntryRow);
+      const ts = entries[0]?.ts ?? this.clock();
+      const exp = entries.reduce((max, e) => Math.max(max, e.exp), entries[0]?.exp ?? ts);
       const pending: StoredPublish = { s: 'p', id: item.id, ts, exp, rows };
       const prior = await this.redis.pwClaim(
         this.keys.publish(item.id),
@@ -273,10 +301,10 @@ export class RedisStore implements Store {
         this.retentionMs,
       );
       if (prior === null) {
-        const done = await this.complete(pending);
+        const done = await this.complete(pending, item.limits);
         // A concurrent retry on another node may have appended some of them first: it reports those.
         const appended = done.flatMap((a, i): StoredEntry[] =>
-          a.appended ? [{ ...item.entries[i]!, seq: a.seq, prevSeq: a.seq - 1 }] : [],
+          a.appended ? [{ ...entries[i]!, seq: a.seq, prevSeq: a.seq - 1 }] : [],
         );
         return { record: recordOf(pending, done), duplicate: false, appended };
       }
@@ -284,7 +312,7 @@ export class RedisStore implements Store {
       if (stored.s === 'd')
         return { record: recordOf(stored, stored.entries), duplicate: true, appended: [] };
       // The first writer is still at it, or died mid-way: finish its publish, idempotently.
-      const done = await this.complete(stored);
+      const done = await this.complete(stored, item.limits);
       const appended = done.flatMap((a, i) =>
         a.appended ? [fromEntryRow({ ...stored.rows[i]!, seq: a.seq, prev_seq: a.seq - 1 })] : [],
       );
@@ -351,9 +379,43 @@ export class RedisStore implements Store {
 
   // ── internals ────────────────────────────────────────────────────────────────────────────────
 
-  /** Appends a claimed publish to each of its streams, then marks its record done. */
-  private async complete(stored: Extract<StoredPublish, { s: 'p' }>): Promise<Appended[]> {
-    const done = await Promise.all(stored.rows.map((row) => this.appendOne(stored.id, row)));
+  /** Entries with the expiry of those to topics nobody follows capped at `ts + ttl`. */
+  private async capUnfollowed(
+    entries: PublishBatchItem['entries'],
+    ttl: number,
+  ): Promise<PublishBatchItem['entries']> {
+    return Promise.all(
+      entries.map(async (e) =>
+        e.stream.startsWith('t:') &&
+        e.exp > e.ts + ttl &&
+        (await this.redis.scard(this.keys.stream(e.stream).followers)) === 0
+          ? { ...e, exp: e.ts + ttl }
+          : e,
+      ),
+    );
+  }
+
+  /**
+   * Appends a claimed publish to each of its streams, then marks its record done. A stream whose
+   * backlog bound refuses the entry fails the publish with `DEVICE_BACKLOG_FULL`; entries already
+   * appended to other streams stay (like a publish cut off by a crash), and its claim is released
+   * when nothing was appended, so it can be retried with its id later.
+   */
+  private async complete(
+    stored: Extract<StoredPublish, { s: 'p' }>,
+    limits?: PublishLimits,
+  ): Promise<Appended[]> {
+    const results = await Promise.allSettled(
+      stored.rows.map((row) => this.appendOne(stored.id, row, limits)),
+    );
+    const refused = results.find((r) => r.status === 'rejected');
+    if (refused) {
+      if (results.every((r) => r.status === 'rejected' || !r.value.appended)) {
+        await this.redis.del(this.keys.publish(stored.id));
+      }
+      throw refused.reason;
+    }
+    const done = results.map((r) => (r as PromiseFulfilledResult<Appended>).value);
     const record: StoredPublish = {
       s: 'd',
       id: stored.id,
@@ -365,21 +427,44 @@ export class RedisStore implements Store {
     return done;
   }
 
-  private async appendOne(id: string, row: PendingRow): Promise<Appended> {
+  private async appendOne(id: string, row: PendingRow, limits?: PublishLimits): Promise<Appended> {
     const k = this.keys.stream(row.stream);
+    const own =
+      row.stream.startsWith('d:') &&
+      (limits?.maxPending !== undefined || limits?.maxPendingBytes !== undefined);
+    const bytes =
+      (row.data === null ? 0 : Buffer.byteLength(row.data)) +
+      (row.notification === null ? 0 : Buffer.byteLength(row.notification));
     const reply = (await this.redis.pwAppend(
       k.meta,
       k.entries,
       k.collapse,
       k.expiry,
       k.marker(id),
+      own ? this.keys.device(row.stream.slice(2)).cursors : k.meta,
       this.retentionMs,
       row.exp,
       row.ts,
       row.collapse_key ?? '',
+      own ? row.stream : '',
+      limits?.maxPending ?? 0,
+      limits?.maxPendingBytes ?? 0,
+      bytes,
       ...entryFields(row),
     )) as [number, number, number, number];
     const [seq, appended, generation, fresh] = reply;
+    if (seq === -1) {
+      throw new QuotaError(
+        'DEVICE_BACKLOG_FULL',
+        `the device has ${appended} undelivered messages; the limit is ${limits?.maxPending}`,
+      );
+    }
+    if (seq === -2) {
+      throw new QuotaError(
+        'DEVICE_BACKLOG_FULL',
+        `the device's undelivered messages would take ${appended} bytes; the limit is ${limits?.maxPendingBytes}`,
+      );
+    }
     // A stream that just became non-empty enters the sweep registry; a retry re-enters it too, in
     // case the first writer died before doing so.
     if (generation > 0 && (fresh === 1 || appended === 0)) {
