@@ -103,7 +103,8 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     );
   }
   const dataDir = resolve(f.data);
-  if (!f.redis) mkdirSync(dataDir, { recursive: true });
+  // Private to the service account: the database, the API key and the Web Push keys live here.
+  if (!f.redis) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const { key, created } = f.apiKey ? { key: f.apiKey, created: false } : apiKeyFor(dataDir);
   const logger = pino({ level: f.logLevel, base: { pid: process.pid } }, destination(2));
   const tls = tlsOf(f);

@@ -157,7 +157,11 @@ export function registerMessageRoutes(
       let refused = 0;
       const results = settled.map((s) => {
         if (s.status === 'fulfilled') return accepted(s.value);
-        if (!(s.reason instanceof HttpError) || s.reason.statusCode >= 500) throw s.reason;
+        // A server failure fails the request; a refusal of this message (a full device backlog
+        // included, 507) is its result.
+        if (!(s.reason instanceof HttpError) || (s.reason.statusCode >= 500 && s.reason.statusCode !== 507)) {
+          throw s.reason;
+        }
         refused++;
         return { error: s.reason.code, message: s.reason.message, status: s.reason.statusCode };
       });

@@ -80,7 +80,7 @@ const MIGRATIONS: readonly string[] = [
   // 3: quotas: whether anyone follows a topic (short retention for unfollowed topics), and how
   // many topics a device follows (its primary key) or devices a user has (devices_by_user).
   `
-  CREATE INDEX subscriptions_by_topic ON subscriptions (topic);
+  CREATE INDEX IF NOT EXISTS subscriptions_by_topic ON subscriptions (topic);
   `,
 ];
 

@@ -310,7 +310,7 @@ export class SqliteStore implements Store {
   /**
    * Test hook: sets `PRAGMA max_page_count` on the writer's connection (returns the value in
    * effect), so tests can fill the database for real (SQLite answers SQLITE_FULL) and free it again.
-   * @internal
+   * Not for production use: the limit lasts until the store is closed.
    */
   async setMaxPageCount(pages: number): Promise<number> {
     return (await this.enqueue({ k: 'maxPages', pages })) as number;
