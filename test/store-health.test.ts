@@ -71,13 +71,18 @@ describe('file modes', () => {
     }
   });
 
-  it('pushwire serve creates its data directory 0700', async () => {
+  it('pushwire serve creates its data directory 0700 (and takes the limit flags)', async () => {
     const { dir, cleanup } = tempDir();
     const data = join(dir, 'data');
-    const { proc } = await spawnServer(data);
+    const { proc, url } = await spawnServer(data, 0, ['--max-topics-per-device', '1']);
     try {
       expect(mode(data)).toBe(0o700);
       expect(mode(join(data, 'pushwire.db'))).toBe(0o600);
+      const dev = await registerDevice(url);
+      expect((await http(url, 'PUT', `/v1/devices/${dev.deviceId}/topics/a`)).status).toBe(200);
+      expect((await http(url, 'PUT', `/v1/devices/${dev.deviceId}/topics/b`)).body).toMatchObject({
+        error: 'TOO_MANY_TOPICS',
+      });
     } finally {
       proc.kill('SIGKILL');
       await new Promise((r) => proc.once('exit', r));
