@@ -14,20 +14,28 @@ const rowBytes = (row: Pending['rows'][number]): number =>
   (row.data === null ? 0 : Buffer.byteLength(row.data)) +
   (row.notification === null ? 0 : Buffer.byteLength(row.notification));
 
+/** What is known of a device stream's backlog: a lower bound of its base, and the bytes after it. */
+interface Backlog {
+  base: number;
+  bytes: number;
+}
+
 /**
  * The SQLite store's publish bounds ({@link PublishLimits}), checked on the main thread as a batch
  * is formed, where stream heads are known.
  *
  * Backlog of a device stream = head − base, base = the higher of the device's acknowledged cursor
- * and the seq before the oldest entry still stored: one cached head, one primary-key lookup each
- * for the cursor and the oldest entry. Bytes after the base are summed once by SQL and cached per
- * stream while the base stays put (an offline device: the case this bound exists for); each
- * accepted entry adds its bytes. Entries of the batch being committed when the sum was taken are
- * missed, so the bound can be passed by at most one batch.
+ * and the seq before the oldest entry still stored; its bytes are those of the entries after the
+ * base. Both are cached per stream: the base only moves forward (cursors never go back, the sweep
+ * only removes the oldest), so a cached base is a lower bound and a check that passes with it
+ * passes with the true one; each accepted entry adds its bytes. Only a check that fails on the
+ * cache reads the truth (a primary-key lookup each for the cursor and the oldest entry, one
+ * indexed sum of the bytes after the base): once per stream, then about once per bound's worth
+ * of traffic. Entries of the batch being committed when the sum is taken are not in it, so the
+ * bytes bound can be passed by at most one batch.
  */
 export class SqlitePublishLimits {
-  /** Per device stream: the base the byte sum was taken at, and the bytes after it. */
-  private readonly bytes = new Map<string, { base: number; bytes: number }>();
+  private readonly backlogs = new Map<string, Backlog>();
 
   constructor(
     private readonly stmts: Statements,
@@ -62,59 +70,61 @@ export class SqlitePublishLimits {
     const limits = item.limits;
     if (limits?.maxPending === undefined && limits?.maxPendingBytes === undefined) return undefined;
     for (let i = 0; i < item.rows.length; i++) {
-      const stream = item.rows[i]!.stream;
-      if (!stream.startsWith('d:')) continue;
-      const h = head(stream);
-      if (h === 0) continue;
-      const base = this.baseOf(stream, h, cursor(stream));
-      if (limits.maxPending !== undefined && h - base >= limits.maxPending) {
-        return new QuotaError(
-          'DEVICE_BACKLOG_FULL',
-          `the device has ${h - base} undelivered messages; the limit is ${limits.maxPending}`,
-        );
-      }
-      if (limits.maxPendingBytes !== undefined) {
-        const pending = this.bytesAfter(stream, base) + rowBytes(item.rows[i]!);
-        if (pending > limits.maxPendingBytes) {
-          return new QuotaError(
-            'DEVICE_BACKLOG_FULL',
-            `the device's undelivered messages would take ${pending} bytes; the limit is ${limits.maxPendingBytes}`,
-          );
-        }
-      }
+      const row = item.rows[i]!;
+      if (!row.stream.startsWith('d:')) continue;
+      const h = head(row.stream);
+      const bytes = rowBytes(row);
+      let backlog = this.backlogs.get(row.stream);
+      if (backlog && this.excess(limits, backlog, h, bytes) === undefined) continue;
+      backlog = this.read(row.stream, h, cursor(row.stream));
+      const excess = this.excess(limits, backlog, h, bytes);
+      if (excess !== undefined) return new QuotaError('DEVICE_BACKLOG_FULL', excess);
     }
     return undefined;
   }
 
-  /** Counts an appended publish's bytes into the cached sums of its device streams. */
+  /** Counts an appended publish's bytes into the cached backlogs of its device streams. */
   appended(item: Pending): void {
-    if (item.limits?.maxPendingBytes === undefined) return;
     for (const row of item.rows) {
-      const cached = this.bytes.get(row.stream);
-      if (cached) cached.bytes += rowBytes(row);
+      const backlog = this.backlogs.get(row.stream);
+      if (backlog) backlog.bytes += rowBytes(row);
     }
   }
 
-  /** Forgets a stream's byte sum (its device was deleted). */
+  /** Forgets a stream's backlog (its device was deleted). */
   forget(stream: string): void {
-    this.bytes.delete(stream);
+    this.backlogs.delete(stream);
   }
 
-  private baseOf(stream: string, head: number, cursor: number): number {
-    if (head - cursor <= 0) return head;
-    const floor = this.stmts.floorOf.get(stream);
-    const stored =
-      floor === null || floor === undefined ? (this.stmts.savedHead.get(stream) ?? 0) : floor - 1;
-    return Math.max(cursor, Math.min(stored, head));
+  /** Why one more entry of `bytes` would pass a bound, or undefined. */
+  private excess(limits: PublishLimits, backlog: Backlog, head: number, bytes: number): string | undefined {
+    const pending = head - backlog.base;
+    if (limits.maxPending !== undefined && pending >= limits.maxPending) {
+      return `the device has ${pending} undelivered messages; the limit is ${limits.maxPending}`;
+    }
+    if (
+      limits.maxPendingBytes !== undefined &&
+      pending > 0 &&
+      backlog.bytes + bytes > limits.maxPendingBytes
+    ) {
+      return `the device's undelivered messages would take ${backlog.bytes + bytes} bytes; the limit is ${limits.maxPendingBytes}`;
+    }
+    return undefined;
   }
 
-  private bytesAfter(stream: string, base: number): number {
-    const cached = this.bytes.get(stream);
-    if (cached?.base === base) return cached.bytes;
-    const bytes = this.stmts.bytesAfter.get(stream, base) ?? 0;
-    this.bytes.delete(stream);
-    if (this.bytes.size >= this.cacheSize) this.bytes.delete(this.bytes.keys().next().value!);
-    this.bytes.set(stream, { base, bytes });
-    return bytes;
+  /** Reads a stream's backlog from the database and caches it. */
+  private read(stream: string, head: number, cursor: number): Backlog {
+    let base = head;
+    if (cursor < head) {
+      const floor = this.stmts.floorOf.get(stream);
+      const stored =
+        floor === null || floor === undefined ? (this.stmts.savedHead.get(stream) ?? 0) : floor - 1;
+      base = Math.max(cursor, Math.min(stored, head));
+    }
+    const backlog = { base, bytes: base < head ? (this.stmts.bytesAfter.get(stream, base) ?? 0) : 0 };
+    this.backlogs.delete(stream);
+    if (this.backlogs.size >= this.cacheSize) this.backlogs.delete(this.backlogs.keys().next().value!);
+    this.backlogs.set(stream, backlog);
+    return backlog;
   }
 }
