@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { QuotaError, StoreError } from './errors.js';
+import { type Appended, appendEntry, capUnfollowed } from './redis-append.js';
 import {
   checkVersion,
   createClient,
@@ -9,16 +9,9 @@ import {
   redact,
   toRedisStoreError,
 } from './redis-client.js';
-import {
-  entryFields,
-  type PendingRow,
-  parseEntry,
-  parseStored,
-  recordOf,
-  type StoredPublish,
-  startAfter,
-} from './redis-codec.js';
-import { REGISTRY_SHARDS, RedisKeys } from './redis-keys.js';
+import { parseEntry, parseStored, recordOf, type StoredPublish, startAfter } from './redis-codec.js';
+import { RedisKeys } from './redis-keys.js';
+import { sweepRegistry } from './redis-sweep.js';
 import { fromEntryRow, toEntryRow } from './rows.js';
 import type {
   DeviceLimits,
@@ -50,14 +43,7 @@ export interface RedisStoreOptions {
   cluster?: boolean;
 }
 
-interface Appended {
-  stream: string;
-  seq: number;
-  appended: boolean;
-}
-
 const DAY_MS = 24 * 60 * 60 * 1000;
-const SWEEP_LOCK_MS = 60_000;
 
 /**
  * The cluster store: every node of a Pushwire cluster shares one Redis (or Redis Cluster).
@@ -290,7 +276,8 @@ export class RedisStore implements Store {
   publish(item: PublishBatchItem): Promise<PublishResult> {
     return this.run('publish', async () => {
       const ttl = item.limits?.unfollowedTopicTtlMs;
-      const entries = ttl === undefined ? item.entries : await this.capUnfollowed(item.entries, ttl);
+      const entries =
+        ttl === undefined ? item.entries : await capUnfollowed(this.redis, this.keys, item.entries, ttl);
       const rows = entries.map(toEntryRow);
       const ts = entries[0]?.ts ?? this.clock();
       const exp = entries.reduce((max, e) => Math.max(max, e.exp), entries[0]?.exp ?? ts);
@@ -351,18 +338,7 @@ export class RedisStore implements Store {
    * (a lock in Redis); another node's call meanwhile returns 0. Publish records expire by TTL.
    */
   sweep(now: number): Promise<number> {
-    return this.run('sweep', async () => {
-      const lock = this.keys.sweepLock();
-      const token = randomUUID();
-      if ((await this.redis.set(lock, token, 'PX', SWEEP_LOCK_MS, 'NX')) !== 'OK') return 0;
-      try {
-        let removed = 0;
-        for (let shard = 0; shard < REGISTRY_SHARDS; shard++) removed += await this.sweepShard(shard, now);
-        return removed;
-      } finally {
-        await this.redis.pwUnlock(lock, token).catch(() => {});
-      }
-    });
+    return this.run('sweep', () => sweepRegistry(this.redis, this.keys, now));
   }
 
   /** Waits for the operations in flight, then closes the connection. Later calls reject with `STORE_CLOSED`. */
@@ -379,22 +355,6 @@ export class RedisStore implements Store {
 
   // ── internals ────────────────────────────────────────────────────────────────────────────────
 
-  /** Entries with the expiry of those to topics nobody follows capped at `ts + ttl`. */
-  private async capUnfollowed(
-    entries: PublishBatchItem['entries'],
-    ttl: number,
-  ): Promise<PublishBatchItem['entries']> {
-    return Promise.all(
-      entries.map(async (e) =>
-        e.stream.startsWith('t:') &&
-        e.exp > e.ts + ttl &&
-        (await this.redis.scard(this.keys.stream(e.stream).followers)) === 0
-          ? { ...e, exp: e.ts + ttl }
-          : e,
-      ),
-    );
-  }
-
   /**
    * Appends a claimed publish to each of its streams, then marks its record done. A stream whose
    * backlog bound refuses the entry fails the publish with `DEVICE_BACKLOG_FULL`; entries already
@@ -406,7 +366,7 @@ export class RedisStore implements Store {
     limits?: PublishLimits,
   ): Promise<Appended[]> {
     const results = await Promise.allSettled(
-      stored.rows.map((row) => this.appendOne(stored.id, row, limits)),
+      stored.rows.map((row) => appendEntry(this.redis, this.keys, this.retentionMs, stored.id, row, limits)),
     );
     const refused = results.find((r) => r.status === 'rejected');
     if (refused) {
@@ -427,88 +387,8 @@ export class RedisStore implements Store {
     return done;
   }
 
-  private async appendOne(id: string, row: PendingRow, limits?: PublishLimits): Promise<Appended> {
-    const k = this.keys.stream(row.stream);
-    const own =
-      row.stream.startsWith('d:') &&
-      (limits?.maxPending !== undefined || limits?.maxPendingBytes !== undefined);
-    const bytes =
-      (row.data === null ? 0 : Buffer.byteLength(row.data)) +
-      (row.notification === null ? 0 : Buffer.byteLength(row.notification));
-    const reply = (await this.redis.pwAppend(
-      k.meta,
-      k.entries,
-      k.collapse,
-      k.expiry,
-      k.marker(id),
-      own ? this.keys.device(row.stream.slice(2)).cursors : k.meta,
-      this.retentionMs,
-      row.exp,
-      row.ts,
-      row.collapse_key ?? '',
-      own ? row.stream : '',
-      limits?.maxPending ?? 0,
-      limits?.maxPendingBytes ?? 0,
-      bytes,
-      ...entryFields(row),
-    )) as [number, number, number, number];
-    const [seq, appended, generation, fresh] = reply;
-    if (seq === -1) {
-      throw new QuotaError(
-        'DEVICE_BACKLOG_FULL',
-        `the device has ${appended} undelivered messages; the limit is ${limits?.maxPending}`,
-      );
-    }
-    if (seq === -2) {
-      throw new QuotaError(
-        'DEVICE_BACKLOG_FULL',
-        `the device's undelivered messages would take ${appended} bytes; the limit is ${limits?.maxPendingBytes}`,
-      );
-    }
-    // A stream that just became non-empty enters the sweep registry; a retry re-enters it too, in
-    // case the first writer died before doing so.
-    if (generation > 0 && (fresh === 1 || appended === 0)) {
-      await this.redis.zadd(this.keys.registryOf(row.stream), generation, row.stream);
-    }
-    return { stream: row.stream, seq, appended: appended === 1 };
-  }
-
   private async headOf(stream: string): Promise<number> {
     return Number((await this.redis.hget(this.keys.stream(stream).meta, 'h')) ?? 0);
-  }
-
-  private async sweepShard(shard: number, now: number): Promise<number> {
-    const registry = this.keys.registry(shard);
-    let cursor = '0';
-    let removed = 0;
-    do {
-      const [next, flat] = await this.redis.zscan(registry, cursor, 'COUNT', 256);
-      cursor = next;
-      const visits: Promise<number>[] = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        visits.push(this.sweepStream(registry, flat[i]!, Number(flat[i + 1]), now));
-      }
-      for (const n of await Promise.all(visits)) removed += n;
-    } while (cursor !== '0');
-    return removed;
-  }
-
-  private async sweepStream(registry: string, stream: string, score: number, now: number): Promise<number> {
-    const k = this.keys.stream(stream);
-    const own = stream.startsWith('d:') ? this.keys.device(stream.slice(2)).cursors : undefined;
-    const reply = (await this.redis.pwSweep(
-      k.meta,
-      k.entries,
-      k.collapse,
-      k.expiry,
-      own ?? k.meta,
-      now,
-      own ? stream : '',
-    )) as [number, number, number];
-    const [removed, emptied, generation] = reply;
-    // Only if no append re-registered the stream meanwhile (it would carry a newer generation).
-    if (emptied === 1) await this.redis.pwUnregister(registry, stream, generation || score);
-    return removed;
   }
 
   /** Runs one operation: refuses it after close, tracks it for close, maps Redis errors. */

@@ -1,20 +1,26 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { QuotaError, StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
-import { type EntryRow, migrate, prepareStatements, type Statements } from './schema.js';
+import { migrate, prepareStatements, type Statements } from './schema.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
 import { SqlitePublishLimits } from './sqlite-limits.js';
+import {
+  type InFlight,
+  type Queued,
+  type QueuedOp,
+  type QueuedPublish,
+  SoftWrites,
+  writeOutcome,
+  writerEntry,
+} from './sqlite-queue.js';
 import type {
   OpResult,
   PublishWrites,
   WriteBatch,
-  WriteOp,
   WriteReply,
   WriterData,
   WriterReady,
@@ -23,7 +29,6 @@ import type {
   DeviceLimits,
   DeviceRecord,
   EntryFate,
-  NewEntry,
   PublishBatchItem,
   PublishRecord,
   PublishResult,
@@ -72,84 +77,7 @@ export interface SqliteStoreStats {
   expired: number;
 }
 
-/** A publish waiting for its batch, payloads already serialised. */
-interface QueuedPublish {
-  id: string;
-  entries: NewEntry[];
-  limits: PublishBatchItem['limits'];
-  rows: Omit<EntryRow, 'seq' | 'prev_seq'>[];
-  resolve(value: PublishResult): void;
-  reject(err: unknown): void;
-}
-
-/** Any other write waiting for its batch; `op.head` is filled in when the batch is formed. */
-interface QueuedOp {
-  op: WriteOp;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-}
-
-type Queued = { publish: QueuedPublish; op?: undefined } | { op: QueuedOp; publish?: undefined };
-
-/**
- * Writes that need no fsync of their own: acked cursors and last-seen times. They wait in memory
- * (read methods see them) and are written with the next batch. A batch holding only these commits
- * with `synchronous = NORMAL`: it survives a kill -9 of the process but the last ones may be lost
- * on power loss, which only causes redelivery (the SDK dedupes by id). One promise serves every
- * caller of a batch.
- */
-class SoftWrites {
-  readonly acks = new Map<string, Map<string, number>>();
-  readonly touches = new Map<string, number>();
-  private settle: { resolve(): void; reject(err: unknown): void } | undefined;
-  private promise: Promise<void> | undefined;
-
-  get empty(): boolean {
-    return this.promise === undefined && this.acks.size === 0 && this.touches.size === 0;
-  }
-
-  written(): Promise<void> {
-    this.promise ??= new Promise<void>((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
-    return this.promise;
-  }
-
-  resolve(): void {
-    this.settle?.resolve();
-  }
-
-  reject(err: unknown): void {
-    this.settle?.reject(err);
-  }
-}
-
-/** The batch the writer is committing. */
-interface InFlight {
-  items: Queued[];
-  /** Results of its publishes, by item index (known when the batch was formed), or why refused. */
-  results: (PublishResult | QuotaError | undefined)[];
-  /** Heads its publishes started from: restored when the batch fails. */
-  rollback: Map<string, number>;
-  soft: SoftWrites;
-  publishes: number;
-  started: number;
-}
-
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-/**
- * How to start the writer: its compiled module next to this one, or, when this module runs as
- * TypeScript (tests, tsx), its source through tsx's require hook (Node 20 applies no `--import`
- * loader to a worker's modules).
- */
-function writerEntry(): { code: string; eval: boolean } {
-  const js = fileURLToPath(new URL('./sqlite-writer.js', import.meta.url));
-  if (import.meta.url.endsWith('.js') || existsSync(js)) return { code: js, eval: false };
-  const ts = fileURLToPath(new URL('./sqlite-writer.ts', import.meta.url));
-  const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
-  return { code: `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(ts)});`, eval: true };
-}
 
 /**
  * The embedded store: one SQLite file in WAL mode, `synchronous = FULL`.
@@ -739,7 +667,8 @@ export class SqliteStore implements Store {
       return;
     }
     this.trimHeads();
-    this.noteWrites(batch, reply.results);
+    const outcome = writeOutcome(batch, reply.results);
+    if (outcome !== undefined) this.lastWriteError = outcome === 'wrote' ? undefined : outcome;
     this.counters.collapsed += reply.collapsed;
     this.counters.expired += reply.expired;
     if (batch.publishes > 0) {
@@ -791,30 +720,6 @@ export class SqliteStore implements Store {
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────────────────────────
-
-  /**
-   * Readiness after a committed batch: an op that failed for I/O marks the store failing; a batch
-   * that wrote data (a publish, a device, a subscription) clears it. Sweeps and barriers, which may
-   * write nothing, say nothing about the disk.
-   */
-  private noteWrites(batch: InFlight, results: OpResult[]): void {
-    let wrote = false;
-    let next = 0;
-    for (let i = 0; i < batch.items.length; i++) {
-      const { publish, op } = batch.items[i]!;
-      if (publish) {
-        if (!(batch.results[i] instanceof QuotaError)) wrote = true;
-        continue;
-      }
-      const result = results[next++];
-      if (result && !result.ok && result.code === 'STORE_IO') {
-        this.lastWriteError = new StoreError(result.code, result.message);
-        return;
-      }
-      if (op.op.k !== 'sweep' && op.op.k !== 'barrier' && op.op.k !== 'maxPages') wrote = true;
-    }
-    if (wrote) this.lastWriteError = undefined;
-  }
 
   /** Head of a stream as of the batch being formed, without moving it. */
   private peekHead(stream: string): number {
