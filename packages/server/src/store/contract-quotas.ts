@@ -111,6 +111,20 @@ export function storeQuotaContract(
       expect(record.entries).toEqual([{ stream: 'd:d1', seq: 3 }]);
     });
 
+    it('does not count entries that collapsed away, once swept', async () => {
+      await store.createDevice(device('d1'));
+      const limits = { maxPending: 3 };
+      await store.publish(one('old', 'd:d1', limits));
+      for (let i = 1; i <= 2; i++) await store.publish(one(`c${i}`, 'd:d1', limits, { collapseKey: 'n' }));
+      await store.sweep(T);
+      // Stored: old and c2 (c1 collapsed away); two more fit, c3 collapsing c2 among them.
+      await store.publish(one('c3', 'd:d1', limits, { collapseKey: 'n' }));
+      await store.sweep(T);
+      await store.publish(one('m1', 'd:d1', limits));
+      expect(await quotaOf(store.publish(one('m2', 'd:d1', limits)))).toBe('DEVICE_BACKLOG_FULL');
+      expect((await store.read('d:d1', 0, 10, T)).map((e) => e.id)).toEqual(['old', 'c3', 'm1']);
+    });
+
     it('refuses a publish that would take a device backlog past maxPendingBytes', async () => {
       await store.createDevice(device('d1'));
       const limits = { maxPendingBytes: 1000 };

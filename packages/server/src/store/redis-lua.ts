@@ -54,7 +54,8 @@ if marker then
 end
 local head = tonumber(redis.call('HGET', KEYS[1], 'h') or '0')
 if ARGV[5] ~= '' and head > 0 then
-  -- Backlog: head minus the higher of the acked cursor and the seq before the oldest stored entry.
+  -- Backlog: head minus the higher of the acked cursor and the seq before the oldest stored entry,
+  -- at most the entries stored.
   local base = tonumber(redis.call('HGET', KEYS[6], ARGV[5]) or '0')
   if base < head then
     local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
@@ -62,9 +63,11 @@ if ARGV[5] ~= '' and head > 0 then
     if #first > 0 then stored = tonumber(string.match(first[1][1], '^(%d+)')) - 1 end
     base = math.max(base, math.min(stored, head))
   end
-  if tonumber(ARGV[6]) > 0 and head - base >= tonumber(ARGV[6]) then return {-1, head - base} end
+  -- Both are upper bounds: head − base counts the holes collapse left, XLEN acked entries not swept yet.
+  local pending = math.min(head - base, redis.call('XLEN', KEYS[2]))
+  if tonumber(ARGV[6]) > 0 and pending >= tonumber(ARGV[6]) then return {-1, pending} end
   local bytes = tonumber(redis.call('HGET', KEYS[1], 'b') or '0') + tonumber(ARGV[8])
-  if tonumber(ARGV[7]) > 0 and head > base and bytes > tonumber(ARGV[7]) then return {-2, bytes} end
+  if tonumber(ARGV[7]) > 0 and pending > 0 and bytes > tonumber(ARGV[7]) then return {-2, bytes} end
 end
 local seq = head + 1
 redis.call('XADD', KEYS[2], seq .. '-0', 'p', seq - 1, 'x', ARGV[2], 't', ARGV[3], unpack(ARGV, 9, #ARGV))

@@ -156,10 +156,10 @@ export function prepareStatements(db: Database.Database) {
     countUserDevices: s<[string], number>('SELECT count(*) FROM devices WHERE user = ?').pluck(),
     countTopics: s<[string], number>('SELECT count(*) FROM subscriptions WHERE device_id = ?').pluck(),
     isFollowed: s<[string], number>('SELECT 1 FROM subscriptions WHERE topic = ? LIMIT 1').pluck(),
-    /** Oldest entry still stored in a stream (null when none). */
-    floorOf: s<[string], number | null>('SELECT min(seq) FROM entries WHERE stream = ?').pluck(),
-    /** Committed head of a stream, from the streams table only (the entries give the rest). */
-    savedHead: s<[string], number>('SELECT head FROM streams WHERE name = ?').pluck(),
+    /** Entries a stream stores after a seq, whatever their state (an index-only count). */
+    storedAfter: s<[string, number], number>(
+      'SELECT count(*) FROM entries WHERE stream = ? AND seq > ?',
+    ).pluck(),
     /** Payload bytes (JSON as stored) of a stream's entries after a seq. */
     bytesAfter: s<[string, number], number>(
       `SELECT total(length(CAST(data AS BLOB))) + total(length(CAST(notification AS BLOB)))

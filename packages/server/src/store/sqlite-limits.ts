@@ -14,33 +14,44 @@ const rowBytes = (row: Pending['rows'][number]): number =>
   (row.data === null ? 0 : Buffer.byteLength(row.data)) +
   (row.notification === null ? 0 : Buffer.byteLength(row.notification));
 
-/** What is known of a device stream's backlog: a lower bound of its base, and the bytes after it. */
+/**
+ * What is known of a device stream's backlog: the cursor it was read after, the entries and bytes
+ * stored after it, and the sweep generation it was read in.
+ */
 interface Backlog {
   base: number;
+  count: number;
   bytes: number;
+  sweeps: number;
 }
 
 /**
  * The SQLite store's publish bounds ({@link PublishLimits}), checked on the main thread as a batch
- * is formed, where stream heads are known.
+ * is formed.
  *
- * Backlog of a device stream = head − base, base = the higher of the device's acknowledged cursor
- * and the seq before the oldest entry still stored; its bytes are those of the entries after the
- * base. Both are cached per stream: the base only moves forward (cursors never go back, the sweep
- * only removes the oldest), so a cached base is a lower bound and a check that passes with it
- * passes with the true one; each accepted entry adds its bytes. Only a check that fails on the
- * cache reads the truth (a primary-key lookup each for the cursor and the oldest entry, one
- * indexed sum of the bytes after the base): once per stream, then about once per bound's worth
- * of traffic. Entries of the batch being committed when the sum is taken are not in it, so the
- * bytes bound can be passed by at most one batch.
+ * A device's backlog is what its stream stores after its acknowledged cursor: the entries (expired
+ * or collapsed ones included until the sweep removes them) and their payload bytes. Both are
+ * cached per stream and grow with each accepted entry; the cursor only moves forward and the sweep
+ * only removes entries, so the cache can only over-count, and a check that passes on it passes on
+ * the truth. Only a check that fails on the cache reads the database again (an index-only count
+ * and a sum of the entries after the cursor), and only when the cursor moved or a sweep ran since
+ * the last read: refusing publishes to a full device costs one primary-key lookup each. Entries of
+ * the batch being committed during a read are not in it, so a bound can be passed by at most one
+ * batch.
  */
 export class SqlitePublishLimits {
   private readonly backlogs = new Map<string, Backlog>();
+  private sweeps = 0;
 
   constructor(
     private readonly stmts: Statements,
     private readonly cacheSize: number,
   ) {}
+
+  /** A sweep removed entries: cached backlogs may be read again. */
+  swept(): void {
+    this.sweeps++;
+  }
 
   /**
    * Caps the expiry of entries to topics nobody follows (rows and entries alike), before the
@@ -72,22 +83,24 @@ export class SqlitePublishLimits {
     for (let i = 0; i < item.rows.length; i++) {
       const row = item.rows[i]!;
       if (!row.stream.startsWith('d:')) continue;
-      const h = head(row.stream);
       const bytes = rowBytes(row);
       let backlog = this.backlogs.get(row.stream);
-      if (backlog && this.excess(limits, backlog, h, bytes) === undefined) continue;
-      backlog = this.read(row.stream, h, cursor(row.stream));
-      const excess = this.excess(limits, backlog, h, bytes);
+      if (backlog && this.excess(limits, backlog, bytes) === undefined) continue;
+      if (head(row.stream) === 0) continue;
+      backlog = this.read(row.stream, cursor(row.stream), backlog);
+      const excess = this.excess(limits, backlog, bytes);
       if (excess !== undefined) return new QuotaError('DEVICE_BACKLOG_FULL', excess);
     }
     return undefined;
   }
 
-  /** Counts an appended publish's bytes into the cached backlogs of its device streams. */
+  /** Counts an appended publish into the cached backlogs of its device streams. */
   appended(item: Pending): void {
     for (const row of item.rows) {
       const backlog = this.backlogs.get(row.stream);
-      if (backlog) backlog.bytes += rowBytes(row);
+      if (!backlog) continue;
+      backlog.count++;
+      backlog.bytes += rowBytes(row);
     }
   }
 
@@ -97,14 +110,13 @@ export class SqlitePublishLimits {
   }
 
   /** Why one more entry of `bytes` would pass a bound, or undefined. */
-  private excess(limits: PublishLimits, backlog: Backlog, head: number, bytes: number): string | undefined {
-    const pending = head - backlog.base;
-    if (limits.maxPending !== undefined && pending >= limits.maxPending) {
-      return `the device has ${pending} undelivered messages; the limit is ${limits.maxPending}`;
+  private excess(limits: PublishLimits, backlog: Backlog, bytes: number): string | undefined {
+    if (limits.maxPending !== undefined && backlog.count >= limits.maxPending) {
+      return `the device has ${backlog.count} undelivered messages; the limit is ${limits.maxPending}`;
     }
     if (
       limits.maxPendingBytes !== undefined &&
-      pending > 0 &&
+      backlog.count > 0 &&
       backlog.bytes + bytes > limits.maxPendingBytes
     ) {
       return `the device's undelivered messages would take ${backlog.bytes + bytes} bytes; the limit is ${limits.maxPendingBytes}`;
@@ -112,16 +124,15 @@ export class SqlitePublishLimits {
     return undefined;
   }
 
-  /** Reads a stream's backlog from the database and caches it. */
-  private read(stream: string, head: number, cursor: number): Backlog {
-    let base = head;
-    if (cursor < head) {
-      const floor = this.stmts.floorOf.get(stream);
-      const stored =
-        floor === null || floor === undefined ? (this.stmts.savedHead.get(stream) ?? 0) : floor - 1;
-      base = Math.max(cursor, Math.min(stored, head));
-    }
-    const backlog = { base, bytes: base < head ? (this.stmts.bytesAfter.get(stream, base) ?? 0) : 0 };
+  /** Reads a stream's backlog after `cursor` from the database, unless `cached` is still exact. */
+  private read(stream: string, cursor: number, cached: Backlog | undefined): Backlog {
+    if (cached?.base === cursor && cached.sweeps === this.sweeps) return cached;
+    const backlog = {
+      base: cursor,
+      count: this.stmts.storedAfter.get(stream, cursor) ?? 0,
+      bytes: this.stmts.bytesAfter.get(stream, cursor) ?? 0,
+      sweeps: this.sweeps,
+    };
     this.backlogs.delete(stream);
     if (this.backlogs.size >= this.cacheSize) this.backlogs.delete(this.backlogs.keys().next().value!);
     this.backlogs.set(stream, backlog);

@@ -443,7 +443,9 @@ export class SqliteStore implements Store {
    * publish records older than the retention (their ids may then be published again).
    */
   async sweep(now: number): Promise<number> {
-    return (await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs })) as number;
+    const removed = (await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs })) as number;
+    this.limits.swept();
+    return removed;
   }
 
   /** What became of one entry of a publish (delivery status). Commits pending acks first. */

@@ -57,9 +57,8 @@ export interface PublishRecord {
  */
 export interface PublishLimits {
   /**
-   * Entries a device stream may hold after its device's acknowledged cursor: counted as the head
-   * minus the higher of the cursor and the oldest entry still stored (so entries the sweep removed
-   * stop counting), i.e. including expired or collapsed entries not yet swept.
+   * Entries a device stream may store after its device's acknowledged cursor (expired or collapsed
+   * entries count until the sweep removes them; engines may over-count a little, never under).
    */
   maxPending?: number;
   /** Bytes of `data` + `notification` (as stored, JSON) a device stream may hold; see the engines. */
