@@ -84,6 +84,25 @@ export function storeQuotaContract(
       expect((await store.devicesOfUser('alice')).sort()).toEqual(['a2', 'a3']);
     });
 
+    it('never lets concurrent registrations pass maxDevicesPerUser', async () => {
+      const limits = { maxDevicesPerUser: 3 };
+      const settled = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => store.createDevice(device(`c${i}`, 'carol'), limits)),
+      );
+      expect(settled.filter((r) => r.status === 'fulfilled').length).toBe(3);
+      for (const r of settled) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(QuotaError);
+      const listed = await store.devicesOfUser('carol');
+      expect(listed.length).toBe(3);
+      // Refused devices do not exist (their credentials were never handed out).
+      const existing = await Promise.all(Array.from({ length: 10 }, (_, i) => store.getDevice(`c${i}`)));
+      expect(
+        existing
+          .filter((d) => d !== undefined)
+          .map((d) => d!.id)
+          .sort(),
+      ).toEqual([...listed].sort());
+    });
+
     it('refuses a publish to a device whose backlog holds maxPending entries, until it acks', async () => {
       await store.createDevice(device('d1'));
       const limits = { maxPending: 3 };

@@ -195,6 +195,18 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`,
 };
 
+/**
+ * Lists a device in its user's zset unless the user has ARGV[1] devices already (0: no bound).
+ * KEYS = user; ARGV = max, createdAt (score), device id. Returns 1 when listed, 0 when refused.
+ */
+const listDevice: ScriptDef = {
+  numberOfKeys: 1,
+  lua: `
+if tonumber(ARGV[1]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+return 1`,
+};
+
 /** KEYS = device; ARGV = lastSeen. Ignores unknown devices. */
 const touch: ScriptDef = {
   numberOfKeys: 1,
@@ -259,6 +271,7 @@ export const SCRIPTS = {
   pwSweep: sweep,
   pwUnregister: unregister,
   pwCreateDevice: createDevice,
+  pwListDevice: listDevice,
   pwTouch: touch,
   pwAck: ack,
   pwSubscribe: subscribe,

@@ -126,20 +126,13 @@ export class RedisStore implements Store {
   // ── devices ──────────────────────────────────────────────────────────────────────────────────
 
   /**
-   * The devices-per-user bound is checked before the device is created (the user's list lives in
-   * another slot): registrations racing for a user's last place may pass it by their number.
+   * The devices-per-user bound is checked atomically as the device joins its user's list (one
+   * script on the user's key), after the device itself is created; a refused device is deleted
+   * again. A crash in between leaves a device no user lists (its credentials were never handed
+   * out), never a listed id without a device.
    */
   createDevice(device: DeviceRecord, limits?: DeviceLimits): Promise<void> {
     return this.run('createDevice', async () => {
-      const max = limits?.maxDevicesPerUser;
-      if (device.user !== undefined && max !== undefined) {
-        if ((await this.redis.zcard(this.keys.user(device.user))) >= max) {
-          throw new QuotaError(
-            'TOO_MANY_DEVICES',
-            `user ${JSON.stringify(device.user)} may have ${max} devices`,
-          );
-        }
-      }
       const fields = [
         'tokenHash',
         device.tokenHash,
@@ -149,12 +142,19 @@ export class RedisStore implements Store {
         device.lastSeen,
       ];
       if (device.user !== undefined) fields.push('user', device.user);
-      if (!(await this.redis.pwCreateDevice(this.keys.device(device.id).device, ...fields))) {
+      const key = this.keys.device(device.id).device;
+      if (!(await this.redis.pwCreateDevice(key, ...fields))) {
         throw new StoreError('STORE_INVALID', `device ${JSON.stringify(device.id)} already exists`);
       }
-      // After the device: a crash in between leaves a device its user does not list, never the reverse.
-      if (device.user !== undefined)
-        await this.redis.zadd(this.keys.user(device.user), device.createdAt, device.id);
+      if (device.user === undefined) return;
+      const max = limits?.maxDevicesPerUser ?? 0;
+      if (!(await this.redis.pwListDevice(this.keys.user(device.user), max, device.createdAt, device.id))) {
+        await this.redis.del(key);
+        throw new QuotaError(
+          'TOO_MANY_DEVICES',
+          `user ${JSON.stringify(device.user)} may have ${max} devices`,
+        );
+      }
     });
   }
 
