@@ -243,3 +243,35 @@ describe('Web Push subscriptions per device', () => {
     }
   });
 });
+
+describe('topics per device with the default bound', () => {
+  it('keeps the welcome of a device at the bound (200 topics of 128 characters) under 64 KiB', async () => {
+    const s = await startServer();
+    try {
+      const dev = await registerDevice(s.url);
+      const topic = (i: number) => `${String(i).padStart(4, '0')}${'t'.repeat(124)}`;
+      for (let i = 0; i < 200; i += 20) {
+        const puts = Array.from({ length: 20 }, (_, k) =>
+          http(s.url, 'PUT', `/v1/devices/${dev.deviceId}/topics/${topic(i + k)}`),
+        );
+        for (const r of await Promise.all(puts)) expect(r.status).toBe(200);
+      }
+      const refused = await http(s.url, 'PUT', `/v1/devices/${dev.deviceId}/topics/${topic(200)}`);
+      expect(refused.status).toBe(429);
+      expect(refused.body).toMatchObject({ error: 'TOO_MANY_TOPICS' });
+
+      const c = new RawClient(s.url);
+      await c.opened();
+      const sizes: number[] = [];
+      c.ws.on('message', (d: Buffer) => sizes.push(d.length));
+      c.hello(dev.deviceId, dev.token);
+      const welcome = await c.next('welcome');
+      expect(welcome.topics.length).toBe(200);
+      expect(sizes[0]).toBeGreaterThan(200 * 128);
+      expect(sizes[0]).toBeLessThan(64 * 1024);
+      c.close();
+    } finally {
+      await s.stop();
+    }
+  });
+});

@@ -42,9 +42,9 @@ export interface ServerOptions {
   /** Interval of the expiry and retention sweep, ms. Default 60,000. */
   sweepIntervalMs?: number;
   /**
-   * Topics one device may follow. Default 200: the welcome frame lists them with their cursors,
-   * about 300 bytes per 128-character topic at worst, so 200 stay under 64 KiB, far below the
-   * 256 KiB frame limit. Beyond it: HTTP 429 / protocol error `TOO_MANY_TOPICS`.
+   * Topics one device may follow. Default 200: the welcome frame lists them, about 130 bytes per
+   * 128-character topic (26 KB for 200), far below the 256 KiB frame limit. Beyond it: HTTP 429 /
+   * protocol error `TOO_MANY_TOPICS`.
    */
   maxTopicsPerDevice?: number;
   /** Devices one user may have. Default 100. Beyond it: HTTP 429 `TOO_MANY_DEVICES`. */
