@@ -32,15 +32,19 @@ describe('readiness while the disk is full', () => {
       });
       // Liveness stays: a restart would not free the disk.
       expect((await http(s.url, 'GET', '/healthz')).status).toBe(200);
-      // A sweep (which may write nothing) does not count as recovery.
+      // The sweep probes the disk with a write of its own: still full, still not ready.
       await store.sweep(Date.now());
       expect((await http(s.url, 'GET', '/readyz')).status).toBe(503);
 
+      // Room again: the next sweep's probe brings readiness back, with no publish needed (a load
+      // balancer sends none to an unready node)…
       await store.setMaxPageCount(1_000_000);
-      expect((await http(s.url, 'POST', '/v1/messages', { to: { device: dev.deviceId }, data })).status).toBe(
-        202,
-      );
+      expect((await http(s.url, 'GET', '/readyz')).status).toBe(503);
+      await store.sweep(Date.now());
       expect((await http(s.url, 'GET', '/readyz')).status).toBe(200);
+      // …and publishes are stored again.
+      const again = await http(s.url, 'POST', '/v1/messages', { to: { device: dev.deviceId }, data });
+      expect(again.status).toBe(202);
     } finally {
       await s.stop();
     }

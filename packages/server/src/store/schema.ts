@@ -204,6 +204,7 @@ export function prepareStatements(db: Database.Database) {
     deleteStreamEntries: s<[string]>('DELETE FROM entries WHERE stream = ?'),
 
     getPublish: s<[string], PublishRow>('SELECT id, entries, ts, exp FROM publishes WHERE id = ?'),
+    deletePublish: s<[string]>('DELETE FROM publishes WHERE id = ?'),
     insertPublish: s<[PublishRow]>(
       'INSERT INTO publishes (id, entries, ts, exp) VALUES (@id, @entries, @ts, @exp)',
     ),

@@ -32,6 +32,11 @@ export type WriteOp =
   | { k: 'deleteDevice'; id: string; head: number }
   /** `head`: the topic stream's head at this point of the batch (the new subscriber's cursor). */
   | { k: 'subscribe'; device: string; topic: string; head: number; maxTopics?: number }
+  /**
+   * Writes about 4 KB (a large publish's worth) and deletes it again in the same savepoint: fails
+   * as a publish would while the disk (or the database's page limit) is full. Readiness probe.
+   */
+  | { k: 'probe' }
   /** Test hook: `PRAGMA max_page_count` of the writer's connection (a full disk, for real). */
   | { k: 'maxPages'; pages: number }
   | { k: 'unsubscribe'; device: string; topic: string }
@@ -197,6 +202,10 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         deliveries.sweep(op.before);
         return removed;
       }
+      case 'probe':
+        stmts.insertPublish.run({ id: '\u0000probe', entries: 'x'.repeat(4096), ts: 0, exp: 0 });
+        stmts.deletePublish.run('\u0000probe');
+        return undefined;
       case 'maxPages':
         return db.pragma(`max_page_count = ${Math.max(1, Math.floor(op.pages))}`, { simple: true });
       case 'barrier':

@@ -229,7 +229,8 @@ export class SqliteStore implements Store {
 
   /**
    * The last write error (disk full, I/O error) while no write carrying data has succeeded since:
-   * readiness fails meanwhile (`GET /readyz` 503), and recovers with the next successful write.
+   * readiness fails meanwhile (`GET /readyz` 503), and recovers with the next successful write; each
+   * sweep meanwhile probes with a 4 KB write of its own.
    */
   get writeError(): StoreError | undefined {
     return this.broken ?? this.lastWriteError;
@@ -445,6 +446,9 @@ export class SqliteStore implements Store {
   async sweep(now: number): Promise<number> {
     const removed = (await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs })) as number;
     this.limits.swept();
+    // While writes fail, each sweep probes the disk, so readiness comes back once there is room
+    // even if the load balancer sends no more publishes to an unready node.
+    if (this.lastWriteError) await this.enqueue({ k: 'probe' }).catch(() => {});
     return removed;
   }
 
