@@ -99,4 +99,21 @@ export class RedisKeys {
   sweepLock(): string {
     return `${this.prefix}{sweep}:lock`;
   }
+
+  /** Set once every device's topics are listed in the topics' follower sets (see redis-followers.ts). */
+  followersListed(): string {
+    return `${this.prefix}{followers}:v1`;
+  }
+
+  /** SCAN pattern of every device's topics zset, and the device id of one such key. */
+  topicsPattern(): string {
+    return `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}{d:*}:sub`;
+  }
+
+  deviceOfTopicsKey(key: string): string {
+    const escaped = key.slice(this.prefix.length + 3, -5);
+    return escaped.replace(/%([0-9A-F]{2})/g, (_, hex: string) =>
+      String.fromCharCode(Number.parseInt(hex, 16)),
+    );
+  }
 }

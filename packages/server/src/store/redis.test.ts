@@ -98,6 +98,33 @@ describe('RedisStore', () => {
     for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
   });
 
+  describe('topic followers (short retention of unfollowed topics)', () => {
+    it('lists the followers of subscriptions made by an older version before treating a topic as unfollowed', async () => {
+      for (const url of [shared.url, cluster.url]) {
+        const keyPrefix = nextPrefix();
+        const keys = new RedisKeys(keyPrefix);
+        const isCluster = url === cluster.url;
+        const old = await open({ url, keyPrefix, cluster: isCluster });
+        await old.createDevice({ id: 'd{1}%', tokenHash: 'h', createdAt: T, lastSeen: 0 });
+        await old.subscribe('d{1}%', 'news');
+        // What a deployment of the older version holds: the subscription, no follower sets.
+        const raw = new Redis(url);
+        try {
+          await raw.del(keys.stream('t:news').followers);
+          await raw.del(keys.followersListed());
+        } finally {
+          raw.disconnect();
+        }
+        const upgraded = await open({ url, keyPrefix, cluster: isCluster });
+        const limits = { unfollowedTopicTtlMs: 60_000 };
+        const news = await upgraded.publish({ id: 'n1', entries: [entry('n1', 't:news')], limits });
+        expect(news.record.exp).toBe(T + HOUR);
+        const lonely = await upgraded.publish({ id: 'l1', entries: [entry('l1', 't:lonely')], limits });
+        expect(lonely.record.exp).toBe(T + 60_000);
+      }
+    });
+  });
+
   describe('several nodes on one Redis', () => {
     it('gives 200 publishes spread over two nodes contiguous seqs, each id once', async () => {
       const keyPrefix = nextPrefix();

@@ -10,6 +10,7 @@ import {
   toRedisStoreError,
 } from './redis-client.js';
 import { parseEntry, parseStored, recordOf, type StoredPublish, startAfter } from './redis-codec.js';
+import { listFollowers } from './redis-followers.js';
 import { RedisKeys } from './redis-keys.js';
 import { sweepRegistry } from './redis-sweep.js';
 import { fromEntryRow, toEntryRow } from './rows.js';
@@ -106,6 +107,7 @@ export class RedisStore implements Store {
     try {
       await redis.connect();
       await checkVersion(redis);
+      await listFollowers(redis, new RedisKeys(opts.keyPrefix ?? 'pw:'));
     } catch (err) {
       redis.disconnect();
       throw toRedisStoreError(err, `cannot use Redis at ${redact(opts.url)}`);
