@@ -84,7 +84,7 @@ describe('flow-controlled delivery (real sockets, SQLite)', () => {
   });
 
   it('a device with 20,000 pending messages of ~4,000 B receives all, in order, once, on one connection', async () => {
-    s = await startServer();
+    s = await startServer({ maxPendingPerDevice: 25_000, maxPendingBytesPerDevice: 128 * 1024 * 1024 });
     const dev = await registerDevice(s.url);
     const N = 20_000;
     await publishMany(s.url, { device: dev.deviceId }, 0, N);
@@ -113,7 +113,7 @@ describe('flow-controlled delivery (real sockets, SQLite)', () => {
   }, 180_000);
 
   it('a topic subscriber with a 20,000-message backlog receives all, with live messages during the replay', async () => {
-    s = await startServer();
+    s = await startServer({ maxPendingPerDevice: 25_000, maxPendingBytesPerDevice: 128 * 1024 * 1024 });
     const dev = await registerDevice(s.url);
     const sub = await http<{ seq: number }>(s.url, 'PUT', `/v1/devices/${dev.deviceId}/topics/big`);
     expect(sub.status).toBe(200);

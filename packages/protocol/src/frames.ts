@@ -163,6 +163,7 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'SLOW_CONSUMER'
   | 'BAD_TOPIC'
+  | 'TOO_MANY_TOPICS'
   | 'REPLACED'
   | 'INTERNAL';
 
@@ -176,6 +177,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'RATE_LIMITED',
   'SLOW_CONSUMER',
   'BAD_TOPIC',
+  'TOO_MANY_TOPICS',
   'REPLACED',
   'INTERNAL',
 ];

@@ -81,6 +81,36 @@ export interface ServerOptions {
   admissionBurst?: number;
   /** Interval of the expiry and retention sweep, ms. Default 60,000. */
   sweepIntervalMs?: number;
+  /**
+   * Topics one device may follow. Default 200: the welcome frame lists them, about 130 bytes per
+   * 128-character topic (26 KB for 200), far below the 256 KiB frame limit. Beyond it: HTTP 429 /
+   * protocol error `TOO_MANY_TOPICS`.
+   */
+  maxTopicsPerDevice?: number;
+  /** Devices one user may have. Default 100. Beyond it: HTTP 429 `TOO_MANY_DEVICES`. */
+  maxDevicesPerUser?: number;
+  /**
+   * Undelivered messages kept for one device (its own stream). Default 10,000. A publish beyond
+   * it is refused with HTTP 507 `DEVICE_BACKLOG_FULL` (retry once the device has caught up).
+   */
+  maxPendingPerDevice?: number;
+  /** Bytes of undelivered `data` + `notification` kept for one device. Default 16 MiB; as above. */
+  maxPendingBytesPerDevice?: number;
+  /**
+   * Stream entries one request may create (a message to a user creates one per device; a batch
+   * adds up its messages). Default 10,000. A message beyond it: HTTP 413 `TOO_MANY_ENTRIES`.
+   */
+  maxEntriesPerRequest?: number;
+  /**
+   * Seconds a message to a topic nobody follows is kept (nobody can read it: a new subscriber
+   * starts at the head). Default 3600; only the dashboard and delivery status see it meanwhile.
+   */
+  unfollowedTopicTtl?: number;
+  /**
+   * Deepest nesting of arrays and objects a JSON request body may have. Default 64; deeper bodies
+   * answer 400 `JSON_TOO_DEEP`.
+   */
+  maxJsonDepth?: number;
   /** Serve `GET /metrics` without the API key (for scrapers on a private network). Default false. */
   metricsPublic?: boolean;
   logger?: Logger;
@@ -124,6 +154,13 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     admissionBurst: o.admissionBurst ?? 5000,
     sweepIntervalMs: o.sweepIntervalMs ?? 60_000,
     metricsPublic: o.metricsPublic ?? false,
+    maxTopicsPerDevice: o.maxTopicsPerDevice ?? 200,
+    maxDevicesPerUser: o.maxDevicesPerUser ?? 100,
+    maxPendingPerDevice: o.maxPendingPerDevice ?? 10_000,
+    maxPendingBytesPerDevice: o.maxPendingBytesPerDevice ?? 16 * 1024 * 1024,
+    maxEntriesPerRequest: o.maxEntriesPerRequest ?? 10_000,
+    unfollowedTopicTtl: o.unfollowedTopicTtl ?? 3600,
+    maxJsonDepth: o.maxJsonDepth ?? 64,
     logger: o.logger,
     clock: o.clock ?? { now: () => Date.now() },
   };

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { registerAdminRoutes } from './api/admin.js';
 import { adminAuth } from './api/auth.js';
+import { registerJsonBodyParser } from './api/json-body.js';
 import { registerOpenApi } from './api/openapi.js';
 import { registerRoutes } from './api/routes.js';
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './config.js';
@@ -12,7 +13,8 @@ import { createMetrics } from './metrics/metrics.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { SqliteStore } from './store/sqlite.js';
 import { registerWebRoutes } from './web/static.js';
-import { registerWebPush, SqliteWebPushRegistry } from './webpush/index.js';
+import { registerWebPush, SqliteWebPushRegistry, type WebPushRegistry } from './webpush/index.js';
+import { WEB_PUSH_DEFAULTS } from './webpush/routes.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -50,6 +52,9 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     // The message payload limit is checked precisely in the route; this only bounds memory.
     bodyLimit: Math.max(64 * 1024, opts.maxPayload * 4),
     forceCloseConnections: true,
+    // Route parameters are ids and topics of up to 128 characters; a topic of '/'s is 384 once
+    // percent-encoded. The schemas check the real limit (the router's default 100 answered 414).
+    maxParamLength: 512,
     // Validation is strict: unknown fields are errors, not silently dropped; no type coercion.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   };
@@ -59,15 +64,23 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       ? Fastify({ ...fastifyOptions, https: { cert: options.tls.cert, key: options.tls.key } })
       : Fastify(fastifyOptions)
   ) as FastifyInstance;
-  const hub = new Hub(opts.store, opts.clock, opts.bus);
+  const hub = new Hub(opts.store, opts.clock, opts.bus, {
+    maxTopicsPerDevice: opts.maxTopicsPerDevice,
+    maxPendingPerDevice: opts.maxPendingPerDevice,
+    maxPendingBytesPerDevice: opts.maxPendingBytesPerDevice,
+    maxEntriesPerRequest: opts.maxEntriesPerRequest,
+    unfollowedTopicTtl: opts.unfollowedTopicTtl,
+  });
   const gateway = new Gateway(hub, opts, opts.logger);
   let draining = false;
+  let webPushSweep: ((now: number) => Promise<number>) | undefined;
   let url = '';
   let closing: Promise<void> | undefined;
 
   const metrics = createMetrics({ hub, gateway, store: opts.store });
   const auth = adminAuth(opts.apiKeys);
 
+  registerJsonBodyParser(app, opts.maxJsonDepth);
   registerOpenApi(app, pkg.version);
   // Routes are added once the OpenAPI plugin has loaded, so that it sees every route schema.
   app.after(() => {
@@ -80,8 +93,10 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       const registry =
         webPush.registry ??
         (opts.store instanceof SqliteStore ? SqliteWebPushRegistry.onStore(opts.store) : undefined);
-      if (registry) registerWebPush(app, { hub, opts, registry, webPush });
-      else opts.logger?.warn('Web Push off: the store keeps no subscriptions; pass webPush.registry');
+      if (registry) {
+        registerWebPush(app, { hub, opts, registry, webPush });
+        webPushSweep = purgerOf(registry, webPush.revokedRetention ?? WEB_PUSH_DEFAULTS.revokedRetention);
+      } else opts.logger?.warn('Web Push off: the store keeps no subscriptions; pass webPush.registry');
     }
   });
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
@@ -89,7 +104,9 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
   const wheelTimer = setInterval(() => gateway.tick(), 250);
   wheelTimer.unref();
   const sweepTimer = setInterval(() => {
-    opts.store.sweep(opts.clock.now()).catch((err) => opts.logger?.error({ err }, 'sweep failed'));
+    const now = opts.clock.now();
+    opts.store.sweep(now).catch((err) => opts.logger?.error({ err }, 'sweep failed'));
+    webPushSweep?.(now).catch((err) => opts.logger?.error({ err }, 'Web Push sweep failed'));
   }, opts.sweepIntervalMs);
   sweepTimer.unref();
 
@@ -131,4 +148,13 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     },
     close,
   };
+}
+
+/** The sweep of revoked Web Push subscriptions older than the retention (seconds), if the registry purges. */
+function purgerOf(
+  registry: WebPushRegistry,
+  retention: number,
+): ((now: number) => Promise<number>) | undefined {
+  const purge = registry.purgeRevoked?.bind(registry);
+  return purge && ((now) => purge(now - retention * 1000));
 }

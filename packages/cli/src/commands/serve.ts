@@ -11,8 +11,9 @@ import {
 } from '@pushwire/server';
 import { destination, type Logger, pino } from 'pino';
 import { lockDataDir } from '../data-lock.js';
+import { type LimitFlags, limitsOf } from '../limit-options.js';
 
-interface ServeFlags {
+interface ServeFlags extends LimitFlags {
   host: string;
   port: number;
   data: string;
@@ -103,11 +104,13 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     );
   }
   const dataDir = resolve(f.data);
-  if (!f.redis) mkdirSync(dataDir, { recursive: true });
+  // Private to the service account: the database, the API key and the Web Push keys live here.
+  if (!f.redis) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const { key, created } = f.apiKey ? { key: f.apiKey, created: false } : apiKeyFor(dataDir);
   const logger = pino({ level: f.logLevel, base: { pid: process.pid } }, destination(2));
   const tls = tlsOf(f);
   const { store, bus, lines } = await openEngine(f, dataDir, logger);
+  const limits = limitsOf(f);
   const server = createPushwireServer({
     store,
     ...(bus && { bus }),
@@ -117,8 +120,9 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     admissionRate: f.admissionRate,
     admissionBurst: f.admissionBurst,
     logger,
+    ...limits.server,
     ...(tls && { tls }),
-    ...(f.publicUrl && { webPush: { publicUrl: f.publicUrl } }),
+    webPush: { ...limits.webPush, ...(f.publicUrl && { publicUrl: f.publicUrl }) },
   });
   // Signals are handled from before the port opens, so a SIGTERM at any moment drains cleanly.
   let stopping = false;

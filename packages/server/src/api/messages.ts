@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ResolvedOptions } from '../config.js';
-import type { Hub, PublishOutcome, PublishRequest, Target } from '../core/hub.js';
+import type { EntryBudget, Hub, PublishOutcome, PublishRequest, Target } from '../core/hub.js';
 import { HttpError } from '../errors.js';
+import { httpErrorOf } from './quota.js';
 import { errorSchema, publishBody, publishReply } from './schemas.js';
 
 /** A publish as the API receives it (validated by {@link publishBody}). */
@@ -18,7 +19,13 @@ export interface PublishBody {
 /** Largest number of messages in one batch request. */
 export const MAX_BATCH = 1000;
 
-const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema };
+const errors = {
+  400: errorSchema,
+  401: errorSchema,
+  404: errorSchema,
+  413: errorSchema,
+  507: errorSchema,
+};
 
 /** Serialised size of a JSON value, as it will be stored and sent (0 when absent). */
 const jsonBytes = (v: unknown): number => (v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v)));
@@ -37,7 +44,12 @@ function accepted(outcome: PublishOutcome) {
 }
 
 /** Checks the payload limit, applies TTL defaults, publishes; resolves once durable. */
-function publishOne(hub: Hub, opts: ResolvedOptions, body: PublishBody): Promise<PublishOutcome> {
+async function publishOne(
+  hub: Hub,
+  opts: ResolvedOptions,
+  body: PublishBody,
+  budget?: EntryBudget,
+): Promise<PublishOutcome> {
   const size = jsonBytes(body.data) + jsonBytes(body.notification);
   if (size > opts.maxPayload) {
     throw new HttpError(
@@ -46,15 +58,20 @@ function publishOne(hub: Hub, opts: ResolvedOptions, body: PublishBody): Promise
       `data and notification are ${size} bytes; the limit is ${opts.maxPayload}`,
     );
   }
-  return hub.publish({
-    to: body.to,
-    ttl: Math.min(body.ttl ?? opts.defaultTtl, opts.maxTtl),
-    ...(body.id !== undefined && { id: body.id }),
-    ...(body.data !== undefined && { data: body.data }),
-    ...(body.notification !== undefined && { notification: body.notification }),
-    ...(body.collapseKey !== undefined && { collapseKey: body.collapseKey }),
-    ...(body.urgency !== undefined && { urgency: body.urgency }),
-  });
+  return hub
+    .publish({
+      to: body.to,
+      ...(budget !== undefined && { budget }),
+      ttl: Math.min(body.ttl ?? opts.defaultTtl, opts.maxTtl),
+      ...(body.id !== undefined && { id: body.id }),
+      ...(body.data !== undefined && { data: body.data }),
+      ...(body.notification !== undefined && { notification: body.notification }),
+      ...(body.collapseKey !== undefined && { collapseKey: body.collapseKey }),
+      ...(body.urgency !== undefined && { urgency: body.urgency }),
+    })
+    .catch((err: unknown) => {
+      throw httpErrorOf(err);
+    });
 }
 
 /** `POST /v1/messages` and `POST /v1/messages/batch`. */
@@ -132,19 +149,19 @@ export function registerMessageRoutes(
     },
     async (req, reply) => {
       // All publishes enter the store's current batch together: one commit for the whole request.
+      // They share one entry budget: a message that would pass it is refused (413 TOO_MANY_ENTRIES).
+      const budget: EntryBudget = { remaining: opts.maxEntriesPerRequest };
       const settled = await Promise.allSettled(
-        req.body.messages.map((m) => {
-          try {
-            return publishOne(hub, opts, m);
-          } catch (err) {
-            return Promise.reject(err);
-          }
-        }),
+        req.body.messages.map((m) => publishOne(hub, opts, m, budget)),
       );
       let refused = 0;
       const results = settled.map((s) => {
         if (s.status === 'fulfilled') return accepted(s.value);
-        if (!(s.reason instanceof HttpError) || s.reason.statusCode >= 500) throw s.reason;
+        // A server failure fails the request; a refusal of this message (a full device backlog
+        // included, 507) is its result.
+        if (!(s.reason instanceof HttpError) || (s.reason.statusCode >= 500 && s.reason.statusCode !== 507)) {
+          throw s.reason;
+        }
         refused++;
         return { error: s.reason.code, message: s.reason.message, status: s.reason.statusCode };
       });

@@ -9,6 +9,7 @@ import { LogThrottle } from '../util/log-throttle.js';
 import { adminAuth } from './auth.js';
 import { deliveryReport } from './delivery.js';
 import { registerMessageRoutes } from './messages.js';
+import { httpErrorOf } from './quota.js';
 import { deviceIdParam, deviceReply, errorSchema, registerBody, topicParams } from './schemas.js';
 import { messageStatusReply } from './status-schemas.js';
 
@@ -20,7 +21,7 @@ interface Deps {
   isDraining: () => boolean;
 }
 
-const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema };
+const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema, 429: errorSchema };
 
 /** Largest number of devices one bulk registration may create. */
 const MAX_DEVICE_BATCH = 1000;
@@ -33,20 +34,21 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   // A store that cannot write fails every request: one log line per 10 s, with a count.
   const storeErrors = new LogThrottle(10_000);
   app.setErrorHandler((err: FastifyError | HttpError, _req, reply) =>
-    sendError(reply, err, opts, storeErrors),
+    sendError(reply, httpErrorOf(err) as FastifyError | HttpError, opts, storeErrors),
   );
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
   );
 
   const auth = adminAuth(opts.apiKeys);
+  const deviceLimits = { maxDevicesPerUser: opts.maxDevicesPerUser };
   const health = {
     tags: ['operator'],
     summary: 'Liveness, with the connection count: 503 when the store can never write again',
   };
   const ready = {
     tags: ['operator'],
-    summary: 'Readiness: 503 while draining or while the store is unavailable',
+    summary: 'Readiness: 503 while draining, while the store is unavailable, or while its writes fail',
   };
 
   app.get('/healthz', { schema: health }, async (_req, reply) => {
@@ -59,18 +61,20 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     }
     return { status: 'ok', version: deps.version, connections: gateway.connections };
   });
-  app.get('/readyz', { schema: ready }, async (_req, reply) =>
-    deps.isDraining()
-      ? reply.code(503).send({ error: 'DRAINING', message: 'server is shutting down' })
-      : hub.healthy
-        ? { status: 'ready' }
-        : reply.code(503).send({
-            error: 'STORE_UNAVAILABLE',
-            message: hub.failure
-              ? `the store cannot write any more (${hub.failure.message})`
-              : 'Redis is unreachable',
-          }),
-  );
+  app.get('/readyz', { schema: ready }, async (_req, reply) => {
+    if (deps.isDraining())
+      return reply.code(503).send({ error: 'DRAINING', message: 'server is shutting down' });
+    const writeError = store.writeError;
+    if (hub.healthy && !writeError) return { status: 'ready' };
+    return reply.code(503).send({
+      error: 'STORE_UNAVAILABLE',
+      message: hub.failure
+        ? `the store cannot write any more (${hub.failure.message})`
+        : writeError
+          ? `store writes are failing (${writeError.message}); ready again after a write succeeds`
+          : 'Redis is unreachable',
+    });
+  });
 
   app.post<{ Body: { user?: string } | null }>(
     '/v1/devices',
@@ -96,13 +100,16 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
       const id = newDeviceId();
       const token = newToken();
       const user = req.body?.user;
-      await store.createDevice({
-        id,
-        tokenHash: sha256(token),
-        createdAt: opts.clock.now(),
-        lastSeen: 0,
-        ...(user !== undefined && { user }),
-      });
+      await store.createDevice(
+        {
+          id,
+          tokenHash: sha256(token),
+          createdAt: opts.clock.now(),
+          lastSeen: 0,
+          ...(user !== undefined && { user }),
+        },
+        deviceLimits,
+      );
       return reply.code(201).send({ deviceId: id, token, ...(user !== undefined && { user }) });
     },
   );
@@ -158,8 +165,8 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
         lastSeen: 0,
         ...(user !== undefined && { user }),
       }));
-      if (store.createDevices) await store.createDevices(records);
-      else await Promise.all(records.map((r) => store.createDevice(r)));
+      if (store.createDevices) await store.createDevices(records, deviceLimits);
+      else await Promise.all(records.map((r) => store.createDevice(r, deviceLimits)));
       return reply.code(201).send({
         devices: made.map(({ id, token, user }) => ({
           deviceId: id,

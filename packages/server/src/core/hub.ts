@@ -30,6 +30,26 @@ export interface PublishRequest {
    * heartbeat interval; offline devices get it on reconnect as usual.
    */
   hold?: boolean;
+  /**
+   * Stream entries the request may still create, shared by the messages of one request (a batch);
+   * default: a budget of {@link HubLimits.maxEntriesPerRequest} for this message alone.
+   */
+  budget?: EntryBudget;
+}
+
+/** Entries one request may still create (see {@link HubLimits.maxEntriesPerRequest}). */
+export interface EntryBudget {
+  remaining: number;
+}
+
+/** Bounds the hub passes to the store or keeps itself (see ServerOptions for each). */
+export interface HubLimits {
+  maxTopicsPerDevice?: number;
+  maxPendingPerDevice?: number;
+  maxPendingBytesPerDevice?: number;
+  maxEntriesPerRequest?: number;
+  /** Seconds. */
+  unfollowedTopicTtl?: number;
 }
 
 /** What the publisher is told. */
@@ -65,6 +85,7 @@ export class Hub implements BusSink {
     private readonly store: Store,
     private readonly clock: Clock,
     readonly bus: Bus = new LocalBus(),
+    private readonly limits: HubLimits = {},
   ) {
     bus.bind(this);
   }
@@ -164,7 +185,12 @@ export class Hub implements BusSink {
 
   /** Subscribes a device to a topic durably, and live on whichever node holds its session. */
   async subscribe(deviceId: string, topic: string): Promise<number> {
-    const seq = await this.store.subscribe(deviceId, topic);
+    const max = this.limits.maxTopicsPerDevice;
+    const seq = await this.store.subscribe(
+      deviceId,
+      topic,
+      max === undefined ? undefined : { maxTopics: max },
+    );
     this.bus.send(deviceId, { t: 'follow', topic, seq });
     return seq;
   }
@@ -243,6 +269,7 @@ export class Hub implements BusSink {
     const now = this.clock.now();
     const id = req.id ?? newMessageId();
     const streams = await this.targetStreams(req.to);
+    this.spend(req.budget, streams.length);
     const exp = req.ttl === 0 ? now : now + req.ttl * 1000;
     const hold = req.hold ?? (req.urgency === 'low' || req.urgency === 'very-low');
     const entries: NewEntry[] = streams.map((stream) => ({
@@ -256,7 +283,13 @@ export class Hub implements BusSink {
       ...(hold && { hold }),
       ...(req.collapseKey !== undefined && { collapseKey: req.collapseKey }),
     }));
-    const result = await this.store.publish({ id, entries, fresh: req.id === undefined });
+    const l = this.limits;
+    const limits = {
+      ...(l.maxPendingPerDevice !== undefined && { maxPending: l.maxPendingPerDevice }),
+      ...(l.maxPendingBytesPerDevice !== undefined && { maxPendingBytes: l.maxPendingBytesPerDevice }),
+      ...(l.unfollowedTopicTtl !== undefined && { unfollowedTopicTtlMs: l.unfollowedTopicTtl * 1000 }),
+    };
+    const result = await this.store.publish({ id, entries, fresh: req.id === undefined, limits });
     if (result.duplicate) this.counters.duplicates++;
     else this.counters.published++;
     this.bus.route(result.appended);
@@ -326,6 +359,21 @@ export class Hub implements BusSink {
       if (s.startsWith('t:') && !wanted.has(s) && session.streams.has(s)) this.unfollow(session, s);
     }
     return true;
+  }
+
+  /** Takes `n` entries from the request's budget; 413 `TOO_MANY_ENTRIES` when it has fewer. */
+  private spend(budget: EntryBudget | undefined, n: number): void {
+    const max = this.limits.maxEntriesPerRequest;
+    const b = budget ?? (max === undefined ? undefined : { remaining: max });
+    if (b === undefined) return;
+    if (n > b.remaining) {
+      throw new HttpError(
+        413,
+        'TOO_MANY_ENTRIES',
+        `this message would create ${n} entries and the request may create ${b.remaining} more (limit ${max} per request)`,
+      );
+    }
+    b.remaining -= n;
   }
 
   private async targetStreams(to: Target): Promise<string[]> {

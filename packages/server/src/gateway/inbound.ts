@@ -1,6 +1,7 @@
 import { type ClientFrame, CloseCode, decodeClientFrame, ProtocolError } from '@pushwire/protocol';
 import type { Logger } from 'pino';
 import type { ResolvedOptions } from '../config.js';
+import { QuotaError } from '../store/errors.js';
 import type { Hub } from '../core/hub.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { RequestLimiter } from './requests.js';
@@ -127,6 +128,9 @@ export class Inbound {
   }
 
   private internal(session: Session, err: unknown, ref?: number): void {
+    if (err instanceof QuotaError && err.quota === 'TOO_MANY_TOPICS') {
+      return session.fail(err.quota, err.message, false, undefined, ref !== undefined ? { ref } : undefined);
+    }
     this.log?.error({ err }, 'frame handling failed');
     session.fail('INTERNAL', 'request failed', false, undefined, ref !== undefined ? { ref } : undefined);
   }

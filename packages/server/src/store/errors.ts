@@ -5,6 +5,7 @@
  * - `STORE_INVALID`: the input cannot be stored (e.g. data that JSON cannot serialise).
  * - `STORE_NOT_FOUND`: the operation names a device that does not exist.
  * - `STORE_SCHEMA`: the database was written by a newer Pushwire (schema version too high).
+ * - `STORE_QUOTA`: the write would pass a configured bound ({@link QuotaError} says which).
  * - `STORE_UNAVAILABLE`: a networked engine (Redis) cannot be reached now; retry later (HTTP 503).
  *   A write that failed this way may or may not have happened: retrying a publish with its id is safe.
  */
@@ -13,6 +14,7 @@ export type StoreErrorCode =
   | 'STORE_IO'
   | 'STORE_INVALID'
   | 'STORE_NOT_FOUND'
+  | 'STORE_QUOTA'
   | 'STORE_SCHEMA'
   | 'STORE_UNAVAILABLE';
 
@@ -33,4 +35,22 @@ export function toStoreError(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err;
   const detail = err instanceof Error ? err.message : String(err);
   return new StoreError('STORE_IO', `${what}: ${detail}`, { cause: err });
+}
+
+/**
+ * Which bound a refused write would have passed:
+ * - `TOO_MANY_TOPICS`: topics one device follows;
+ * - `TOO_MANY_DEVICES`: devices of one user;
+ * - `DEVICE_BACKLOG_FULL`: undelivered messages or bytes on one device's stream.
+ */
+export type Quota = 'TOO_MANY_TOPICS' | 'TOO_MANY_DEVICES' | 'DEVICE_BACKLOG_FULL';
+
+/** A write refused because it would pass a bound; nothing was written. Code `STORE_QUOTA`. */
+export class QuotaError extends StoreError {
+  constructor(
+    readonly quota: Quota,
+    message: string,
+  ) {
+    super('STORE_QUOTA', message);
+  }
 }

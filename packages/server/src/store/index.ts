@@ -1,4 +1,4 @@
-export { StoreError, type StoreErrorCode } from './errors.js';
+export { type Quota, QuotaError, StoreError, type StoreErrorCode } from './errors.js';
 export { type DurabilityReport, RedisStore, type RedisStoreOptions } from './redis.js';
 export { SqliteStore, type SqliteStoreOptions, type SqliteStoreStats } from './sqlite.js';
 export type {
@@ -6,6 +6,7 @@ export type {
   EntryFate,
   NewEntry,
   PublishBatchItem,
+  PublishLimits,
   PublishRecord,
   PublishResult,
   Store,

@@ -6,10 +6,12 @@
  * ```
  * <p>{<stream>}:m          hash    h = head seq, g = registration generation counter,
  *                                  r = generation under which the stream sits in the sweep registry,
- *                                  c = collapsed entries not yet counted by a sweep
+ *                                  c = collapsed entries not yet counted by a sweep,
+ *                                  b = payload bytes of the entries stored (backlog bound)
  * <p>{<stream>}:e          stream  one entry per seq, id `<seq>-0`; fields p x t i d n u c
  * <p>{<stream>}:k          hash    collapse key → seq of the newest entry holding it
  * <p>{<stream>}:x          zset    seq scored by exp (expiry index for the sweep)
+ * <p>{t:<topic>}:f         set     ids of the devices following the topic
  * <p>{<stream>}:i:<id>     string  seq appended for publish <id> (idempotency marker, TTL = retention)
  * <p>{d:<id>}:dev          hash    tokenHash, user, createdAt, lastSeen
  * <p>{d:<id>}:cur          hash    stream → acknowledged seq
@@ -46,6 +48,8 @@ export interface StreamKeys {
   entries: string;
   collapse: string;
   expiry: string;
+  /** A topic stream's followers (device ids): whether anyone can read what it is sent. */
+  followers: string;
   /** Marker key of one publish id in this stream. */
   marker(id: string): string;
 }
@@ -66,6 +70,7 @@ export class RedisKeys {
       entries: `${base}e`,
       collapse: `${base}k`,
       expiry: `${base}x`,
+      followers: `${base}f`,
       marker: (id) => `${base}i:${escapeName(id)}`,
     };
   }
@@ -93,5 +98,22 @@ export class RedisKeys {
 
   sweepLock(): string {
     return `${this.prefix}{sweep}:lock`;
+  }
+
+  /** Set once every device's topics are listed in the topics' follower sets (see redis-followers.ts). */
+  followersListed(): string {
+    return `${this.prefix}{followers}:v1`;
+  }
+
+  /** SCAN pattern of every device's topics zset, and the device id of one such key. */
+  topicsPattern(): string {
+    return `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}{d:*}:sub`;
+  }
+
+  deviceOfTopicsKey(key: string): string {
+    const escaped = key.slice(this.prefix.length + 3, -5);
+    return escaped.replace(/%([0-9A-F]{2})/g, (_, hex: string) =>
+      String.fromCharCode(Number.parseInt(hex, 16)),
+    );
   }
 }

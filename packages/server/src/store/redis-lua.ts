@@ -23,27 +23,63 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false`,
 };
 
+/** Lua: payload bytes (data and notification fields) of a stream entry's field list. */
+const SIZE_OF = `
+local function sizeOf(f)
+  local n = 0
+  for i = 1, #f, 2 do
+    if f[i] == 'd' or f[i] == 'n' then n = n + #f[i + 1] end
+  end
+  return n
+end`;
+
 /**
  * Appends one entry to one stream, once per publish id, collapsing older entries with its collapse key.
- * KEYS = meta, entries, collapse index, expiry index, marker.
- * ARGV = retention ms, exp, ts, collapse key ('' for none), then field/value pairs of the entry.
+ * The meta hash keeps `b`, the payload bytes of the entries stored (for the backlog bound).
+ * KEYS = meta, entries, collapse index, expiry index, marker, device cursors (a device stream's own;
+ * any key of the slot otherwise).
+ * ARGV = retention ms, exp, ts, collapse key ('' for none), own-stream cursor field ('' when not a
+ * device stream), max pending entries (0: none), max pending bytes (0: none), this entry's payload
+ * bytes, then field/value pairs of the entry.
  * Returns {seq, appended (1) or already there (0), registration generation (0: none), fresh (1 when
- * the stream just entered the sweep registry)}.
+ * the stream just entered the sweep registry)}; or {-1, pending entries} / {-2, pending bytes} when
+ * the device's backlog is full (nothing written).
  */
 const append: ScriptDef = {
-  numberOfKeys: 5,
-  lua: `
+  numberOfKeys: 6,
+  lua: `${SIZE_OF}
 local marker = redis.call('GET', KEYS[5])
 if marker then
   return {tonumber(marker), 0, tonumber(redis.call('HGET', KEYS[1], 'r') or '0'), 0}
 end
-local seq = tonumber(redis.call('HGET', KEYS[1], 'h') or '0') + 1
-redis.call('XADD', KEYS[2], seq .. '-0', 'p', seq - 1, 'x', ARGV[2], 't', ARGV[3], unpack(ARGV, 5, #ARGV))
+local head = tonumber(redis.call('HGET', KEYS[1], 'h') or '0')
+if ARGV[5] ~= '' and head > 0 then
+  -- Backlog: head minus the higher of the acked cursor and the seq before the oldest stored entry,
+  -- at most the entries stored.
+  local base = tonumber(redis.call('HGET', KEYS[6], ARGV[5]) or '0')
+  if base < head then
+    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+    local stored = head
+    if #first > 0 then stored = tonumber(string.match(first[1][1], '^(%d+)')) - 1 end
+    base = math.max(base, math.min(stored, head))
+  end
+  -- Both are upper bounds: head − base counts the holes collapse left, XLEN acked entries not swept yet.
+  local pending = math.min(head - base, redis.call('XLEN', KEYS[2]))
+  if tonumber(ARGV[6]) > 0 and pending >= tonumber(ARGV[6]) then return {-1, pending} end
+  local bytes = tonumber(redis.call('HGET', KEYS[1], 'b') or '0') + tonumber(ARGV[8])
+  if tonumber(ARGV[7]) > 0 and pending > 0 and bytes > tonumber(ARGV[7]) then return {-2, bytes} end
+end
+local seq = head + 1
+redis.call('XADD', KEYS[2], seq .. '-0', 'p', seq - 1, 'x', ARGV[2], 't', ARGV[3], unpack(ARGV, 9, #ARGV))
 redis.call('HSET', KEYS[1], 'h', seq)
+if ARGV[8] ~= '0' then redis.call('HINCRBY', KEYS[1], 'b', ARGV[8]) end
 redis.call('ZADD', KEYS[4], ARGV[2], seq)
 if ARGV[4] ~= '' then
   local old = redis.call('HGET', KEYS[3], ARGV[4])
   if old then
+    local e = redis.call('XRANGE', KEYS[2], old .. '-0', old .. '-0')
+    local size = #e > 0 and sizeOf(e[1][2]) or 0
+    if size > 0 then redis.call('HINCRBY', KEYS[1], 'b', 0 - size) end
     if redis.call('XDEL', KEYS[2], old .. '-0') > 0 then redis.call('HINCRBY', KEYS[1], 'c', 1) end
     redis.call('ZREM', KEYS[4], old)
   end
@@ -108,10 +144,15 @@ return n`,
  */
 const sweep: ScriptDef = {
   numberOfKeys: 5,
-  lua: `
+  lua: `${SIZE_OF}
 local removed = 0
+local bytes = 0
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
-for _, seq in ipairs(due) do removed = removed + redis.call('XDEL', KEYS[2], seq .. '-0') end
+for _, seq in ipairs(due) do
+  local e = redis.call('XRANGE', KEYS[2], seq .. '-0', seq .. '-0')
+  if #e > 0 then bytes = bytes + sizeOf(e[1][2]) end
+  removed = removed + redis.call('XDEL', KEYS[2], seq .. '-0')
+end
 if #due > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[1]) end
 local collapsed = redis.call('HGET', KEYS[1], 'c')
 if collapsed then
@@ -120,9 +161,16 @@ if collapsed then
 end
 if ARGV[2] ~= '' then
   local acked = redis.call('HGET', KEYS[5], ARGV[2])
-  if acked then removed = removed + redis.call('XTRIM', KEYS[2], 'MINID', acked .. '-1') end
+  if acked then
+    for _, e in ipairs(redis.call('XRANGE', KEYS[2], '-', acked .. '-0')) do bytes = bytes + sizeOf(e[2]) end
+    removed = removed + redis.call('XTRIM', KEYS[2], 'MINID', acked .. '-1')
+  end
 end
-if redis.call('XLEN', KEYS[2]) > 0 then return {removed, 0, 0} end
+if redis.call('XLEN', KEYS[2]) > 0 then
+  if bytes > 0 then redis.call('HINCRBY', KEYS[1], 'b', 0 - bytes) end
+  return {removed, 0, 0}
+end
+redis.call('HDEL', KEYS[1], 'b')
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 local reg = redis.call('HGET', KEYS[1], 'r')
 if reg then redis.call('HDEL', KEYS[1], 'r') end
@@ -144,6 +192,18 @@ const createDevice: ScriptDef = {
   lua: `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1`,
+};
+
+/**
+ * Lists a device in its user's zset unless the user has ARGV[1] devices already (0: no bound).
+ * KEYS = user; ARGV = max, createdAt (score), device id. Returns 1 when listed, 0 when refused.
+ */
+const listDevice: ScriptDef = {
+  numberOfKeys: 1,
+  lua: `
+if tonumber(ARGV[1]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 return 1`,
 };
 
@@ -169,8 +229,9 @@ return 1`,
 };
 
 /**
- * KEYS = device, topics, cursors; ARGV = topic, topic stream, its head.
- * Returns the cursor (kept when already subscribed, else the head), or -1 for an unknown device.
+ * KEYS = device, topics, cursors; ARGV = topic, topic stream, its head, max topics (0: none).
+ * Returns the cursor (kept when already subscribed, else the head), -1 for an unknown device, or
+ * -2 when the device follows the max number of topics already.
  */
 const subscribe: ScriptDef = {
   numberOfKeys: 3,
@@ -179,6 +240,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   return tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
 end
+if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return -2 end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 return tonumber(ARGV[3])`,
@@ -209,6 +271,7 @@ export const SCRIPTS = {
   pwSweep: sweep,
   pwUnregister: unregister,
   pwCreateDevice: createDevice,
+  pwListDevice: listDevice,
   pwTouch: touch,
   pwAck: ack,
   pwSubscribe: subscribe,

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../../../../test/helpers/redis.js';
 import { storeContract } from './contract.js';
+import { storeQuotaContract } from './contract-quotas.js';
 import { StoreError } from './errors.js';
 import { RedisStore, type RedisStoreOptions } from './redis.js';
 import { RedisKeys } from './redis-keys.js';
@@ -60,8 +61,18 @@ storeContract('redis', async () => {
   return { store, cleanup: async () => {} };
 });
 
+storeQuotaContract('redis', async () => {
+  const store = await RedisStore.connect({ url: shared.url, keyPrefix: nextPrefix() });
+  return { store, cleanup: async () => {} };
+});
+
 // The same suite on a one-node Redis Cluster: any command touching two slots fails with CROSSSLOT.
 storeContract('redis cluster', async () => {
+  const store = await RedisStore.connect({ url: cluster.url, cluster: true, keyPrefix: nextPrefix() });
+  return { store, cleanup: async () => {} };
+});
+
+storeQuotaContract('redis cluster', async () => {
   const store = await RedisStore.connect({ url: cluster.url, cluster: true, keyPrefix: nextPrefix() });
   return { store, cleanup: async () => {} };
 });
@@ -85,6 +96,33 @@ describe('RedisStore', () => {
     for (const store of opened.splice(0)) await store.close();
     for (const s of servers.splice(0)) await s.stop();
     for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('topic followers (short retention of unfollowed topics)', () => {
+    it('lists the followers of subscriptions made by an older version before treating a topic as unfollowed', async () => {
+      for (const url of [shared.url, cluster.url]) {
+        const keyPrefix = nextPrefix();
+        const keys = new RedisKeys(keyPrefix);
+        const isCluster = url === cluster.url;
+        const old = await open({ url, keyPrefix, cluster: isCluster });
+        await old.createDevice({ id: 'd{1}%', tokenHash: 'h', createdAt: T, lastSeen: 0 });
+        await old.subscribe('d{1}%', 'news');
+        // What a deployment of the older version holds: the subscription, no follower sets.
+        const raw = new Redis(url);
+        try {
+          await raw.del(keys.stream('t:news').followers);
+          await raw.del(keys.followersListed());
+        } finally {
+          raw.disconnect();
+        }
+        const upgraded = await open({ url, keyPrefix, cluster: isCluster });
+        const limits = { unfollowedTopicTtlMs: 60_000 };
+        const news = await upgraded.publish({ id: 'n1', entries: [entry('n1', 't:news')], limits });
+        expect(news.record.exp).toBe(T + HOUR);
+        const lonely = await upgraded.publish({ id: 'l1', entries: [entry('l1', 't:lonely')], limits });
+        expect(lonely.record.exp).toBe(T + 60_000);
+      }
+    });
   });
 
   describe('several nodes on one Redis', () => {

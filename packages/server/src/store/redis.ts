@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { StoreError } from './errors.js';
+import { QuotaError, StoreError } from './errors.js';
+import { type Appended, appendEntry, capUnfollowed } from './redis-append.js';
 import {
   checkVersion,
   createClient,
@@ -9,20 +9,16 @@ import {
   redact,
   toRedisStoreError,
 } from './redis-client.js';
-import {
-  entryFields,
-  type PendingRow,
-  parseEntry,
-  parseStored,
-  recordOf,
-  type StoredPublish,
-  startAfter,
-} from './redis-codec.js';
-import { REGISTRY_SHARDS, RedisKeys } from './redis-keys.js';
+import { parseEntry, parseStored, recordOf, type StoredPublish, startAfter } from './redis-codec.js';
+import { listFollowers } from './redis-followers.js';
+import { RedisKeys } from './redis-keys.js';
+import { sweepRegistry } from './redis-sweep.js';
 import { fromEntryRow, toEntryRow } from './rows.js';
 import type {
+  DeviceLimits,
   DeviceRecord,
   PublishBatchItem,
+  PublishLimits,
   PublishRecord,
   PublishResult,
   Store,
@@ -48,14 +44,7 @@ export interface RedisStoreOptions {
   cluster?: boolean;
 }
 
-interface Appended {
-  stream: string;
-  seq: number;
-  appended: boolean;
-}
-
 const DAY_MS = 24 * 60 * 60 * 1000;
-const SWEEP_LOCK_MS = 60_000;
 
 /**
  * The cluster store: every node of a Pushwire cluster shares one Redis (or Redis Cluster).
@@ -118,6 +107,7 @@ export class RedisStore implements Store {
     try {
       await redis.connect();
       await checkVersion(redis);
+      await listFollowers(redis, new RedisKeys(opts.keyPrefix ?? 'pw:'));
     } catch (err) {
       redis.disconnect();
       throw toRedisStoreError(err, `cannot use Redis at ${redact(opts.url)}`);
@@ -137,7 +127,13 @@ export class RedisStore implements Store {
 
   // ── devices ──────────────────────────────────────────────────────────────────────────────────
 
-  createDevice(device: DeviceRecord): Promise<void> {
+  /**
+   * The devices-per-user bound is checked atomically as the device joins its user's list (one
+   * script on the user's key), after the device itself is created; a refused device is deleted
+   * again. A crash in between leaves a device no user lists (its credentials were never handed
+   * out), never a listed id without a device.
+   */
+  createDevice(device: DeviceRecord, limits?: DeviceLimits): Promise<void> {
     return this.run('createDevice', async () => {
       const fields = [
         'tokenHash',
@@ -148,12 +144,19 @@ export class RedisStore implements Store {
         device.lastSeen,
       ];
       if (device.user !== undefined) fields.push('user', device.user);
-      if (!(await this.redis.pwCreateDevice(this.keys.device(device.id).device, ...fields))) {
+      const key = this.keys.device(device.id).device;
+      if (!(await this.redis.pwCreateDevice(key, ...fields))) {
         throw new StoreError('STORE_INVALID', `device ${JSON.stringify(device.id)} already exists`);
       }
-      // After the device: a crash in between leaves a device its user does not list, never the reverse.
-      if (device.user !== undefined)
-        await this.redis.zadd(this.keys.user(device.user), device.createdAt, device.id);
+      if (device.user === undefined) return;
+      const max = limits?.maxDevicesPerUser ?? 0;
+      if (!(await this.redis.pwListDevice(this.keys.user(device.user), max, device.createdAt, device.id))) {
+        await this.redis.del(key);
+        throw new QuotaError(
+          'TOO_MANY_DEVICES',
+          `user ${JSON.stringify(device.user)} may have ${max} devices`,
+        );
+      }
     });
   }
 
@@ -179,6 +182,10 @@ export class RedisStore implements Store {
       const user = await this.redis.hget(dk.device, 'user');
       // The user's list first: a crash in between leaves a device no user reaches, never a dangling id.
       if (user !== null) await this.redis.zrem(this.keys.user(user), id);
+      // Topic follower sets before the topics: a crash leaves a stale follower (its topic kept
+      // longer), never a follower missing.
+      const topics = await this.redis.zrange(dk.topics, 0, -1);
+      await Promise.all(topics.map((t) => this.redis.srem(this.keys.stream(`t:${t}`).followers, id)));
       await this.redis.del(dk.device, dk.cursors, dk.topics, sk.meta, sk.entries, sk.collapse, sk.expiry);
       await this.redis.zrem(this.keys.registryOf(stream), stream);
     });
@@ -196,16 +203,22 @@ export class RedisStore implements Store {
 
   // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
 
-  subscribe(deviceId: string, topic: string): Promise<number> {
+  subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
     return this.run('subscribe', async () => {
       const stream = `t:${topic}`;
+      const followers = this.keys.stream(stream).followers;
+      // The follower set first (another slot): a crash leaves a stale follower, never one missing.
+      const added = await this.redis.sadd(followers, deviceId);
       // The head is read first (another slot): a publish in between is replayed, not skipped.
       const head = await this.headOf(stream);
       const dk = this.keys.device(deviceId);
+      const max = limits?.maxTopics ?? 0;
       const cursor = Number(
-        await this.redis.pwSubscribe(dk.device, dk.topics, dk.cursors, topic, stream, head),
+        await this.redis.pwSubscribe(dk.device, dk.topics, dk.cursors, topic, stream, head, max),
       );
-      if (cursor < 0) throw new StoreError('STORE_NOT_FOUND', `no device ${JSON.stringify(deviceId)}`);
+      if (cursor < 0 && added === 1) await this.redis.srem(followers, deviceId);
+      if (cursor === -1) throw new StoreError('STORE_NOT_FOUND', `no device ${JSON.stringify(deviceId)}`);
+      if (cursor === -2) throw new QuotaError('TOO_MANY_TOPICS', `a device may follow ${max} topics`);
       return cursor;
     });
   }
@@ -214,6 +227,7 @@ export class RedisStore implements Store {
     return this.run('unsubscribe', async () => {
       const dk = this.keys.device(deviceId);
       await this.redis.pwUnsubscribe(dk.topics, dk.cursors, topic, `t:${topic}`);
+      await this.redis.srem(this.keys.stream(`t:${topic}`).followers, deviceId);
     });
   }
 
@@ -263,9 +277,12 @@ export class RedisStore implements Store {
 
   publish(item: PublishBatchItem): Promise<PublishResult> {
     return this.run('publish', async () => {
-      const rows = item.entries.map(toEntryRow);
-      const ts = item.entries[0]?.ts ?? this.clock();
-      const exp = item.entries.reduce((max, e) => Math.max(max, e.exp), item.entries[0]?.exp ?? ts);
+      const ttl = item.limits?.unfollowedTopicTtlMs;
+      const entries =
+        ttl === undefined ? item.entries : await capUnfollowed(this.redis, this.keys, item.entries, ttl);
+      const rows = entries.map(toEntryRow);
+      const ts = entries[0]?.ts ?? this.clock();
+      const exp = entries.reduce((max, e) => Math.max(max, e.exp), entries[0]?.exp ?? ts);
       const pending: StoredPublish = { s: 'p', id: item.id, ts, exp, rows };
       const prior = await this.redis.pwClaim(
         this.keys.publish(item.id),
@@ -273,10 +290,10 @@ export class RedisStore implements Store {
         this.retentionMs,
       );
       if (prior === null) {
-        const done = await this.complete(pending);
+        const done = await this.complete(pending, item.limits);
         // A concurrent retry on another node may have appended some of them first: it reports those.
         const appended = done.flatMap((a, i): StoredEntry[] =>
-          a.appended ? [{ ...item.entries[i]!, seq: a.seq, prevSeq: a.seq - 1 }] : [],
+          a.appended ? [{ ...entries[i]!, seq: a.seq, prevSeq: a.seq - 1 }] : [],
         );
         return { record: recordOf(pending, done), duplicate: false, appended };
       }
@@ -284,7 +301,7 @@ export class RedisStore implements Store {
       if (stored.s === 'd')
         return { record: recordOf(stored, stored.entries), duplicate: true, appended: [] };
       // The first writer is still at it, or died mid-way: finish its publish, idempotently.
-      const done = await this.complete(stored);
+      const done = await this.complete(stored, item.limits);
       const appended = done.flatMap((a, i) =>
         a.appended ? [fromEntryRow({ ...stored.rows[i]!, seq: a.seq, prev_seq: a.seq - 1 })] : [],
       );
@@ -323,18 +340,7 @@ export class RedisStore implements Store {
    * (a lock in Redis); another node's call meanwhile returns 0. Publish records expire by TTL.
    */
   sweep(now: number): Promise<number> {
-    return this.run('sweep', async () => {
-      const lock = this.keys.sweepLock();
-      const token = randomUUID();
-      if ((await this.redis.set(lock, token, 'PX', SWEEP_LOCK_MS, 'NX')) !== 'OK') return 0;
-      try {
-        let removed = 0;
-        for (let shard = 0; shard < REGISTRY_SHARDS; shard++) removed += await this.sweepShard(shard, now);
-        return removed;
-      } finally {
-        await this.redis.pwUnlock(lock, token).catch(() => {});
-      }
-    });
+    return this.run('sweep', () => sweepRegistry(this.redis, this.keys, now));
   }
 
   /** Waits for the operations in flight, then closes the connection. Later calls reject with `STORE_CLOSED`. */
@@ -351,9 +357,27 @@ export class RedisStore implements Store {
 
   // ── internals ────────────────────────────────────────────────────────────────────────────────
 
-  /** Appends a claimed publish to each of its streams, then marks its record done. */
-  private async complete(stored: Extract<StoredPublish, { s: 'p' }>): Promise<Appended[]> {
-    const done = await Promise.all(stored.rows.map((row) => this.appendOne(stored.id, row)));
+  /**
+   * Appends a claimed publish to each of its streams, then marks its record done. A stream whose
+   * backlog bound refuses the entry fails the publish with `DEVICE_BACKLOG_FULL`; entries already
+   * appended to other streams stay (like a publish cut off by a crash), and its claim is released
+   * when nothing was appended, so it can be retried with its id later.
+   */
+  private async complete(
+    stored: Extract<StoredPublish, { s: 'p' }>,
+    limits?: PublishLimits,
+  ): Promise<Appended[]> {
+    const results = await Promise.allSettled(
+      stored.rows.map((row) => appendEntry(this.redis, this.keys, this.retentionMs, stored.id, row, limits)),
+    );
+    const refused = results.find((r) => r.status === 'rejected');
+    if (refused) {
+      if (results.every((r) => r.status === 'rejected' || !r.value.appended)) {
+        await this.redis.del(this.keys.publish(stored.id));
+      }
+      throw refused.reason;
+    }
+    const done = results.map((r) => (r as PromiseFulfilledResult<Appended>).value);
     const record: StoredPublish = {
       s: 'd',
       id: stored.id,
@@ -365,65 +389,8 @@ export class RedisStore implements Store {
     return done;
   }
 
-  private async appendOne(id: string, row: PendingRow): Promise<Appended> {
-    const k = this.keys.stream(row.stream);
-    const reply = (await this.redis.pwAppend(
-      k.meta,
-      k.entries,
-      k.collapse,
-      k.expiry,
-      k.marker(id),
-      this.retentionMs,
-      row.exp,
-      row.ts,
-      row.collapse_key ?? '',
-      ...entryFields(row),
-    )) as [number, number, number, number];
-    const [seq, appended, generation, fresh] = reply;
-    // A stream that just became non-empty enters the sweep registry; a retry re-enters it too, in
-    // case the first writer died before doing so.
-    if (generation > 0 && (fresh === 1 || appended === 0)) {
-      await this.redis.zadd(this.keys.registryOf(row.stream), generation, row.stream);
-    }
-    return { stream: row.stream, seq, appended: appended === 1 };
-  }
-
   private async headOf(stream: string): Promise<number> {
     return Number((await this.redis.hget(this.keys.stream(stream).meta, 'h')) ?? 0);
-  }
-
-  private async sweepShard(shard: number, now: number): Promise<number> {
-    const registry = this.keys.registry(shard);
-    let cursor = '0';
-    let removed = 0;
-    do {
-      const [next, flat] = await this.redis.zscan(registry, cursor, 'COUNT', 256);
-      cursor = next;
-      const visits: Promise<number>[] = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        visits.push(this.sweepStream(registry, flat[i]!, Number(flat[i + 1]), now));
-      }
-      for (const n of await Promise.all(visits)) removed += n;
-    } while (cursor !== '0');
-    return removed;
-  }
-
-  private async sweepStream(registry: string, stream: string, score: number, now: number): Promise<number> {
-    const k = this.keys.stream(stream);
-    const own = stream.startsWith('d:') ? this.keys.device(stream.slice(2)).cursors : undefined;
-    const reply = (await this.redis.pwSweep(
-      k.meta,
-      k.entries,
-      k.collapse,
-      k.expiry,
-      own ?? k.meta,
-      now,
-      own ? stream : '',
-    )) as [number, number, number];
-    const [removed, emptied, generation] = reply;
-    // Only if no append re-registered the stream meanwhile (it would carry a newer generation).
-    if (emptied === 1) await this.redis.pwUnregister(registry, stream, generation || score);
-    return removed;
   }
 
   /** Runs one operation: refuses it after close, tracks it for close, maps Redis errors. */

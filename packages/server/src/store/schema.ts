@@ -77,6 +77,11 @@ const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE UNIQUE INDEX deliveries_by_entry ON deliveries (device_id, seq);
   `,
+  // 3: quotas: whether anyone follows a topic (short retention for unfollowed topics), and how
+  // many topics a device follows (its primary key) or devices a user has (devices_by_user).
+  `
+  CREATE INDEX IF NOT EXISTS subscriptions_by_topic ON subscriptions (topic);
+  `,
 ];
 
 /** Schema version this code writes. */
@@ -148,6 +153,18 @@ export function prepareStatements(db: Database.Database) {
       'SELECT id FROM devices WHERE user = ? ORDER BY created_at, id',
     ).pluck(),
     touchDevice: s<[number, string]>('UPDATE devices SET last_seen = ? WHERE id = ?'),
+    countUserDevices: s<[string], number>('SELECT count(*) FROM devices WHERE user = ?').pluck(),
+    countTopics: s<[string], number>('SELECT count(*) FROM subscriptions WHERE device_id = ?').pluck(),
+    isFollowed: s<[string], number>('SELECT 1 FROM subscriptions WHERE topic = ? LIMIT 1').pluck(),
+    /** Entries a stream stores after a seq, whatever their state (an index-only count). */
+    storedAfter: s<[string, number], number>(
+      'SELECT count(*) FROM entries WHERE stream = ? AND seq > ?',
+    ).pluck(),
+    /** Payload bytes (JSON as stored) of a stream's entries after a seq. */
+    bytesAfter: s<[string, number], number>(
+      `SELECT total(length(CAST(data AS BLOB))) + total(length(CAST(notification AS BLOB)))
+        FROM entries WHERE stream = ? AND seq > ?`,
+    ).pluck(),
 
     headOf: s<[{ stream: string }], number | null>(
       `SELECT max(h) FROM (SELECT head AS h FROM streams WHERE name = @stream
@@ -187,6 +204,7 @@ export function prepareStatements(db: Database.Database) {
     deleteStreamEntries: s<[string]>('DELETE FROM entries WHERE stream = ?'),
 
     getPublish: s<[string], PublishRow>('SELECT id, entries, ts, exp FROM publishes WHERE id = ?'),
+    deletePublish: s<[string]>('DELETE FROM publishes WHERE id = ?'),
     insertPublish: s<[PublishRow]>(
       'INSERT INTO publishes (id, entries, ts, exp) VALUES (@id, @entries, @ts, @exp)',
     ),

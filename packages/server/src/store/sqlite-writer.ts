@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { StoreError, type StoreErrorCode } from './errors.js';
+import { type Quota, QuotaError, StoreError, type StoreErrorCode } from './errors.js';
 import { type DeviceRow, prepareStatements } from './schema.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
 
@@ -26,11 +26,19 @@ export const ENTRY_FIELDS = 9;
 
 /** One write of a batch other than a publish. */
 export type WriteOp =
-  | { k: 'devices'; rows: DeviceRow[] }
+  /** `maxPerUser`: refuse them all when a user would have more devices. */
+  | { k: 'devices'; rows: DeviceRow[]; maxPerUser?: number }
   /** `head`: the device stream's head, kept so a device created again with this id continues it. */
   | { k: 'deleteDevice'; id: string; head: number }
   /** `head`: the topic stream's head at this point of the batch (the new subscriber's cursor). */
-  | { k: 'subscribe'; device: string; topic: string; head: number }
+  | { k: 'subscribe'; device: string; topic: string; head: number; maxTopics?: number }
+  /**
+   * Writes about 4 KB (a large publish's worth) and deletes it again in the same savepoint: fails
+   * as a publish would while the disk (or the database's page limit) is full. Readiness probe.
+   */
+  | { k: 'probe' }
+  /** Test hook: `PRAGMA max_page_count` of the writer's connection (a full disk, for real). */
+  | { k: 'maxPages'; pages: number }
   | { k: 'unsubscribe'; device: string; topic: string }
   | { k: 'sweep'; now: number; before: number }
   /** Writes nothing: settles once everything before it is committed. */
@@ -54,7 +62,9 @@ export interface WriteBatch {
 }
 
 /** Results of the batch's `ops`, in order. */
-export type OpResult = { ok: true; value?: unknown } | { ok: false; code: StoreErrorCode; message: string };
+export type OpResult =
+  | { ok: true; value?: unknown }
+  | { ok: false; code: StoreErrorCode; message: string; quota?: Quota };
 
 export type WriteReply =
   | {
@@ -80,10 +90,12 @@ export interface WriterData {
   path: string;
 }
 
-const errorOf = (err: unknown): { code: StoreErrorCode; message: string } =>
-  err instanceof StoreError
-    ? { code: err.code, message: err.message }
-    : { code: 'STORE_IO', message: `write failed: ${err instanceof Error ? err.message : String(err)}` };
+const errorOf = (err: unknown): { code: StoreErrorCode; message: string; quota?: Quota } =>
+  err instanceof QuotaError
+    ? { code: err.code, message: err.message, quota: err.quota }
+    : err instanceof StoreError
+      ? { code: err.code, message: err.message }
+      : { code: 'STORE_IO', message: `write failed: ${err instanceof Error ? err.message : String(err)}` };
 
 function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): void {
   const db = new Database(data.path, { timeout: 5000 });
@@ -138,7 +150,17 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
   const isolated = db.transaction((op: WriteOp): unknown => {
     switch (op.k) {
       case 'devices':
-        for (const row of op.rows) stmts.insertDevice.run(row);
+        for (const row of op.rows) {
+          stmts.insertDevice.run(row);
+          if (row.user !== null && op.maxPerUser !== undefined) {
+            if (stmts.countUserDevices.get(row.user)! > op.maxPerUser) {
+              throw new QuotaError(
+                'TOO_MANY_DEVICES',
+                `user ${JSON.stringify(row.user)} may have ${op.maxPerUser} devices`,
+              );
+            }
+          }
+        }
         return undefined;
       case 'deleteDevice': {
         const stream = `d:${op.id}`;
@@ -154,6 +176,9 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         const stream = `t:${op.topic}`;
         if (stmts.isSubscribed.get(op.device, op.topic)) {
           return { cursor: stmts.cursorOf.get(op.device, stream) ?? 0, existing: true };
+        }
+        if (op.maxTopics !== undefined && stmts.countTopics.get(op.device)! >= op.maxTopics) {
+          throw new QuotaError('TOO_MANY_TOPICS', `a device may follow ${op.maxTopics} topics`);
         }
         stmts.subscribe.run(op.device, op.topic);
         stmts.setCursor.run(op.device, stream, op.head);
@@ -177,6 +202,12 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         deliveries.sweep(op.before);
         return removed;
       }
+      case 'probe':
+        stmts.insertPublish.run({ id: '\u0000probe', entries: 'x'.repeat(4096), ts: 0, exp: 0 });
+        stmts.deletePublish.run('\u0000probe');
+        return undefined;
+      case 'maxPages':
+        return db.pragma(`max_page_count = ${Math.max(1, Math.floor(op.pages))}`, { simple: true });
       case 'barrier':
         return undefined;
     }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeContract } from './contract.js';
+import { storeQuotaContract } from './contract-quotas.js';
 import { StoreError } from './errors.js';
 import { SCHEMA_VERSION } from './schema.js';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
@@ -23,6 +24,12 @@ const one = (id: string, stream: string, ts = T): PublishBatchItem => ({
 });
 
 storeContract('sqlite', async () => {
+  const dir = await tempDir();
+  const store = SqliteStore.open({ path: join(dir, 'store.db') });
+  return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
+
+storeQuotaContract('sqlite', async () => {
   const dir = await tempDir();
   const store = SqliteStore.open({ path: join(dir, 'store.db') });
   return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };

@@ -1,26 +1,34 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { StoreError, toStoreError } from './errors.js';
+import { QuotaError, StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
-import { type EntryRow, migrate, prepareStatements, type Statements } from './schema.js';
+import { migrate, prepareStatements, type Statements } from './schema.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
+import { SqlitePublishLimits } from './sqlite-limits.js';
+import {
+  type InFlight,
+  type Queued,
+  type QueuedOp,
+  type QueuedPublish,
+  SoftWrites,
+  writeOutcome,
+  writerEntry,
+} from './sqlite-queue.js';
 import type {
   OpResult,
   PublishWrites,
   WriteBatch,
-  WriteOp,
   WriteReply,
   WriterData,
   WriterReady,
 } from './sqlite-writer.js';
 import type {
+  DeviceLimits,
   DeviceRecord,
   EntryFate,
-  NewEntry,
   PublishBatchItem,
   PublishRecord,
   PublishResult,
@@ -69,83 +77,7 @@ export interface SqliteStoreStats {
   expired: number;
 }
 
-/** A publish waiting for its batch, payloads already serialised. */
-interface QueuedPublish {
-  id: string;
-  entries: NewEntry[];
-  rows: Omit<EntryRow, 'seq' | 'prev_seq'>[];
-  resolve(value: PublishResult): void;
-  reject(err: unknown): void;
-}
-
-/** Any other write waiting for its batch; `op.head` is filled in when the batch is formed. */
-interface QueuedOp {
-  op: WriteOp;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-}
-
-type Queued = { publish: QueuedPublish; op?: undefined } | { op: QueuedOp; publish?: undefined };
-
-/**
- * Writes that need no fsync of their own: acked cursors and last-seen times. They wait in memory
- * (read methods see them) and are written with the next batch. A batch holding only these commits
- * with `synchronous = NORMAL`: it survives a kill -9 of the process but the last ones may be lost
- * on power loss, which only causes redelivery (the SDK dedupes by id). One promise serves every
- * caller of a batch.
- */
-class SoftWrites {
-  readonly acks = new Map<string, Map<string, number>>();
-  readonly touches = new Map<string, number>();
-  private settle: { resolve(): void; reject(err: unknown): void } | undefined;
-  private promise: Promise<void> | undefined;
-
-  get empty(): boolean {
-    return this.promise === undefined && this.acks.size === 0 && this.touches.size === 0;
-  }
-
-  written(): Promise<void> {
-    this.promise ??= new Promise<void>((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
-    return this.promise;
-  }
-
-  resolve(): void {
-    this.settle?.resolve();
-  }
-
-  reject(err: unknown): void {
-    this.settle?.reject(err);
-  }
-}
-
-/** The batch the writer is committing. */
-interface InFlight {
-  items: Queued[];
-  /** Results of its publishes, by item index (known when the batch was formed). */
-  results: (PublishResult | undefined)[];
-  /** Heads its publishes started from: restored when the batch fails. */
-  rollback: Map<string, number>;
-  soft: SoftWrites;
-  publishes: number;
-  started: number;
-}
-
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-/**
- * How to start the writer: its compiled module next to this one, or, when this module runs as
- * TypeScript (tests, tsx), its source through tsx's require hook (Node 20 applies no `--import`
- * loader to a worker's modules).
- */
-function writerEntry(): { code: string; eval: boolean } {
-  const js = fileURLToPath(new URL('./sqlite-writer.js', import.meta.url));
-  if (import.meta.url.endsWith('.js') || existsSync(js)) return { code: js, eval: false };
-  const ts = fileURLToPath(new URL('./sqlite-writer.ts', import.meta.url));
-  const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
-  return { code: `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(ts)});`, eval: true };
-}
 
 /**
  * The embedded store: one SQLite file in WAL mode, `synchronous = FULL`.
@@ -204,6 +136,9 @@ export class SqliteStore implements Store {
     expired: 0,
   };
   private readonly deliveries: SqliteDeliveryLog;
+  private readonly limits: SqlitePublishLimits;
+  /** The last write that failed, while no write has succeeded since (readiness). */
+  private lastWriteError: StoreError | undefined;
   /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
   onBatch: ((publishes: number, ms: number) => void) | undefined;
 
@@ -220,6 +155,7 @@ export class SqliteStore implements Store {
     this.deviceCacheSize = Math.max(0, opts.deviceCacheSize ?? 100_000);
     this.stmts = prepareStatements(db);
     this.deliveries = new SqliteDeliveryLog(db);
+    this.limits = new SqlitePublishLimits(this.stmts, this.headCacheSize);
     const entry = writerEntry();
     const data: WriterData = { path: opts.path };
     this.writer = new Worker(entry.code, { eval: entry.eval, workerData: { pushwireWriter: data } });
@@ -250,12 +186,17 @@ export class SqliteStore implements Store {
     }
     let db: Database.Database | undefined;
     try {
+      // Private to the service account: messages and device token hashes live here.
+      mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
       db = new Database(opts.path, { timeout: 5000 });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('busy_timeout = 5000');
       db.pragma('foreign_keys = ON');
       migrate(db);
+      for (const file of [opts.path, `${opts.path}-wal`, `${opts.path}-shm`]) {
+        if (existsSync(file)) chmodSync(file, 0o600);
+      }
       return new SqliteStore(db, opts);
     } catch (err) {
       db?.close();
@@ -286,6 +227,24 @@ export class SqliteStore implements Store {
     return this.broken;
   }
 
+  /**
+   * The last write error (disk full, I/O error) while no write carrying data has succeeded since:
+   * readiness fails meanwhile (`GET /readyz` 503), and recovers with the next successful write; each
+   * sweep meanwhile probes with a 4 KB write of its own.
+   */
+  get writeError(): StoreError | undefined {
+    return this.broken ?? this.lastWriteError;
+  }
+
+  /**
+   * Test hook: sets `PRAGMA max_page_count` on the writer's connection (returns the value in
+   * effect), so tests can fill the database for real (SQLite answers SQLITE_FULL) and free it again.
+   * Not for production use: the limit lasts until the store is closed.
+   */
+  async setMaxPageCount(pages: number): Promise<number> {
+    return (await this.enqueue({ k: 'maxPages', pages })) as number;
+  }
+
   stats(): SqliteStoreStats {
     return { ...this.counters };
   }
@@ -310,12 +269,12 @@ export class SqliteStore implements Store {
 
   // ── devices ──────────────────────────────────────────────────────────────────────────────────
 
-  async createDevice(device: DeviceRecord): Promise<void> {
-    await this.createDevices([device]);
+  async createDevice(device: DeviceRecord, limits?: DeviceLimits): Promise<void> {
+    await this.createDevices([device], limits);
   }
 
   /** Registers many devices in one transaction: one fsync for the lot. */
-  async createDevices(devices: DeviceRecord[]): Promise<void> {
+  async createDevices(devices: DeviceRecord[], limits?: DeviceLimits): Promise<void> {
     const rows = devices.map((device) => ({
       id: device.id,
       token_hash: device.tokenHash,
@@ -323,7 +282,11 @@ export class SqliteStore implements Store {
       created_at: device.createdAt,
       last_seen: device.lastSeen,
     }));
-    await this.enqueue({ k: 'devices', rows });
+    await this.enqueue({
+      k: 'devices',
+      rows,
+      ...(limits?.maxDevicesPerUser !== undefined && { maxPerUser: limits.maxDevicesPerUser }),
+    });
   }
 
   async getDevice(id: string): Promise<DeviceRecord | undefined> {
@@ -346,6 +309,7 @@ export class SqliteStore implements Store {
     this.devices.delete(id);
     await this.enqueue({ k: 'deleteDevice', id, head: 0 });
     this.devices.delete(id);
+    this.limits.forget(`d:${id}`);
     this.soft.acks.delete(id);
     this.soft.touches.delete(id);
   }
@@ -362,12 +326,13 @@ export class SqliteStore implements Store {
 
   // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
 
-  async subscribe(deviceId: string, topic: string): Promise<number> {
+  async subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
     const { cursor, existing } = (await this.enqueue({
       k: 'subscribe',
       device: deviceId,
       topic,
       head: 0,
+      ...(limits?.maxTopics !== undefined && { maxTopics: limits.maxTopics }),
     })) as {
       cursor: number;
       existing: boolean;
@@ -479,7 +444,12 @@ export class SqliteStore implements Store {
    * publish records older than the retention (their ids may then be published again).
    */
   async sweep(now: number): Promise<number> {
-    return (await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs })) as number;
+    const removed = (await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs })) as number;
+    this.limits.swept();
+    // While writes fail, each sweep probes the disk, so readiness comes back once there is room
+    // even if the load balancer sends no more publishes to an unready node.
+    if (this.lastWriteError) await this.enqueue({ k: 'probe' }).catch(() => {});
+    return removed;
   }
 
   /** What became of one entry of a publish (delivery status). Commits pending acks first. */
@@ -520,7 +490,9 @@ export class SqliteStore implements Store {
 
   private queuePublish(item: PublishBatchItem, rows: QueuedPublish['rows']): Promise<PublishResult> {
     return new Promise<PublishResult>((resolve, reject) => {
-      this.queue.push({ publish: { id: item.id, entries: item.entries, rows, resolve, reject } });
+      this.queue.push({
+        publish: { id: item.id, entries: item.entries, limits: item.limits, rows, resolve, reject },
+      });
       this.queued();
     });
   }
@@ -591,7 +563,7 @@ export class SqliteStore implements Store {
     this.soft = new SoftWrites();
 
     const rollback = new Map<string, number>();
-    const results: (PublishResult | undefined)[] = new Array(items.length);
+    const results: InFlight['results'] = new Array(items.length);
     const writes: PublishWrites = [];
     const ops: WriteBatch['ops'] = [];
     let publishes = 0;
@@ -599,7 +571,18 @@ export class SqliteStore implements Store {
     for (let i = 0; i < items.length; i++) {
       const { publish, op } = items[i]!;
       if (publish) {
+        const refused = this.limits.refusal(
+          publish,
+          (stream) => this.peekHead(stream),
+          (stream) => this.cursorOn(stream),
+        );
+        if (refused) {
+          results[i] = refused;
+          continue;
+        }
+        this.limits.capUnfollowed(publish);
         results[i] = this.assign(publish, rollback, writes);
+        this.limits.appended(publish);
         publishes++;
         durable = true;
         continue;
@@ -681,6 +664,7 @@ export class SqliteStore implements Store {
     this.writer.unref();
     if (!reply.ok) {
       const error = new StoreError(reply.code, reply.message);
+      if (reply.code === 'STORE_IO') this.lastWriteError = error;
       // Nothing of the batch was written and no later seq was handed out: put the heads back.
       for (const [stream, head] of batch.rollback) this.heads.set(stream, head);
       for (const { publish, op } of batch.items) (publish ?? op).reject(error);
@@ -689,6 +673,8 @@ export class SqliteStore implements Store {
       return;
     }
     this.trimHeads();
+    const outcome = writeOutcome(batch, reply.results);
+    if (outcome !== undefined) this.lastWriteError = outcome === 'wrote' ? undefined : outcome;
     this.counters.collapsed += reply.collapsed;
     this.counters.expired += reply.expired;
     if (batch.publishes > 0) {
@@ -711,11 +697,14 @@ export class SqliteStore implements Store {
     for (let i = 0; i < batch.items.length; i++) {
       const { publish, op } = batch.items[i]!;
       if (publish) {
-        publish.resolve(batch.results[i]!);
+        const result = batch.results[i]!;
+        if (result instanceof QuotaError) publish.reject(result);
+        else publish.resolve(result);
         continue;
       }
       const result = reply.results[next++] as OpResult;
       if (result.ok) op.resolve(result.value);
+      else if (result.quota) op.reject(new QuotaError(result.quota, result.message));
       else op.reject(new StoreError(result.code, result.message));
     }
     batch.soft.resolve();
@@ -737,6 +726,17 @@ export class SqliteStore implements Store {
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────────────────────────
+
+  /** Head of a stream as of the batch being formed, without moving it. */
+  private peekHead(stream: string): number {
+    return this.heads.get(stream) ?? this.stmts.headOf.get({ stream }) ?? 0;
+  }
+
+  /** A device's acknowledged cursor on its own stream `d:ID`, pending acks included. */
+  private cursorOn(stream: string): number {
+    const device = stream.slice(2);
+    return Math.max(this.stmts.cursorOf.get(device, stream) ?? 0, this.pendingAck(device, stream));
+  }
 
   /** A device's acknowledged cursor on a stream not yet written. */
   private pendingAck(deviceId: string, stream: string): number {

@@ -16,7 +16,8 @@ export interface WebPushSubscriptionRecord {
 
 /**
  * Durable home of Web Push subscriptions, beside the Store. Every write resolves once durable.
- * Revoked subscriptions stay as tombstones so their endpoints answer 410, not 404.
+ * Revoked subscriptions stay as tombstones so their endpoints answer 410, not 404, until purged
+ * after a retention.
  */
 export interface WebPushRegistry {
   create(sub: WebPushSubscriptionRecord): Promise<void>;
@@ -25,4 +26,9 @@ export interface WebPushRegistry {
   listByDevice(deviceId: string): Promise<WebPushSubscriptionRecord[]>;
   /** Marks a subscription revoked; false when there is none with this id. Idempotent. */
   revoke(id: string, at: number): Promise<boolean>;
+  /**
+   * Optional: deletes subscriptions revoked before `before` (ms); returns how many. Their
+   * endpoints then answer 404 instead of 410. Called by the server's sweep.
+   */
+  purgeRevoked?(before: number): Promise<number>;
 }

@@ -25,7 +25,20 @@ export interface WebPushOptions {
   burst?: number;
   /** Where subscriptions live. Default: a table in the SQLite store's own file. */
   registry?: WebPushRegistry;
+  /**
+   * Subscriptions one device may hold, revoked ones included until they are purged. Default 100.
+   * Beyond it: 409 `TOO_MANY_SUBSCRIPTIONS`.
+   */
+  maxSubscriptionsPerDevice?: number;
+  /**
+   * Seconds a revoked subscription is kept (its endpoint answers 410 Gone meanwhile, so publishers
+   * drop it; afterwards 404). Default 7 days; the sweep purges older ones.
+   */
+  revokedRetention?: number;
 }
+
+/** Defaults of {@link WebPushOptions} bounds. */
+export const WEB_PUSH_DEFAULTS = { maxSubscriptionsPerDevice: 100, revokedRetention: 7 * 24 * 3600 };
 
 interface Deps {
   hub: Hub;
@@ -36,8 +49,6 @@ interface Deps {
 
 /** Largest push message body (RFC 8030 §7.2: a push service must accept at least 4096 bytes). */
 export const MAX_PUSH_BODY = 4096;
-/** Active subscriptions one device may hold. */
-export const MAX_SUBSCRIPTIONS_PER_DEVICE = 100;
 const CAPABILITY_PATTERN = /^[A-Za-z0-9_-]{32}$/;
 const idPattern = '^[A-Za-z0-9._~:-]{1,128}$';
 const keyPattern = '^[A-Za-z0-9_-]{86,88}={0,2}$';
@@ -137,12 +148,15 @@ function registerSubscriptionRoutes(app: FastifyInstance, deps: Deps): void {
           'applicationServerKey must be a base64url uncompressed P-256 public key (65 bytes)',
         );
       }
-      const active = (await registry.listByDevice(req.params.id)).filter((s) => s.revokedAt === undefined);
-      if (active.length >= MAX_SUBSCRIPTIONS_PER_DEVICE) {
+      // Revoked ones count until purged: otherwise subscribe/unsubscribe churn grows the table forever.
+      const max = deps.webPush.maxSubscriptionsPerDevice ?? WEB_PUSH_DEFAULTS.maxSubscriptionsPerDevice;
+      const held = (await registry.listByDevice(req.params.id)).length;
+      if (held >= max) {
         throw new HttpError(
           409,
           'TOO_MANY_SUBSCRIPTIONS',
-          `a device may hold ${MAX_SUBSCRIPTIONS_PER_DEVICE} push subscriptions; delete one first`,
+          `a device may hold ${max} push subscriptions, revoked ones included until they are purged ` +
+            `(${Math.round((deps.webPush.revokedRetention ?? WEB_PUSH_DEFAULTS.revokedRetention) / 3600)} h after revocation); delete one first`,
         );
       }
       // 192 random bits: the endpoint URL is the capability to push to this device.

@@ -63,6 +63,9 @@ export class SqliteWebPushRegistry implements WebPushRegistry {
       byDevice: db.prepare<[string], Row>(
         'SELECT * FROM webpush_subscriptions WHERE device_id = ? ORDER BY created_at, id',
       ),
+      purgeRevoked: db.prepare<[number]>(
+        'DELETE FROM webpush_subscriptions WHERE revoked_at IS NOT NULL AND revoked_at < ?',
+      ),
       revoke: db.prepare<[number, string]>(
         'UPDATE webpush_subscriptions SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?',
       ),
@@ -104,5 +107,9 @@ export class SqliteWebPushRegistry implements WebPushRegistry {
 
   async revoke(id: string, at: number): Promise<boolean> {
     return this.transact(() => this.stmts.revoke.run(at, id).changes > 0);
+  }
+
+  async purgeRevoked(before: number): Promise<number> {
+    return this.transact(() => this.stmts.purgeRevoked.run(before).changes);
   }
 }
