@@ -148,7 +148,10 @@ export class Gateway implements PendingHost {
     if (!socket.writable) return void socket.destroy();
     socket.write(upgrade.response);
     // Small input limit until welcome.
-    this.accept(new WireSocket(socket, head, this.opts.maxHelloBytes, this.sockets), req.socket.remoteAddress);
+    this.accept(
+      new WireSocket(socket, head, this.opts.maxHelloBytes, this.sockets),
+      req.socket.remoteAddress,
+    );
   }
 
   /** Sweeps idle sessions and handshakes past their deadline. Called by the server's one timer. */

@@ -1,8 +1,8 @@
 import { type ClientFrame, CloseCode, decodeClientFrame, ProtocolError } from '@pushwire/protocol';
 import type { Logger } from 'pino';
 import type { ResolvedOptions } from '../config.js';
-import { QuotaError } from '../store/errors.js';
 import type { Hub } from '../core/hub.js';
+import { QuotaError } from '../store/errors.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { RequestLimiter } from './requests.js';
 import type { Session } from './session.js';
