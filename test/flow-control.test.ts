@@ -150,7 +150,7 @@ describe('flow-controlled delivery (real sockets, SQLite)', () => {
   }, 180_000);
 
   it('drops a client that stops reading, never queueing past the mark; it resumes from its cursor', async () => {
-    s = await startServer({ slowConsumerTimeoutMs: 1000 });
+    s = await startServer({ slowConsumerTimeoutMs: 1000, maxPendingBytesPerDevice: 64 * 1024 * 1024 });
     const dev = await registerDevice(s.url);
     const N = 5000; // 20 MB: more than the kernel's socket buffers on loopback hold
     await publishMany(s.url, { device: dev.deviceId }, 0, N);
