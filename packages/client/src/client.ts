@@ -27,6 +27,7 @@ import {
   retryDelay,
 } from './losses.js';
 import type { NotificationMessage, PushMessage } from './message.js';
+import { microtask } from './microtask.js';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { createRequests } from './requests.js';
 import { openSession, type Session, type SessionEvents, type SessionLoss } from './session.js';
@@ -518,7 +519,7 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
   });
   const detach = runtime.attach?.(client);
   if (detach) _disposers.push(detach);
-  queueMicrotask(() => {
+  microtask(() => {
     if (_state === 'idle') _connect();
   });
   return client;
