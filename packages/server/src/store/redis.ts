@@ -19,6 +19,7 @@ import {
   startAfter,
 } from './redis-codec.js';
 import { REGISTRY_SHARDS, RedisKeys } from './redis-keys.js';
+import { RedisWakeTokens } from './redis-wake.js';
 import { fromEntryRow, toEntryRow } from './rows.js';
 import type {
   DeviceRecord,
@@ -102,6 +103,7 @@ export class RedisStore implements Store {
   private readonly retentionMs: number;
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
+  readonly wakeTokens: RedisWakeTokens;
 
   private constructor(
     private readonly redis: RedisClient,
@@ -110,6 +112,7 @@ export class RedisStore implements Store {
     this.keys = new RedisKeys(opts.keyPrefix ?? 'pw:');
     this.clock = opts.clock ?? Date.now;
     this.retentionMs = Math.max(1, Math.floor(opts.retentionMs ?? 30 * DAY_MS));
+    this.wakeTokens = new RedisWakeTokens(redis, this.keys, (what, op) => this.run(what, op));
   }
 
   /** Connects and checks the server version; rejects with `STORE_UNAVAILABLE` when Redis is unreachable. */
@@ -179,7 +182,16 @@ export class RedisStore implements Store {
       const user = await this.redis.hget(dk.device, 'user');
       // The user's list first: a crash in between leaves a device no user reaches, never a dangling id.
       if (user !== null) await this.redis.zrem(this.keys.user(user), id);
-      await this.redis.del(dk.device, dk.cursors, dk.topics, sk.meta, sk.entries, sk.collapse, sk.expiry);
+      await this.redis.del(
+        dk.device,
+        dk.cursors,
+        dk.topics,
+        dk.wake,
+        sk.meta,
+        sk.entries,
+        sk.collapse,
+        sk.expiry,
+      );
       await this.redis.zrem(this.keys.registryOf(stream), stream);
     });
   }

@@ -8,6 +8,7 @@ import { StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import { type EntryRow, migrate, prepareStatements, type Statements } from './schema.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
+import { SqliteWakeTokens } from './sqlite-wake.js';
 import type {
   OpResult,
   PublishWrites,
@@ -204,6 +205,7 @@ export class SqliteStore implements Store {
     expired: 0,
   };
   private readonly deliveries: SqliteDeliveryLog;
+  readonly wakeTokens: SqliteWakeTokens;
   /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
   onBatch: ((publishes: number, ms: number) => void) | undefined;
 
@@ -220,6 +222,7 @@ export class SqliteStore implements Store {
     this.deviceCacheSize = Math.max(0, opts.deviceCacheSize ?? 100_000);
     this.stmts = prepareStatements(db);
     this.deliveries = new SqliteDeliveryLog(db);
+    this.wakeTokens = new SqliteWakeTokens(db, (fn) => this.transact(fn));
     const entry = writerEntry();
     const data: WriterData = { path: opts.path };
     this.writer = new Worker(entry.code, { eval: entry.eval, workerData: { pushwireWriter: data } });
