@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { listenCommand } from './commands/listen.js';
 import { publishCommand } from './commands/publish.js';
 import { serveCommand } from './commands/serve.js';
+import { wakeCliOptions } from './wake-options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -23,7 +24,7 @@ export const program = new Command('pushwire')
   .version(pkg.version)
   .showHelpAfterError();
 
-program
+const serve = program
   .command('serve')
   .description(
     'run a Pushwire node (HTTP API and WebSocket on one port; embedded SQLite store, or Redis for a cluster)',
@@ -99,8 +100,9 @@ program
       .env('PUSHWIRE_LOG_LEVEL')
       .default('info')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']),
-  )
-  .action(serveCommand);
+  );
+for (const option of wakeCliOptions()) serve.addOption(option);
+serve.action(serveCommand);
 
 program
   .command('publish')

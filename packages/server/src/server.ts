@@ -5,12 +5,14 @@ import { registerAdminRoutes } from './api/admin.js';
 import { adminAuth } from './api/auth.js';
 import { registerOpenApi } from './api/openapi.js';
 import { registerRoutes } from './api/routes.js';
+import { registerWakeRoutes } from './api/wake.js';
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './config.js';
 import { Hub } from './core/hub.js';
 import { Gateway } from './gateway/gateway.js';
 import { createMetrics } from './metrics/metrics.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { SqliteStore } from './store/sqlite.js';
+import { createWakeService, registerWakeMetrics, type WakeService } from './wake/service.js';
 import { registerWebRoutes } from './web/static.js';
 import { registerWebPush, SqliteWebPushRegistry } from './webpush/index.js';
 
@@ -25,6 +27,8 @@ export interface PushwireServer {
   readonly hub: Hub;
   readonly gateway: Gateway;
   readonly options: ResolvedOptions;
+  /** Wake-ups through APNs/FCM, when configured (`options.wake`) and the store keeps wake tokens. */
+  readonly wake: WakeService | undefined;
   /** Starts listening; resolves with the base URL (`http://host:port`, `https://…` with TLS). */
   listen(opts?: { host?: string; port?: number }): Promise<string>;
   /** Base URL once listening. */
@@ -66,6 +70,23 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
   let closing: Promise<void> | undefined;
 
   const metrics = createMetrics({ hub, gateway, store: opts.store });
+  const wakeTokens = opts.store.wakeTokens;
+  const wake =
+    wakeTokens && options.wake
+      ? createWakeService(
+          {
+            tokens: wakeTokens,
+            isOnline: (id) => hub.isOnline(id),
+            pendingCount: (id, now) => opts.store.pendingCount(id, now),
+            ...(opts.logger && { logger: opts.logger }),
+          },
+          options.wake,
+        )
+      : undefined;
+  if (wake) {
+    hub.observe(wake);
+    registerWakeMetrics(metrics.registry, wake.counters);
+  }
   const auth = adminAuth(opts.apiKeys);
 
   registerOpenApi(app, pkg.version);
@@ -75,6 +96,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     registerAdminRoutes(app, { hub, gateway, opts, metrics, version: pkg.version, auth });
     registerMetricsRoute(app, metrics, auth, opts.metricsPublic);
     registerWebRoutes(app);
+    if (wakeTokens) registerWakeRoutes(app, { opts, tokens: wakeTokens });
     if (options.webPush !== false) {
       const webPush = options.webPush ?? {};
       const registry =
@@ -97,6 +119,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     closing ??= (async () => {
       clearInterval(wheelTimer);
       clearInterval(sweepTimer);
+      wake?.close();
       draining = true;
       await gateway.close();
       await app.close();
@@ -111,6 +134,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     hub,
     gateway,
     options: opts,
+    wake,
     get url() {
       return url;
     },

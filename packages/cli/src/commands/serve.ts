@@ -11,8 +11,9 @@ import {
 } from '@pushwire/server';
 import { destination, type Logger, pino } from 'pino';
 import { lockDataDir } from '../data-lock.js';
+import { type WakeFlags, wakeOptionsOf } from '../wake-options.js';
 
-interface ServeFlags {
+interface ServeFlags extends WakeFlags {
   host: string;
   port: number;
   data: string;
@@ -107,6 +108,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   const { key, created } = f.apiKey ? { key: f.apiKey, created: false } : apiKeyFor(dataDir);
   const logger = pino({ level: f.logLevel, base: { pid: process.pid } }, destination(2));
   const tls = tlsOf(f);
+  const wake = wakeOptionsOf(f);
   const { store, bus, lines } = await openEngine(f, dataDir, logger);
   const server = createPushwireServer({
     store,
@@ -119,6 +121,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     logger,
     ...(tls && { tls }),
     ...(f.publicUrl && { webPush: { publicUrl: f.publicUrl } }),
+    ...(wake && { wake }),
   });
   // Signals are handled from before the port opens, so a SIGTERM at any moment drains cleanly.
   let stopping = false;
@@ -163,5 +166,8 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
       '',
     ].join('\n'),
   );
-  logger.info({ url, ...(f.redis ? { node: bus?.nodeId } : { dataDir }) }, 'listening');
+  logger.info(
+    { url, ...(f.redis ? { node: bus?.nodeId } : { dataDir }), wake: server.wake?.providers ?? [] },
+    'listening',
+  );
 }

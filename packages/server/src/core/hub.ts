@@ -45,6 +45,12 @@ export interface HubCounters {
   acked: number;
 }
 
+/** Told of appended entries and attached sessions (wake-ups). Must not throw: it runs on the publish path. */
+export interface HubObserver {
+  appended?(entries: readonly StoredEntry[]): void;
+  attached?(deviceId: string): void;
+}
+
 /** Sessions caught up from the store at once by {@link Hub.resync}. */
 const RESYNC_BATCH = 256;
 
@@ -60,6 +66,7 @@ export class Hub implements BusSink {
   /** Followers of each topic stream (a device stream's follower is found through `byDevice`). */
   private readonly byStream = new Map<string, Set<Session>>();
   readonly counters: HubCounters = { published: 0, duplicates: 0, delivered: 0, acked: 0 };
+  private readonly observers: HubObserver[] = [];
 
   constructor(
     private readonly store: Store,
@@ -84,6 +91,11 @@ export class Hub implements BusSink {
 
   get online(): number {
     return this.byDevice.size;
+  }
+
+  /** Adds an observer of publishes and session opens. */
+  observe(observer: HubObserver): void {
+    this.observers.push(observer);
   }
 
   sessionOf(deviceId: string): Session | undefined {
@@ -117,6 +129,7 @@ export class Hub implements BusSink {
     }
     this.byDevice.set(session.deviceId, session);
     this.bus.attached(session.deviceId, session.id);
+    for (const o of this.observers) o.attached?.(session.deviceId);
     const streams = [deviceStream(session.deviceId), ...topics.map(topicStream)];
     for (const s of streams) this.follow(session, s, cursors[s] ?? 0);
     const held = this.joining.get(session.deviceId);
@@ -260,6 +273,7 @@ export class Hub implements BusSink {
     if (result.duplicate) this.counters.duplicates++;
     else this.counters.published++;
     this.bus.route(result.appended);
+    for (const o of this.observers) o.appended?.(result.appended);
     if (result.duplicate && !(this.bus instanceof LocalBus)) this.renotify(result.record, result.appended);
     return { ...result.record, duplicate: result.duplicate };
   }
