@@ -1,3 +1,4 @@
+import { createClient } from '@pushwire/client/node';
 import type { PushwireServer } from '@pushwire/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PushProviders } from './helpers/push-providers.js';
@@ -185,6 +186,34 @@ describe('wake-ups through APNs and FCM', () => {
     const text = await metrics.text();
     expect(text).toMatch(/pushwire_wakes_sent_total\{provider="apns"\} [1-9]/);
     expect(text).toMatch(/pushwire_wake_tokens_removed_total\{provider="apns"\} 1/);
+  });
+
+  it('the SDK registers and removes its token with setWakeToken', async () => {
+    const dev = await registerDevice(s.url);
+    const client = createClient({ url: s.url, credentials: dev });
+    try {
+      await client.setWakeToken({
+        provider: 'apns',
+        token: '0a'.repeat(32),
+        topic: providers.topic,
+        environment: 'sandbox',
+      });
+      expect(await server.options.store.wakeTokens?.get(dev.deviceId)).toMatchObject({
+        provider: 'apns',
+        token: '0a'.repeat(32),
+        topic: providers.topic,
+        environment: 'sandbox',
+      });
+      await expect(client.setWakeToken({ provider: 'fcm', token: 'x', topic: 'nope' })).rejects.toMatchObject(
+        {
+          code: 'ERR_REQUEST',
+        },
+      );
+      await client.setWakeToken(null);
+      expect(await server.options.store.wakeTokens?.get(dev.deviceId)).toBeUndefined();
+    } finally {
+      await client.close();
+    }
   });
 
   it('checks who registers a token and what it looks like', async () => {

@@ -58,7 +58,11 @@ export function wakeCliOptions(): Option[] {
     new Option('--wake-max-per-hour <n>', 'wakes per device per hour, at most')
       .env('PUSHWIRE_WAKE_MAX_PER_HOUR')
       .default(12)
-      .argParser(seconds('--wake-max-per-hour')),
+      .argParser((v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new Error('--wake-max-per-hour must be an integer ≥ 1');
+        return n;
+      }),
   ];
 }
 
@@ -69,8 +73,11 @@ export function wakeOptionsOf(f: WakeFlags): WakeOptions | undefined {
     throw new Error('--apns-key, --apns-key-id and --apns-team-id go together');
   const options: WakeOptions = { afterSeconds: f.wakeAfter, maxPerHour: f.wakeMaxPerHour };
   if (f.apnsKey && f.apnsKeyId && f.apnsTeamId) {
+    const key = readFileSync(f.apnsKey, 'utf8');
+    if (!key.includes('-----BEGIN PRIVATE KEY-----'))
+      throw new Error(`--apns-key: ${f.apnsKey} is not a PKCS#8 PEM key (Apple's AuthKey_….p8)`);
     options.apns = {
-      key: readFileSync(f.apnsKey, 'utf8'),
+      key,
       keyId: f.apnsKeyId,
       teamId: f.apnsTeamId,
       ...(f.apnsTopic && { topic: f.apnsTopic }),

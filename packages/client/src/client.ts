@@ -37,6 +37,7 @@ import { createTimers, type Timers } from './timers.js';
 import type { Transport } from './transport/types.js';
 import { createTuner, type HeartbeatTuner } from './tuner.js';
 import { runWake, type WakeHost, type WakeReport } from './wake.js';
+import { sendWakeToken, type WakeTokenOptions } from './wake-token.js';
 import {
   createWebPush,
   type PushSubscribeOptions,
@@ -124,6 +125,13 @@ export interface PushwireClient extends AsyncIterable<PushMessage> {
   pushUnsubscribe(): Promise<boolean>;
   /** The stored Web Push subscription, or null (no network request). */
   getPushSubscription(): Promise<WebPushSubscription | null>;
+  /**
+   * Registers the device's APNs or FCM token, so the server sends a content-free wake-up when a
+   * message waits and the app has no socket (docs/mobile.md); null removes it. Call it whenever
+   * the OS hands the app a (new) token.
+   * @example await client.setWakeToken({ provider: 'apns', token: deviceTokenHex, topic: 'com.example.chat' });
+   */
+  setWakeToken(token: WakeTokenOptions | null): Promise<void>;
   /**
    * Closes the client from any state: closes the socket (1000) without sending anything more,
    * rejects pending requests, ends iterators, removes environment listeners. Resolves once the
@@ -446,6 +454,10 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
     },
     getPushSubscription(): Promise<WebPushSubscription | null> {
       return _webpush.current();
+    },
+    async setWakeToken(token: WakeTokenOptions | null): Promise<void> {
+      if (_state === 'closed') throw new ClosedError();
+      await sendWakeToken({ keeper: _keeper, http: () => _endpoints().http, fetch: o.fetch }, token);
     },
     close(): Promise<void> {
       _closing ??= _shutdown(undefined);
