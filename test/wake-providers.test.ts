@@ -88,6 +88,30 @@ describe('APNs and FCM senders', () => {
     }
   });
 
+  it('APNs with an operator alert: the fixed text, push type alert, mutable-content for an extension', async () => {
+    const apns = new ApnsSender({
+      key: providers.apnsKeyPem,
+      keyId: providers.keyId,
+      teamId: providers.teamId,
+      url: providers.url,
+      topic: providers.topic,
+      alert: 'New messages',
+      ca: certs.ca,
+    });
+    const token = { deviceId: 'd', provider: 'apns' as const, token: '99'.repeat(32), updatedAt: 0 };
+    try {
+      expect(await apns.send(token)).toEqual({ kind: 'sent' });
+      const [sent] = providers.apns.filter((r) => r.path.endsWith(token.token));
+      expect(sent?.problems).toEqual([]);
+      expect(sent?.headers['apns-push-type']).toBe('alert');
+      expect(JSON.parse(sent?.body ?? '')).toEqual({
+        aps: { alert: 'New messages', 'content-available': 1, 'mutable-content': 1 },
+      });
+    } finally {
+      apns.close();
+    }
+  });
+
   it('FCM: the OAuth access token is fetched once, kept until a minute before expiry, and again after 401', async () => {
     let now = Date.now();
     const fcm = new FcmSender({

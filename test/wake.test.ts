@@ -86,6 +86,8 @@ describe('wake-ups through APNs and FCM', () => {
     expect(wake?.status).toBe(200);
     expect(JSON.parse(wake?.body ?? '')).toEqual({ aps: { 'content-available': 1 } });
     expect(wake?.headers['apns-topic']).toBe(providers.topic);
+    expect(wake?.headers['apns-push-type']).toBe('background');
+    expect(wake?.headers['apns-priority']).toBe('5');
     expect(JSON.stringify(wake)).not.toContain('launch code');
 
     // The device record shows the provider, never the whole token.

@@ -146,8 +146,11 @@ export class PushProviders {
     if (typeof claims?.iat !== 'number' || Math.abs(Date.now() / 1000 - claims.iat) > 3600)
       problems.push('iat');
     if (!h['apns-topic']) problems.push('apns-topic');
-    if (h['apns-push-type'] !== 'background') problems.push('apns-push-type');
-    if (h['apns-priority'] !== '5') problems.push('apns-priority');
+    // Apple: a background push must have priority 5; an alert may have 5 or 10.
+    const type = h['apns-push-type'];
+    if (type !== 'background' && type !== 'alert') problems.push('apns-push-type');
+    if (h['apns-priority'] !== '5' && !(type === 'alert' && h['apns-priority'] === '10'))
+      problems.push('apns-priority');
   }
 
   private async verify(

@@ -17,7 +17,10 @@ export interface ApnsOptions {
   sandboxUrl?: string;
   /** `apns-topic` (the app's bundle id) for tokens registered without a topic. */
   topic?: string;
-  /** Send a visible alert with this text instead of a silent background push (never message content). */
+  /**
+   * Send a visible alert with this fixed text (push type `alert`, priority 10, `mutable-content`)
+   * instead of a silent background push. Never message content.
+   */
   alert?: string;
   /** Extra trusted CA (PEM), for stand-ins in tests. */
   ca?: string | Buffer;
@@ -56,8 +59,12 @@ export class ApnsSender implements WakeSender {
     if (topic === undefined)
       return { kind: 'failed', reason: 'no apns-topic: register the token with a topic, or configure one' };
     const alert = this.opts.alert;
+    // With an alert, `mutable-content` lets the app's Notification Service Extension fetch the
+    // messages and replace the operator's fixed text with theirs.
     const payload =
-      alert === undefined ? { aps: { 'content-available': 1 } } : { aps: { alert, 'content-available': 1 } };
+      alert === undefined
+        ? { aps: { 'content-available': 1 } }
+        : { aps: { alert, 'content-available': 1, 'mutable-content': 1 } };
     let res: Awaited<ReturnType<H2Client['request']>>;
     try {
       res = await (t.environment === 'sandbox' ? this.sandbox : this.production).request({
