@@ -120,6 +120,23 @@ describe('wake-ups through APNs and FCM', () => {
     await until(() => apnsTo(token).length === 1, 10_000, 'the wake after going offline');
   });
 
+  it('a session that ends with a message unacknowledged leads to one wake', async () => {
+    const token = 'c5'.repeat(32);
+    const dev = await deviceWith('apns', token);
+    const c = new RawClient(s.url);
+    await c.opened();
+    c.hello(dev.deviceId, dev.token);
+    await c.next('welcome');
+    await publish(dev.deviceId);
+    await c.next('msg'); // received, never acknowledged: the app was suspended
+    await sleep(SETTLE_MS); // the message's own wake timer passes while the session is open
+    expect(apnsTo(token)).toHaveLength(0);
+    c.ws.terminate(); // no close frame, as when the OS takes the socket away
+    await until(() => apnsTo(token).length === 1, 10_000, 'the wake after the session ended');
+    await sleep(SETTLE_MS);
+    expect(apnsTo(token)).toHaveLength(1);
+  });
+
   it('one wake for a burst of 100 messages (FCM: data-only, high priority, OAuth token reused)', async () => {
     const token = `fcm-${'c'.repeat(150)}`;
     const dev = await deviceWith('fcm', token);

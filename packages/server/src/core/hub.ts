@@ -49,6 +49,8 @@ export interface HubCounters {
 export interface HubObserver {
   appended?(entries: readonly StoredEntry[]): void;
   attached?(deviceId: string): void;
+  /** The device's session on this node ended (a newer one may follow). */
+  detached?(deviceId: string): void;
 }
 
 /** Sessions caught up from the store at once by {@link Hub.resync}. */
@@ -141,6 +143,7 @@ export class Hub implements BusSink {
     if (this.byDevice.get(session.deviceId) === session) {
       this.byDevice.delete(session.deviceId);
       this.bus.detached(session.deviceId, session.id);
+      for (const o of this.observers) o.detached?.(session.deviceId);
     }
     for (const stream of session.streams.keys()) this.byStream.get(stream)?.delete(session);
     for (const stream of session.streams.keys()) {

@@ -154,6 +154,23 @@ describe('WakeScheduler', () => {
     expect(b.events).toContainEqual({ t: 'removed', device: 'd1', provider: 'apns', reason: 'Unregistered' });
   });
 
+  it('a session that ends with messages unacknowledged wakes the device; one that acked all does not', async () => {
+    const { clock, world, sends, events, scheduler } = setup();
+    world.online = true;
+    scheduler.entry('d1', 'normal'); // handed to the session
+    await clock.advance(10_000);
+    world.online = false; // the app went to the background; the idle timer closed the socket
+    scheduler.disconnected('d1');
+    await clock.advance(10_000);
+    expect(sends).toEqual([15_000]);
+    scheduler.connected('d1');
+    world.pending = false;
+    scheduler.disconnected('d1');
+    await clock.advance(10_000);
+    expect(sends).toHaveLength(1);
+    expect(events.at(-1)).toEqual({ t: 'skipped', device: 'd1', reason: 'nothing-pending' });
+  });
+
   it('never throws into the publish path, even when the store fails', async () => {
     const { clock, world, events, scheduler } = setup();
     Object.defineProperty(world, 'pending', {
@@ -163,6 +180,6 @@ describe('WakeScheduler', () => {
     });
     expect(() => scheduler.entry('d1', 'high')).not.toThrow();
     await clock.advance(0);
-    expect(events).toEqual([{ t: 'failed', device: 'd1', reason: 'store down', attempts: 0 }]);
+    expect(events).toEqual([{ t: 'failed', device: 'd1', provider: 'apns', reason: 'store down', attempts: 0 }]);
   });
 });

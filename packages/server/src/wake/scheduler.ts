@@ -72,9 +72,9 @@ const PRUNE_AT = 10_000;
  * Decides when a device that has no session gets a content-free wake-up, and sends it: pure
  * logic on an injected clock, I/O behind {@link WakeDeps}.
  *
- * A message for the device (its own stream) arms a timer (`afterMs`; `high` urgency: at once;
- * `very-low`: never). When it fires, the wake is sent only if the device is still offline,
- * still has unacknowledged messages, has a token, and is under its hourly cap. Collapsing:
+ * A message for the device (its own stream), or the end of its session, arms a timer (`afterMs`;
+ * `high` urgency: at once; `very-low`: never). When it fires, the wake is sent only if the device
+ * is still offline, has a token, still has unacknowledged messages, and is under its hourly cap. Collapsing:
  * messages arriving while a timer is armed, a wake is under way, or a sent wake is awaiting the
  * device's connection add nothing — a burst costs one wake. {@link connected} ends the wait.
  * Retries (429/5xx/network) back off with jitter, bounded by `attempts`; a dead token is removed.
@@ -117,6 +117,15 @@ export class WakeScheduler {
     }, delay);
   }
 
+  /**
+   * The device's session ended. Messages handed to it but not acknowledged (the app went to the
+   * background, the socket died half-open and was closed by the idle timer) would wait for the
+   * next connection: treated like a new message, so they wake the device if still pending.
+   */
+  disconnected(deviceId: string): void {
+    this.entry(deviceId, undefined);
+  }
+
   /** The device opened a session: no wake until it is offline again with new messages. */
   connected(deviceId: string): void {
     const d = this.devices.get(deviceId);
@@ -143,13 +152,15 @@ export class WakeScheduler {
       deps.onEvent?.({ t: 'skipped', device: deviceId, reason });
     let token: WakeToken | undefined;
     try {
+      // Cheapest first: most devices without a session are back within seconds (a reconnect),
+      // and browsers or servers have no token.
       if (await deps.isOnline(deviceId)) return skip('online');
+      token = await deps.tokenOf(deviceId);
+      if (token === undefined) return skip('no-token');
       if (!(await deps.hasPending(deviceId))) return skip('nothing-pending');
       const now = deps.clock.now();
       d.sent = d.sent.filter((t) => now - t < HOUR);
       if (d.sent.length >= this.policy.maxPerHour) return skip('hourly-cap');
-      token = await deps.tokenOf(deviceId);
-      if (token === undefined) return skip('no-token');
       for (let attempt = 1; ; attempt++) {
         const result = await deps.send(token);
         const provider = token.provider;

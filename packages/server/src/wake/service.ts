@@ -46,6 +46,8 @@ export interface WakeService {
   appended(entries: readonly StoredEntry[]): void;
   /** A device opened a session. */
   attached(deviceId: string): void;
+  /** A device's session ended. */
+  detached(deviceId: string): void;
   close(): void;
 }
 
@@ -109,6 +111,7 @@ export function createWakeService(host: WakeHost, options: WakeOptions): WakeSer
       }
     },
     attached: (id) => scheduler.connected(id),
+    detached: (id) => scheduler.disconnected(id),
     close() {
       scheduler.close();
       for (const s of senders.values()) s.close();
