@@ -180,6 +180,8 @@ describe('WakeScheduler', () => {
     });
     expect(() => scheduler.entry('d1', 'high')).not.toThrow();
     await clock.advance(0);
-    expect(events).toEqual([{ t: 'failed', device: 'd1', provider: 'apns', reason: 'store down', attempts: 0 }]);
+    expect(events).toEqual([
+      { t: 'failed', device: 'd1', provider: 'apns', reason: 'store down', attempts: 0 },
+    ]);
   });
 });
