@@ -76,6 +76,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       ? createWakeService(
           {
             tokens: wakeTokens,
+            holds: (id) => hub.holds(id),
             isOnline: (id) => hub.isOnline(id),
             pendingCount: (id, now) => opts.store.pendingCount(id, now),
             ...(opts.logger && { logger: opts.logger }),

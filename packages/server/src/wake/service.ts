@@ -26,6 +26,8 @@ export interface WakeOptions {
 /** What the wake service needs from the node. */
 export interface WakeHost {
   tokens: WakeTokenStore;
+  /** Whether this node holds a session of the device now (no I/O). */
+  holds(deviceId: string): boolean;
   isOnline(deviceId: string): Promise<boolean>;
   pendingCount(deviceId: string, now: number): Promise<number>;
   logger?: Logger;
@@ -107,7 +109,11 @@ export function createWakeService(host: WakeHost, options: WakeOptions): WakeSer
         // Device streams only (a unicast or a user's message): a topic message would mean one
         // wake per follower, and followers that care about topics come back on their own.
         if (!e.stream.startsWith('d:') || e.exp <= e.ts) continue;
-        scheduler.entry(e.stream.slice(2), e.urgency as Urgency | undefined);
+        const device = e.stream.slice(2);
+        // Handed to a session on this node: if that session ends before the app acknowledges,
+        // its end arms the wake (detached), so nothing needs watching now.
+        if (host.holds(device)) continue;
+        scheduler.entry(device, e.urgency as Urgency | undefined);
       }
     },
     attached: (id) => scheduler.connected(id),
