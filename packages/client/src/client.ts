@@ -125,12 +125,7 @@ export interface PushwireClient extends AsyncIterable<PushMessage> {
   pushUnsubscribe(): Promise<boolean>;
   /** The stored Web Push subscription, or null (no network request). */
   getPushSubscription(): Promise<WebPushSubscription | null>;
-  /**
-   * Registers the device's APNs or FCM token, so the server sends a content-free wake-up when a
-   * message waits and the app has no socket (docs/mobile.md); null removes it. Call it whenever
-   * the OS hands the app a (new) token.
-   * @example await client.setWakeToken({ provider: 'apns', token: deviceTokenHex, topic: 'com.example.chat' });
-   */
+  /** Registers the device's APNs/FCM token for content-free wake-ups (docs/mobile.md); null removes it. */
   setWakeToken(token: WakeTokenOptions | null): Promise<void>;
   /**
    * Closes the client from any state: closes the socket (1000) without sending anything more,
