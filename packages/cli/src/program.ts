@@ -4,6 +4,7 @@ import { listenCommand } from './commands/listen.js';
 import { publishCommand } from './commands/publish.js';
 import { serveCommand } from './commands/serve.js';
 import { limitOptions } from './limit-options.js';
+import { wakeCliOptions } from './wake-options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -102,6 +103,7 @@ const serve = program
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']),
   );
 for (const option of limitOptions()) serve.addOption(option);
+for (const option of wakeCliOptions()) serve.addOption(option);
 serve.action(serveCommand);
 
 program

@@ -27,6 +27,7 @@ import {
   retryDelay,
 } from './losses.js';
 import type { NotificationMessage, PushMessage } from './message.js';
+import { microtask } from './microtask.js';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { createRequests } from './requests.js';
 import { openSession, type Session, type SessionEvents, type SessionLoss } from './session.js';
@@ -36,6 +37,7 @@ import { createTimers, type Timers } from './timers.js';
 import type { Transport } from './transport/types.js';
 import { createTuner, type HeartbeatTuner } from './tuner.js';
 import { runWake, type WakeHost, type WakeReport } from './wake.js';
+import { sendWakeToken, type WakeTokenOptions } from './wake-token.js';
 import {
   createWebPush,
   type PushSubscribeOptions,
@@ -123,6 +125,8 @@ export interface PushwireClient extends AsyncIterable<PushMessage> {
   pushUnsubscribe(): Promise<boolean>;
   /** The stored Web Push subscription, or null (no network request). */
   getPushSubscription(): Promise<WebPushSubscription | null>;
+  /** Registers the device's APNs/FCM token for content-free wake-ups (docs/mobile.md); null removes it. */
+  setWakeToken(token: WakeTokenOptions | null): Promise<void>;
   /**
    * Closes the client from any state: closes the socket (1000) without sending anything more,
    * rejects pending requests, ends iterators, removes environment listeners. Resolves once the
@@ -446,6 +450,10 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
     getPushSubscription(): Promise<WebPushSubscription | null> {
       return _webpush.current();
     },
+    async setWakeToken(token: WakeTokenOptions | null): Promise<void> {
+      if (_state === 'closed') throw new ClosedError();
+      await sendWakeToken({ keeper: _keeper, http: () => _endpoints().http, fetch: o.fetch }, token);
+    },
     close(): Promise<void> {
       _closing ??= _shutdown(undefined);
       return _closing;
@@ -518,7 +526,7 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
   });
   const detach = runtime.attach?.(client);
   if (detach) _disposers.push(detach);
-  queueMicrotask(() => {
+  microtask(() => {
     if (_state === 'idle') _connect();
   });
   return client;

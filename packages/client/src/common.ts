@@ -54,4 +54,5 @@ export type { ClientState, Credentials, StateStore, StoredWebPush } from './stor
 export type { Connection, Transport, TransportHandlers } from './transport/types.js';
 export { type WebSocketConstructor, type WebSocketLike, webSocketTransport } from './transport/websocket.js';
 export type { WakeReport } from './wake.js';
+export type { WakeTokenOptions } from './wake-token.js';
 export type { PushSubscribeOptions, PushSubscriptionJSON, WebPushSubscription } from './webpush.js';

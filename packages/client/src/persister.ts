@@ -1,5 +1,6 @@
 import type { Clock } from './clock.js';
 import { type PushwireError, StorageError, toPushwireError } from './errors.js';
+import { microtask } from './microtask.js';
 import type { ClientState, StateStore } from './storage/types.js';
 import { createTimers } from './timers.js';
 
@@ -94,7 +95,7 @@ export function createPersister<M>(options: {
       const done = new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }));
       if (!running) {
         running = true;
-        queueMicrotask(() => void run());
+        microtask(() => void run());
       }
       return done;
     },

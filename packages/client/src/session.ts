@@ -9,6 +9,7 @@ import {
 } from '@pushwire/protocol';
 import type { Clock } from './clock.js';
 import { ProtocolViolationError } from './errors.js';
+import { microtask } from './microtask.js';
 import { createTimers } from './timers.js';
 import type { Connection, Transport } from './transport/types.js';
 
@@ -177,7 +178,7 @@ export function openSession(transport: Transport, url: string, clock: Clock, eve
   const later =
     <A extends unknown[]>(fn: (...args: A) => void) =>
     (...args: A) =>
-      ready ? fn(...args) : queueMicrotask(() => fn(...args));
+      ready ? fn(...args) : microtask(() => fn(...args));
   const conn: Connection = transport.connect(url, SUBPROTOCOL, {
     onOpen: later(() => {
       if (dead) return;

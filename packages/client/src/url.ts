@@ -29,20 +29,30 @@ export function servers(url: string | readonly string[]): Endpoints[] {
  */
 export function endpoints(url: string): Endpoints {
   if (typeof url !== 'string') throw new ConfigError(`invalid url ${JSON.stringify(url)}`);
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch (cause) {
-    throw new ConfigError(`invalid url ${JSON.stringify(url)}`, { cause });
+  // A small parser rather than `URL`: React Native's `URL` throws on `protocol`/`host`, and
+  // Hermes or a bare engine may have none.
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#\s@]*@)?([^/?#\s]+)([^?#\s]*)/i.exec(url.trim());
+  if (m === null) throw new ConfigError(`invalid url ${JSON.stringify(url)}`);
+  const scheme = (m[1] as string).toLowerCase();
+  const secure = scheme === 'https' || scheme === 'wss';
+  if (!secure && scheme !== 'http' && scheme !== 'ws') {
+    throw new ConfigError(`url must be http(s):// or ws(s)://, got ${scheme}:`);
   }
-  const secure = u.protocol === 'https:' || u.protocol === 'wss:';
-  if (!secure && u.protocol !== 'http:' && u.protocol !== 'ws:') {
-    throw new ConfigError(`url must be http(s):// or ws(s)://, got ${u.protocol}`);
-  }
-  let path = u.pathname.replace(/\/+$/, '');
+  const host = authority(m[3] as string, secure, url);
+  let path = (m[4] as string).replace(/\/+$/, '');
   if (path.endsWith(CONNECT_PATH)) path = path.slice(0, -CONNECT_PATH.length);
   return {
-    ws: `${secure ? 'wss' : 'ws'}://${u.host}${path}${CONNECT_PATH}`,
-    http: `${secure ? 'https' : 'http'}://${u.host}${path}`,
+    ws: `${secure ? 'wss' : 'ws'}://${host}${path}${CONNECT_PATH}`,
+    http: `${secure ? 'https' : 'http'}://${host}${path}`,
   };
+}
+
+/** `host[:port]`, lowercased, without the scheme's default port; throws on a bad port. */
+function authority(hostPort: string, secure: boolean, url: string): string {
+  const m = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d*))?$/i.exec(hostPort);
+  if (m === null) throw new ConfigError(`invalid url ${JSON.stringify(url)}`);
+  const host = (m[1] as string).toLowerCase();
+  const port = m[2] === undefined || m[2] === '' ? undefined : Number(m[2]);
+  if (port !== undefined && port > 65535) throw new ConfigError(`invalid port in ${JSON.stringify(url)}`);
+  return port === undefined || port === (secure ? 443 : 80) ? host : `${host}:${port}`;
 }

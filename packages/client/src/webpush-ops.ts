@@ -18,8 +18,6 @@ import type { Kit, PushSubscribeOptions, WebPushDeps, WebPushSubscription } from
 
 export { importWebPushKeys } from '@pushwire/protocol';
 
-const utf8 = new TextDecoder();
-
 /**
  * An `applicationServerKey` as base64url without padding (undefined when none is given). Throws
  * unless it is an uncompressed P-256 point: 65 bytes, raw or base64url.
@@ -38,7 +36,7 @@ export function serverKey(key: PushSubscribeOptions['applicationServerKey']): st
 
 /** The UTF-8 plaintext of a Web Push message's base64url `aes128gcm` body. */
 export const decrypt = async (body: string, keys: WebPushKeys): Promise<string> =>
-  utf8.decode(await decryptAes128gcm(base64urlDecode(body), keys));
+  new TextDecoder().decode(await decryptAes128gcm(base64urlDecode(body), keys));
 
 type Reason = WebPushErrorReason;
 

@@ -52,7 +52,8 @@ export interface Aes128gcmHeader {
 
 const TAG_BYTES = 16;
 const P256 = { name: 'ECDH', namedCurve: 'P-256' } as const;
-const text = new TextEncoder();
+/** UTF-8 bytes of a string; made on use, so loading this module needs no TextEncoder (Hermes). */
+const encode = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 const fail = (code: WebPushCryptoErrorCode, message: string, cause?: unknown): never => {
   throw new WebPushCryptoError(code, message, cause === undefined ? undefined : { cause });
@@ -120,7 +121,7 @@ const hkdf = async (salt: Uint8Array, ikm: Uint8Array, info: string | Uint8Array
         name: 'HKDF',
         hash: 'SHA-256',
         salt: bytes(salt),
-        info: bytes(typeof info === 'string' ? text.encode(info) : info),
+        info: bytes(typeof info === 'string' ? encode(info) : info),
       },
       await subtle().importKey('raw', bytes(ikm), 'HKDF', false, ['deriveBits']),
       len * 8,
@@ -153,7 +154,7 @@ async function deriveKeys(
   const ikm = await hkdf(
     authSecret,
     new Uint8Array(secret),
-    concat(text.encode('WebPush: info\0'), uaPublic, asPublic),
+    concat(encode('WebPush: info\0'), uaPublic, asPublic),
     32,
   );
   const cek = await hkdf(salt, ikm, 'Content-Encoding: aes128gcm\0', 16);

@@ -3,6 +3,7 @@ import { LocalBus } from './bus/local.js';
 import type { Bus } from './bus/types.js';
 import type { Store } from './store/types.js';
 import type { Clock } from './util/clock.js';
+import type { WakeOptions } from './wake/service.js';
 import type { WebPushOptions } from './webpush/routes.js';
 
 /** Options of {@link createPushwireServer}. Every field but the store has a default. */
@@ -119,9 +120,11 @@ export interface ServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Web Push service (RFC 8030/8291/8292) options; `false` turns it off. On by default. */
   webPush?: WebPushOptions | false;
+  /** Content-free wake-ups through APNs/FCM for devices without a session; off unless a provider is configured. */
+  wake?: WakeOptions;
 }
 
-export type ResolvedOptions = Required<Omit<ServerOptions, 'logger' | 'tls' | 'webPush'>> & {
+export type ResolvedOptions = Required<Omit<ServerOptions, 'logger' | 'tls' | 'webPush' | 'wake'>> & {
   logger: Logger | undefined;
 };
 

@@ -12,4 +12,5 @@ export { HttpError } from './errors.js';
 export { createPushwireServer, type PushwireServer } from './server.js';
 export * from './store/index.js';
 export { newApiKey } from './util/ids.js';
+export * from './wake/index.js';
 export * from './webpush/index.js';

@@ -6,12 +6,14 @@ import { adminAuth } from './api/auth.js';
 import { registerJsonBodyParser } from './api/json-body.js';
 import { registerOpenApi } from './api/openapi.js';
 import { registerRoutes } from './api/routes.js';
+import { registerWakeRoutes } from './api/wake.js';
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './config.js';
 import { Hub } from './core/hub.js';
 import { Gateway } from './gateway/gateway.js';
 import { createMetrics } from './metrics/metrics.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { SqliteStore } from './store/sqlite.js';
+import { createWakeService, registerWakeMetrics, type WakeService } from './wake/service.js';
 import { registerWebRoutes } from './web/static.js';
 import { registerWebPush, SqliteWebPushRegistry, type WebPushRegistry } from './webpush/index.js';
 import { WEB_PUSH_DEFAULTS } from './webpush/routes.js';
@@ -27,6 +29,8 @@ export interface PushwireServer {
   readonly hub: Hub;
   readonly gateway: Gateway;
   readonly options: ResolvedOptions;
+  /** Wake-ups through APNs/FCM, when configured (`options.wake`) and the store keeps wake tokens. */
+  readonly wake: WakeService | undefined;
   /** Starts listening; resolves with the base URL (`http://host:port`, `https://…` with TLS). */
   listen(opts?: { host?: string; port?: number }): Promise<string>;
   /** Base URL once listening. */
@@ -78,6 +82,24 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
   let closing: Promise<void> | undefined;
 
   const metrics = createMetrics({ hub, gateway, store: opts.store });
+  const wakeTokens = opts.store.wakeTokens;
+  const wake =
+    wakeTokens && options.wake
+      ? createWakeService(
+          {
+            tokens: wakeTokens,
+            holds: (id) => hub.holds(id),
+            isOnline: (id) => hub.isOnline(id),
+            pendingCount: (id, now) => opts.store.pendingCount(id, now),
+            ...(opts.logger && { logger: opts.logger }),
+          },
+          options.wake,
+        )
+      : undefined;
+  if (wake) {
+    hub.observe(wake);
+    registerWakeMetrics(metrics.registry, wake.counters);
+  }
   const auth = adminAuth(opts.apiKeys);
 
   registerJsonBodyParser(app, opts.maxJsonDepth);
@@ -88,6 +110,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     registerAdminRoutes(app, { hub, gateway, opts, metrics, version: pkg.version, auth });
     registerMetricsRoute(app, metrics, auth, opts.metricsPublic);
     registerWebRoutes(app);
+    if (wakeTokens) registerWakeRoutes(app, { opts, tokens: wakeTokens });
     if (options.webPush !== false) {
       const webPush = options.webPush ?? {};
       const registry =
@@ -114,6 +137,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     closing ??= (async () => {
       clearInterval(wheelTimer);
       clearInterval(sweepTimer);
+      wake?.close();
       draining = true;
       await gateway.close();
       await app.close();
@@ -128,6 +152,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     hub,
     gateway,
     options: opts,
+    wake,
     get url() {
       return url;
     },

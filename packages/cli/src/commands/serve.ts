@@ -12,8 +12,9 @@ import {
 import { destination, type Logger, pino } from 'pino';
 import { lockDataDir } from '../data-lock.js';
 import { type LimitFlags, limitsOf } from '../limit-options.js';
+import { type WakeFlags, wakeOptionsOf } from '../wake-options.js';
 
-interface ServeFlags extends LimitFlags {
+interface ServeFlags extends LimitFlags, WakeFlags {
   host: string;
   port: number;
   data: string;
@@ -109,6 +110,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   const { key, created } = f.apiKey ? { key: f.apiKey, created: false } : apiKeyFor(dataDir);
   const logger = pino({ level: f.logLevel, base: { pid: process.pid } }, destination(2));
   const tls = tlsOf(f);
+  const wake = wakeOptionsOf(f);
   const { store, bus, lines } = await openEngine(f, dataDir, logger);
   const limits = limitsOf(f);
   const server = createPushwireServer({
@@ -123,6 +125,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     ...limits.server,
     ...(tls && { tls }),
     webPush: { ...limits.webPush, ...(f.publicUrl && { publicUrl: f.publicUrl }) },
+    ...(wake && { wake }),
   });
   // Signals are handled from before the port opens, so a SIGTERM at any moment drains cleanly.
   let stopping = false;
@@ -167,5 +170,8 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
       '',
     ].join('\n'),
   );
-  logger.info({ url, ...(f.redis ? { node: bus?.nodeId } : { dataDir }) }, 'listening');
+  logger.info(
+    { url, ...(f.redis ? { node: bus?.nodeId } : { dataDir }), wake: server.wake?.providers ?? [] },
+    'listening',
+  );
 }

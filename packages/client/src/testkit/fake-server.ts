@@ -97,7 +97,7 @@ export class FakeServer {
 
   /** The newest socket. */
   get last(): FakeSocket {
-    const s = this.sockets.at(-1);
+    const s = this.sockets[this.sockets.length - 1]; // not .at(): the engine test runs this on Hermes 0.12
     if (!s) throw new Error('no connection yet');
     return s;
   }

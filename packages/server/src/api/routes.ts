@@ -4,6 +4,7 @@ import type { Hub } from '../core/hub.js';
 import { HttpError, notFound } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { StoreError } from '../store/errors.js';
+import { maskedWakeToken } from '../store/wake-tokens.js';
 import { newDeviceId, newToken, sha256 } from '../util/ids.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { adminAuth } from './auth.js';
@@ -192,10 +193,11 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
       const device = await store.getDevice(req.params.id);
       if (!device) throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
       const session = hub.sessionOf(device.id);
-      const [pending, topics, online] = await Promise.all([
+      const [pending, topics, online, wake] = await Promise.all([
         store.pendingCount(device.id, opts.clock.now()),
         store.topicsOf(device.id),
         hub.isOnline(device.id), // another node's session counts (presence, approximate)
+        store.wakeTokens?.get(device.id),
       ]);
       return {
         deviceId: device.id,
@@ -205,6 +207,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
         pending,
         heartbeat: session?.heartbeat ?? null,
         topics,
+        ...(store.wakeTokens && { wake: wake ? maskedWakeToken(wake) : null }),
       };
     },
   );

@@ -83,6 +83,18 @@ export const publishReply = {
   },
 } as const;
 
+/** A device's wake token as shown: provider, only the token's last characters. */
+export const wakeReply = {
+  type: ['object', 'null'],
+  properties: {
+    provider: { type: 'string' },
+    token: { type: 'string' },
+    topic: { type: 'string' },
+    environment: { type: 'string' },
+    updatedAt: { type: 'integer' },
+  },
+} as const;
+
 export const deviceReply = {
   type: 'object',
   properties: {
@@ -93,5 +105,6 @@ export const deviceReply = {
     pending: { type: 'integer' },
     heartbeat: { type: ['integer', 'null'] },
     topics: { type: 'array', items: { type: 'string' } },
+    wake: wakeReply,
   },
 } as const;

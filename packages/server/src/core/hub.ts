@@ -65,6 +65,14 @@ export interface HubCounters {
   acked: number;
 }
 
+/** Told of appended entries and attached sessions (wake-ups). Must not throw: it runs on the publish path. */
+export interface HubObserver {
+  appended?(entries: readonly StoredEntry[]): void;
+  attached?(deviceId: string): void;
+  /** The device's session on this node ended (a newer one may follow). */
+  detached?(deviceId: string): void;
+}
+
 /** Sessions caught up from the store at once by {@link Hub.resync}. */
 const RESYNC_BATCH = 256;
 
@@ -80,6 +88,7 @@ export class Hub implements BusSink {
   /** Followers of each topic stream (a device stream's follower is found through `byDevice`). */
   private readonly byStream = new Map<string, Set<Session>>();
   readonly counters: HubCounters = { published: 0, duplicates: 0, delivered: 0, acked: 0 };
+  private readonly observers: HubObserver[] = [];
 
   constructor(
     private readonly store: Store,
@@ -105,6 +114,11 @@ export class Hub implements BusSink {
 
   get online(): number {
     return this.byDevice.size;
+  }
+
+  /** Adds an observer of publishes and session opens. */
+  observe(observer: HubObserver): void {
+    this.observers.push(observer);
   }
 
   sessionOf(deviceId: string): Session | undefined {
@@ -138,6 +152,7 @@ export class Hub implements BusSink {
     }
     this.byDevice.set(session.deviceId, session);
     this.bus.attached(session.deviceId, session.id);
+    for (const o of this.observers) o.attached?.(session.deviceId);
     const streams = [deviceStream(session.deviceId), ...topics.map(topicStream)];
     for (const s of streams) this.follow(session, s, cursors[s] ?? 0);
     const held = this.joining.get(session.deviceId);
@@ -149,6 +164,7 @@ export class Hub implements BusSink {
     if (this.byDevice.get(session.deviceId) === session) {
       this.byDevice.delete(session.deviceId);
       this.bus.detached(session.deviceId, session.id);
+      for (const o of this.observers) o.detached?.(session.deviceId);
     }
     for (const stream of session.streams.keys()) this.byStream.get(stream)?.delete(session);
     for (const stream of session.streams.keys()) {
@@ -293,6 +309,7 @@ export class Hub implements BusSink {
     if (result.duplicate) this.counters.duplicates++;
     else this.counters.published++;
     this.bus.route(result.appended);
+    for (const o of this.observers) o.appended?.(result.appended);
     if (result.duplicate && !(this.bus instanceof LocalBus)) this.renotify(result.record, result.appended);
     return { ...result.record, duplicate: result.duplicate };
   }

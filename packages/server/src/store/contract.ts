@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeviceRecord, NewEntry, PublishBatchItem, Store } from './types.js';
+import { wakeTokenContract } from './wake-contract.js';
 
 /** Publish time used by the suite: a fixed instant, so expiry is exact. */
 const T = 1_700_000_000_000;
@@ -83,6 +84,8 @@ export function storeContract(
         expect(await seqsOf('d:d2')).toEqual([1]);
       });
     });
+
+    wakeTokenContract(() => store);
 
     describe('publish and read', () => {
       it('numbers each stream 1, 2, 3… and links prevSeq', async () => {

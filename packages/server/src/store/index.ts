@@ -12,3 +12,4 @@ export type {
   Store,
   StoredEntry,
 } from './types.js';
+export { maskedWakeToken, type WakeProvider, type WakeToken, type WakeTokenStore } from './wake-tokens.js';

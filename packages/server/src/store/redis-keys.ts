@@ -16,6 +16,7 @@
  * <p>{d:<id>}:dev          hash    tokenHash, user, createdAt, lastSeen
  * <p>{d:<id>}:cur          hash    stream → acknowledged seq
  * <p>{d:<id>}:sub          zset    subscribed topics (score 0: lexicographic order)
+ * <p>{d:<id>}:wake         hash    wake token: provider, token, topic, environment, updatedAt
  * <p>{u:<user>}:devs       zset    device ids of a user, scored by createdAt
  * <p>{p:<id>}              string  publish record, pending or done (TTL = retention)
  * <p>{sweep:<n>}           zset    registry shard n of 16: non-empty streams, scored by generation
@@ -58,6 +59,7 @@ export interface DeviceKeys {
   device: string;
   cursors: string;
   topics: string;
+  wake: string;
 }
 
 export class RedisKeys {
@@ -77,7 +79,7 @@ export class RedisKeys {
 
   device(id: string): DeviceKeys {
     const base = `${this.prefix}{d:${escapeName(id)}}:`;
-    return { device: `${base}dev`, cursors: `${base}cur`, topics: `${base}sub` };
+    return { device: `${base}dev`, cursors: `${base}cur`, topics: `${base}sub`, wake: `${base}wake` };
   }
 
   user(user: string): string {

@@ -13,6 +13,7 @@ import { parseEntry, parseStored, recordOf, type StoredPublish, startAfter } fro
 import { listFollowers } from './redis-followers.js';
 import { RedisKeys } from './redis-keys.js';
 import { sweepRegistry } from './redis-sweep.js';
+import { RedisWakeTokens } from './redis-wake.js';
 import { fromEntryRow, toEntryRow } from './rows.js';
 import type {
   DeviceLimits,
@@ -91,6 +92,7 @@ export class RedisStore implements Store {
   private readonly retentionMs: number;
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
+  readonly wakeTokens: RedisWakeTokens;
 
   private constructor(
     private readonly redis: RedisClient,
@@ -99,6 +101,7 @@ export class RedisStore implements Store {
     this.keys = new RedisKeys(opts.keyPrefix ?? 'pw:');
     this.clock = opts.clock ?? Date.now;
     this.retentionMs = Math.max(1, Math.floor(opts.retentionMs ?? 30 * DAY_MS));
+    this.wakeTokens = new RedisWakeTokens(redis, this.keys, (what, op) => this.run(what, op));
   }
 
   /** Connects and checks the server version; rejects with `STORE_UNAVAILABLE` when Redis is unreachable. */
@@ -186,7 +189,16 @@ export class RedisStore implements Store {
       // longer), never a follower missing.
       const topics = await this.redis.zrange(dk.topics, 0, -1);
       await Promise.all(topics.map((t) => this.redis.srem(this.keys.stream(`t:${t}`).followers, id)));
-      await this.redis.del(dk.device, dk.cursors, dk.topics, sk.meta, sk.entries, sk.collapse, sk.expiry);
+      await this.redis.del(
+        dk.device,
+        dk.cursors,
+        dk.topics,
+        dk.wake,
+        sk.meta,
+        sk.entries,
+        sk.collapse,
+        sk.expiry,
+      );
       await this.redis.zrem(this.keys.registryOf(stream), stream);
     });
   }

@@ -17,6 +17,7 @@ import {
   writeOutcome,
   writerEntry,
 } from './sqlite-queue.js';
+import { SqliteWakeTokens } from './sqlite-wake.js';
 import type {
   OpResult,
   PublishWrites,
@@ -139,6 +140,7 @@ export class SqliteStore implements Store {
   private readonly limits: SqlitePublishLimits;
   /** The last write that failed, while no write has succeeded since (readiness). */
   private lastWriteError: StoreError | undefined;
+  readonly wakeTokens: SqliteWakeTokens;
   /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
   onBatch: ((publishes: number, ms: number) => void) | undefined;
 
@@ -156,6 +158,7 @@ export class SqliteStore implements Store {
     this.stmts = prepareStatements(db);
     this.deliveries = new SqliteDeliveryLog(db);
     this.limits = new SqlitePublishLimits(this.stmts, this.headCacheSize);
+    this.wakeTokens = new SqliteWakeTokens(db, (fn) => this.transact(fn));
     const entry = writerEntry();
     const data: WriterData = { path: opts.path };
     this.writer = new Worker(entry.code, { eval: entry.eval, workerData: { pushwireWriter: data } });

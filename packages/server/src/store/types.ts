@@ -1,4 +1,5 @@
 import type { NotificationFields, Urgency } from '@pushwire/protocol';
+import type { WakeTokenStore } from './wake-tokens.js';
 
 /** A registered device. The token itself is never stored, only its SHA-256 hash. */
 export interface DeviceRecord {
@@ -175,5 +176,7 @@ export interface Store {
   entryFate?(stream: string, seq: number): Promise<EntryFate>;
   /** Optional (dashboard): the newest entries still stored in `stream`, any state, newest first. */
   recentEntries?(stream: string, limit: number): Promise<StoredEntry[]>;
+  /** Optional: APNs/FCM wake tokens of devices (wake-ups off without it). */
+  readonly wakeTokens?: WakeTokenStore;
   close(): Promise<void>;
 }
