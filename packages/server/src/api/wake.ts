@@ -1,9 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ResolvedOptions } from '../config.js';
 import { HttpError, notFound } from '../errors.js';
 import { StoreError } from '../store/errors.js';
 import { maskedWakeToken, type WakeToken, type WakeTokenStore } from '../store/wake-tokens.js';
-import { secretEquals, tokenMatches } from '../util/ids.js';
+import { adminOrOwnDevice } from './device-auth.js';
 import { deviceIdParam, errorSchema, wakeReply } from './schemas.js';
 
 interface Deps {
@@ -34,32 +34,7 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: erro
  */
 export function registerWakeRoutes(app: FastifyInstance, { opts, tokens }: Deps): void {
   const store = opts.store;
-  const authorize = async (req: FastifyRequest<{ Params: { id: string } }>) => {
-    const header = req.headers.authorization ?? '';
-    const www = { 'WWW-Authenticate': 'Bearer, Device' };
-    if (header.startsWith('Bearer ')) {
-      const key = header.slice(7).trim();
-      if (!opts.apiKeys.some((k) => secretEquals(k, key)))
-        throw new HttpError(401, 'UNAUTHORIZED', 'wrong API key', www);
-      return;
-    }
-    if (header.startsWith('Device ')) {
-      const cred = header.slice(7).trim();
-      const colon = cred.lastIndexOf(':');
-      const device = colon > 0 ? await store.getDevice(cred.slice(0, colon)) : undefined;
-      if (!device || !tokenMatches(device.tokenHash, cred.slice(colon + 1)))
-        throw new HttpError(401, 'UNAUTHORIZED', 'wrong device credential', www);
-      if (device.id !== req.params.id)
-        throw new HttpError(403, 'FORBIDDEN', 'a device may only manage its own wake token');
-      return;
-    }
-    throw new HttpError(
-      401,
-      'UNAUTHORIZED',
-      'send Authorization: Bearer API_KEY, or Device DEVICE_ID:TOKEN',
-      www,
-    );
-  };
+  const authorize = adminOrOwnDevice(opts, 'wake token');
   const unknown = (id: string) => notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(id)}`);
 
   app.put<{ Params: { id: string }; Body: Omit<WakeToken, 'deviceId' | 'updatedAt'> }>(

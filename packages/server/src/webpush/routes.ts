@@ -1,10 +1,11 @@
 import { createHmac, createPublicKey, randomBytes } from 'node:crypto';
 import { parseAes128gcmHeader, WebPushCryptoError } from '@pushwire/protocol';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import { adminOrOwnDevice } from '../api/device-auth.js';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import { HttpError, notFound } from '../errors.js';
-import { secretEquals, sha256, tokenMatches } from '../util/ids.js';
+import { sha256 } from '../util/ids.js';
 import { parsePushHeaders } from './headers.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import type { WebPushRegistry, WebPushSubscriptionRecord } from './registry.js';
@@ -100,41 +101,9 @@ function baseOf(req: FastifyRequest, publicUrl: string | undefined): string {
 
 function registerSubscriptionRoutes(app: FastifyInstance, deps: Deps): void {
   const { opts, registry } = deps;
-  const store = opts.store;
 
   /** Admin API key (`Bearer KEY`), or the device's own credential (`Device ID:TOKEN`). */
-  const authorize = async (req: FastifyRequest<{ Params: { id: string } }>) => {
-    const header = req.headers.authorization ?? '';
-    const www = { 'WWW-Authenticate': 'Bearer, Device' };
-    if (header.startsWith('Bearer ')) {
-      const key = header.slice(7).trim();
-      if (!opts.apiKeys.some((k) => secretEquals(k, key))) {
-        throw new HttpError(401, 'UNAUTHORIZED', 'wrong API key', www);
-      }
-      if (!(await store.getDevice(req.params.id))) {
-        throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
-      }
-      return;
-    }
-    if (header.startsWith('Device ')) {
-      const cred = header.slice(7).trim();
-      const colon = cred.lastIndexOf(':');
-      const device = colon > 0 ? await store.getDevice(cred.slice(0, colon)) : undefined;
-      if (!device || !tokenMatches(device.tokenHash, cred.slice(colon + 1))) {
-        throw new HttpError(401, 'UNAUTHORIZED', 'wrong device credential', www);
-      }
-      if (device.id !== req.params.id) {
-        throw new HttpError(403, 'FORBIDDEN', 'a device may only manage its own subscriptions');
-      }
-      return;
-    }
-    throw new HttpError(
-      401,
-      'UNAUTHORIZED',
-      'send Authorization: Bearer API_KEY, or Device DEVICE_ID:TOKEN',
-      www,
-    );
-  };
+  const authorize = adminOrOwnDevice(opts, 'subscriptions', true);
 
   app.post<{ Params: { id: string }; Body: { applicationServerKey?: string } | null }>(
     '/v1/devices/:id/webpush',
