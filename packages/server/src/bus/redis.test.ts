@@ -12,6 +12,8 @@ class Sink implements BusSink {
   readonly commands: [string, DeviceCommand][] = [];
   readonly resyncs: CatchUpScope[] = [];
   readonly held = new Set<string>();
+  /** Stands in for the durable store: what a full resync reads back for the devices held here. */
+  constructor(private readonly stored: StoredEntry[] = []) {}
   dispatch(entries: StoredEntry[]): void {
     this.entries.push(...entries);
   }
@@ -23,6 +25,15 @@ class Sink implements BusSink {
   }
   async resync(scope?: CatchUpScope): Promise<number> {
     this.resyncs.push(scope);
+    // Like the hub: read each held device's stream from the store, skip what was delivered.
+    const seen = new Set(this.ids());
+    const missed = this.stored.filter(
+      (e) =>
+        !seen.has(e.id) &&
+        this.held.has(e.stream.slice(2)) &&
+        (!scope || ('device' in scope && scope.device === e.stream.slice(2))),
+    );
+    if (missed.length > 0) this.dispatch(missed);
     return 0;
   }
   ids(): string[] {
@@ -64,12 +75,17 @@ afterEach(async () => {
 });
 
 /** Two or more nodes on one fresh key prefix. */
-async function nodes(n: number, more: Partial<RedisBusOptions> = {}, url = redis.url) {
+async function nodes(
+  n: number,
+  more: Partial<RedisBusOptions> = {},
+  url = redis.url,
+  stored: StoredEntry[] = [],
+) {
   const keyPrefix = `bus${++prefixes}:`;
   const out: { bus: RedisBus; sink: Sink }[] = [];
   for (let i = 0; i < n; i++) {
     const bus = await RedisBus.connect({ url, keyPrefix, nodeId: `n${i}`, ...more });
-    const sink = new Sink();
+    const sink = new Sink(stored);
     bus.bind(sink);
     buses.push(bus);
     out.push({ bus, sink });
@@ -174,7 +190,8 @@ describe('RedisBus', () => {
   it('after Redis restarts: resubscribes, reasserts presence and catches sessions up', async () => {
     const own = await startRedis({ appendonly: true });
     try {
-      const [a, b] = await nodes(2, {}, own.url);
+      const stored: StoredEntry[] = [];
+      const [a, b] = await nodes(2, {}, own.url, stored);
       await attach(b!, 'dev1', 's1');
       b!.bus.followed('t:news');
       await until(() => b!.sink.resyncs.length === 2, 'topic subscription');
@@ -182,7 +199,12 @@ describe('RedisBus', () => {
       await until(() => !a!.bus.healthy, 'unhealthy');
       await expect(a!.bus.isOnline('dev1')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
       await expect(a!.bus.isOnline('dev1')).rejects.toBeInstanceOf(StoreError);
-      a!.bus.route([entry('lost', 'd:dev1')]); // Redis is down: kept and sent once it is back
+      // Redis is down: the entry is stored, and its route is kept and retried once Redis is back.
+      // Whether the retry reaches b before b has subscribed again is a race; b's full resync after
+      // its reconnect reads the store, so the device gets it either way (the hub drops a second copy
+      // by its sequence number).
+      stored.push(entry('lost', 'd:dev1'));
+      a!.bus.route([entry('lost', 'd:dev1')]);
       await own.start();
       await until(() => a!.bus.healthy && b!.bus.healthy, 'reconnected', 10_000);
       await until(() => b!.sink.resyncs.includes(undefined), 'full resync after reconnect', 5000);
@@ -230,7 +252,7 @@ describe('RedisBus', () => {
 describe('LocalBus', () => {
   it('hands entries and commands straight to the hub', async () => {
     const bus = new LocalBus();
-    const sink = new Sink();
+    const sink = new Sink(stored);
     bus.bind(sink);
     bus.route([entry('m1', 'd:x')]);
     bus.send('x', { t: 'revoke' });
