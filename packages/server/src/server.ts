@@ -58,7 +58,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     forceCloseConnections: true,
     // Route parameters are ids and topics of up to 128 characters; a topic of '/'s is 384 once
     // percent-encoded. The schemas check the real limit (the router's default 100 answered 414).
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // Validation is strict: unknown fields are errors, not silently dropped; no type coercion.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   };
