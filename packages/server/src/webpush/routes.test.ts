@@ -10,8 +10,11 @@ import {
 } from '@pushwire/protocol';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis } from '../../../../test/helpers/redis.js';
 import { createPushwireServer, type PushwireServer } from '../server.js';
+import { RedisStore } from '../store/redis.js';
 import { SqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/types.js';
 import { MAX_PUSH_BODY } from './routes.js';
 
 const KEY = 'admin-key';
@@ -29,17 +32,36 @@ async function vapidKeys() {
   return { k, auth };
 }
 
-describe('web push routes (inject, no sockets)', () => {
-  let dir: string;
-  let store: SqliteStore;
+/** The engines the routes run on: each gives a fresh store and what removes it afterwards. */
+const engines: { name: string; open: () => Promise<{ store: Store; cleanup: () => Promise<void> }> }[] = [
+  {
+    name: 'SQLite',
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'pushwire-wp-'));
+      const store = SqliteStore.open({ path: join(dir, 'pushwire.db') });
+      return { store, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+  ...[false, true].map((cluster) => ({
+    name: cluster ? 'Redis Cluster' : 'Redis',
+    open: async () => {
+      const redis = await startRedis({ cluster });
+      const store = await RedisStore.connect({ url: redis.url, cluster });
+      return { store, cleanup: () => redis.stop() };
+    },
+  })),
+];
+
+describe.each(engines)('web push routes on $name (inject, no sockets)', (engine) => {
+  let cleanup: () => Promise<void>;
+  let store: Store;
   let server: PushwireServer;
   let deviceId: string;
   let token: string;
   const receiver = generateWebPushKeys();
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pushwire-wp-'));
-    store = SqliteStore.open({ path: join(dir, 'pushwire.db') });
+    ({ store, cleanup } = await engine.open());
     server = createPushwireServer({
       store,
       apiKeys: [KEY],
@@ -49,8 +71,8 @@ describe('web push routes (inject, no sockets)', () => {
     ({ deviceId, token } = r.json());
   });
   afterAll(async () => {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
+    await server?.close();
+    await cleanup?.();
   });
 
   async function subscribe(body: Record<string, unknown> = {}, headers: Record<string, string> = admin) {
