@@ -115,8 +115,9 @@ export function parseConfigText(text: string, name: string): Map<string, Value> 
   try {
     doc = parseToml(text) as Record<string, unknown>;
   } catch (err) {
-    const detail = err instanceof TomlError ? err.message.split('\n')[0] : String(err);
-    throw new ConfigError(`config ${name}: not valid TOML: ${detail}`);
+    if (!(err instanceof TomlError)) throw new ConfigError(`config ${name}: not valid TOML: ${String(err)}`);
+    const detail = err.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+    throw new ConfigError(`config ${name}:${err.line}:${err.column}: not valid TOML: ${detail}`);
   }
   const values = new Map<string, Value>();
   const where = (key: string) => `config ${name}: "${key}"`;

@@ -633,3 +633,30 @@ export const SECTIONS: ReadonlyMap<string, string[]> = (() => {
   }
   return sections;
 })();
+
+/** The settings as a Markdown table (docs/operations.md is made from it: `node scripts/config-docs.mjs`). */
+export function settingsTable(): string {
+  const cell = (text: string) => text.replace(/\|/g, '\\|');
+  const code = (text: string) => `\`${text}\``;
+  const typeOf = (s: Setting) =>
+    s.choices
+      ? s.choices.join(' / ')
+      : `${s.type === 'number' ? 'number' : s.type}${s.min !== undefined ? ` ≥ ${s.min}` : ''}`;
+  const defaultOf = (s: Setting) =>
+    s.defaultText ??
+    (s.default === undefined
+      ? '—'
+      : code(typeof s.default === 'string' ? JSON.stringify(s.default) : String(s.default)));
+  const rows = SETTINGS.map((s) =>
+    [
+      code(s.key),
+      code(s.arg ? `${s.flag} ${s.arg}` : s.flag),
+      code(envOf(s)),
+      typeOf(s),
+      defaultOf(s),
+      `${s.help}${s.secret ? ' (redacted by `--print-config`)' : ''}`,
+    ].map(cell),
+  );
+  const header = ['file key', 'flag', 'environment', 'type', 'default', 'meaning'];
+  return [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
