@@ -188,6 +188,21 @@ describe('serve configuration: refusals name the key', () => {
     });
   }
 
+  it('bounds that contradict each other', () => {
+    expect(
+      refusal(() =>
+        resolveConfig({ flags: { minHeartbeat: '100' }, env: {}, file: fromFile('[heartbeat]\nmax = 30') }),
+      ),
+    ).toBe(
+      'heartbeat.min (--min-heartbeat, flag) = 100 is more than heartbeat.default (--default-heartbeat, default) = 60',
+    );
+    expect(
+      refusal(() =>
+        resolveConfig({ flags: {}, env: { PUSHWIRE_DEFAULT_TTL: '100' }, file: fromFile('[ttl]\nmax = 10') }),
+      ),
+    ).toMatch(/^ttl.default .* = 100 is more than ttl.max \(--max-ttl, file\) = 10$/);
+  });
+
   it('flags and variables are checked the same way', () => {
     expect(refusal(() => resolveConfig({ flags: { port: 'eighty' }, env: {} }))).toBe(
       '--port must be an integer ≥ 0, not the string "eighty"',

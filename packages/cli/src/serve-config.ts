@@ -214,7 +214,27 @@ export function resolveConfig(src: ConfigSources): ResolvedConfig {
       sources[s.name] = source;
     }
   }
+  checkRelations(values, sources);
   return { values, sources, ...(src.file && { file: src.file.name }) };
+}
+
+/** Settings that bound one another: `[smaller, larger]` by name. */
+const ORDERED: [string, string][] = [
+  ['minHeartbeat', 'defaultHeartbeat'],
+  ['defaultHeartbeat', 'maxHeartbeat'],
+  ['defaultTtl', 'maxTtl'],
+];
+
+function checkRelations(values: Record<string, Value | undefined>, sources: Record<string, Source>): void {
+  const label = (name: string) => {
+    const s = SETTINGS.find((x) => x.name === name)!;
+    return `${s.key} (${s.flag}, ${sources[name]})`;
+  };
+  for (const [small, large] of ORDERED) {
+    const [a, b] = [values[small], values[large]];
+    if (typeof a === 'number' && typeof b === 'number' && a > b)
+      throw new ConfigError(`${label(small)} = ${a} is more than ${label(large)} = ${b}`);
+  }
 }
 
 /** A URL without its password. */
