@@ -111,9 +111,12 @@ describe('pushwire serve --config', () => {
   it('--print-config shows the effective configuration with secrets redacted, and exits', async () => {
     const config = join(tmp.dir, 'print.toml');
     writeFileSync(config, 'api-key = "pw_from_the_file"\n[redis]\nurl = "redis://ops:s3cret@db:6379"\n');
-    const node = serve(['--config', config, '--print-config', '--port', '9999'], {
-      PUSHWIRE_SESSION_REQUEST_RATE: '7',
-    });
+    const node = serve(
+      ['--config', config, '--print-config', '--port', '9999', '--no-webpush', '--metrics-public'],
+      {
+        PUSHWIRE_SESSION_REQUEST_RATE: '7',
+      },
+    );
     expect(await node.exited).toBe(0);
     const out = node.out();
     expect(out).not.toMatch(/pw_from_the_file|s3cret/);
@@ -121,6 +124,8 @@ describe('pushwire serve --config', () => {
     expect(out).toContain('url = "redis://ops:***@db:6379"  # file, redacted');
     expect(out).toContain('port = 9999  # flag');
     expect(out).toContain('session-request-rate = 7  # env PUSHWIRE_SESSION_REQUEST_RATE');
+    expect(out).toContain('metrics-public = true  # flag');
+    expect(out).toMatch(/\[webpush\]\nenabled = false {2}# flag/);
     expect(out).not.toContain('listening');
   });
 });
