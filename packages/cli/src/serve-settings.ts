@@ -543,6 +543,16 @@ export const SETTINGS: readonly Setting[] = [
     help: 'wakes per device per hour, at most',
   },
   {
+    name: 'wakeRepeatAfter',
+    key: 'wake.repeat-after',
+    flag: '--wake-repeat-after',
+    arg: '<seconds>',
+    type: 'number',
+    min: 0,
+    default: 900,
+    help: 'a device that did not answer a wake may be woken again after this long',
+  },
+  {
     name: 'apnsKey',
     key: 'apns.key',
     flag: '--apns-key',
@@ -582,6 +592,15 @@ export const SETTINGS: readonly Setting[] = [
     type: 'string',
     defaultText: 'Apple production; sandbox tokens: Apple sandbox',
     help: 'APNs gateway',
+  },
+  {
+    name: 'apnsSandboxUrl',
+    key: 'apns.sandbox-url',
+    flag: '--apns-sandbox-url',
+    arg: '<url>',
+    type: 'string',
+    defaultText: '--apns-url when given, else Apple sandbox',
+    help: 'APNs gateway for tokens registered with environment "sandbox"',
   },
   {
     name: 'apnsAlert',

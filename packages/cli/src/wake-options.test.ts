@@ -23,9 +23,15 @@ describe('serve wake flags', () => {
       apnsKeyId: 'K',
       apnsTeamId: 'T',
       apnsTopic: 'com.x',
+      apnsSandboxUrl: 'https://sandbox.example',
       wakeAfter: 2,
+      wakeRepeatAfter: 60,
     });
-    expect(o).toMatchObject({ afterSeconds: 2, apns: { keyId: 'K', teamId: 'T', topic: 'com.x' } });
+    expect(o).toMatchObject({
+      afterSeconds: 2,
+      repeatAfterSeconds: 60,
+      apns: { keyId: 'K', teamId: 'T', topic: 'com.x', sandboxUrl: 'https://sandbox.example' },
+    });
     expect(o?.apns?.key).toContain('BEGIN PRIVATE KEY');
   });
 

@@ -8,12 +8,14 @@ export interface WakeFlags {
   apnsTeamId?: string;
   apnsTopic?: string;
   apnsUrl?: string;
+  apnsSandboxUrl?: string;
   apnsAlert?: string;
   fcmServiceAccount?: string;
   fcmUrl?: string;
   fcmTokenUrl?: string;
   wakeAfter: number;
   wakeMaxPerHour: number;
+  wakeRepeatAfter?: number;
 }
 
 /** Server wake options from the flags, or undefined when neither APNs nor FCM is configured. */
@@ -21,7 +23,11 @@ export function wakeOptionsOf(f: WakeFlags): WakeOptions | undefined {
   const apnsParts = [f.apnsKey, f.apnsKeyId, f.apnsTeamId];
   if (apnsParts.some(Boolean) && !apnsParts.every(Boolean))
     throw new Error('--apns-key, --apns-key-id and --apns-team-id go together');
-  const options: WakeOptions = { afterSeconds: f.wakeAfter, maxPerHour: f.wakeMaxPerHour };
+  const options: WakeOptions = {
+    afterSeconds: f.wakeAfter,
+    maxPerHour: f.wakeMaxPerHour,
+    ...(f.wakeRepeatAfter !== undefined && { repeatAfterSeconds: f.wakeRepeatAfter }),
+  };
   if (f.apnsKey && f.apnsKeyId && f.apnsTeamId) {
     const key = readFileSync(f.apnsKey, 'utf8');
     if (!key.includes('-----BEGIN PRIVATE KEY-----'))
@@ -32,6 +38,7 @@ export function wakeOptionsOf(f: WakeFlags): WakeOptions | undefined {
       teamId: f.apnsTeamId,
       ...(f.apnsTopic && { topic: f.apnsTopic }),
       ...(f.apnsUrl && { url: f.apnsUrl }),
+      ...(f.apnsSandboxUrl && { sandboxUrl: f.apnsSandboxUrl }),
       ...(f.apnsAlert && { alert: f.apnsAlert }),
     };
   }
