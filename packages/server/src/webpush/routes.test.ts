@@ -278,3 +278,63 @@ describe('web push registry durability', () => {
     }
   });
 });
+
+describe.each(engines)(
+  'web push purge on $name: the sweep drops revoked subscriptions after the retention',
+  (engine) => {
+    it('410 during the retention, 404 once the sweep purged it; live ones stay', async () => {
+      const { store, cleanup } = await engine.open();
+      let now = Date.now();
+      const server = createPushwireServer({
+        store,
+        apiKeys: [KEY],
+        clock: { now: () => now },
+        sweepIntervalMs: 50,
+        webPush: { revokedRetention: 60 },
+      });
+      try {
+        const device = (
+          await server.app.inject({ method: 'POST', url: '/v1/devices', headers: admin, payload: {} })
+        ).json() as { deviceId: string };
+        const endpoint = async () => {
+          const r = await server.app.inject({
+            method: 'POST',
+            url: `/v1/devices/${device.deviceId}/webpush`,
+            headers: admin,
+            payload: {},
+          });
+          return r.json() as { endpoint: string; subscriptionId: string };
+        };
+        const [gone, live] = [await endpoint(), await endpoint()];
+        const push = (e: { endpoint: string }) =>
+          server.app.inject({ method: 'POST', url: new URL(e.endpoint).pathname, headers: { ttl: '5' } });
+        await server.app.inject({
+          method: 'DELETE',
+          url: `/v1/devices/${device.deviceId}/webpush/${gone.subscriptionId}`,
+          headers: admin,
+        });
+        // Sweeps run meanwhile (every 50 ms) but the retention has not passed.
+        await new Promise((r) => setTimeout(r, 200));
+        expect((await push(gone)).statusCode).toBe(410);
+        now += 61_000;
+        const deadline = Date.now() + 10_000;
+        while ((await push(gone)).statusCode !== 404) {
+          if (Date.now() > deadline) throw new Error('not purged within 10 s');
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        expect((await push(live)).statusCode).toBe(201);
+        const listed = await server.app.inject({
+          method: 'GET',
+          url: `/v1/devices/${device.deviceId}/webpush`,
+          headers: admin,
+        });
+        expect(listed.json().subscriptions.map((s: { subscriptionId: string }) => s.subscriptionId)).toEqual([
+          live.subscriptionId,
+        ]);
+      } finally {
+        await server.close();
+        await cleanup();
+      }
+    });
+  },
+);
