@@ -120,8 +120,8 @@ describe('pushwire serve --config', () => {
     expect(await node.exited).toBe(0);
     const out = node.out();
     expect(out).not.toMatch(/pw_from_the_file|s3cret/);
-    expect(out).toContain('api-key = "***"  # file, redacted');
-    expect(out).toContain('url = "redis://ops:***@db:6379"  # file, redacted');
+    expect(out).toContain('# api-key = "***"  # file, redacted');
+    expect(out).toContain('# url = "redis://ops:***@db:6379"  # file, redacted');
     expect(out).toContain('port = 9999  # flag');
     expect(out).toContain('session-request-rate = 7  # env PUSHWIRE_SESSION_REQUEST_RATE');
     expect(out).toContain('metrics-public = true  # flag');

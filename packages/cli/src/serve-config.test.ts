@@ -188,19 +188,22 @@ describe('serve configuration: refusals name the key', () => {
     });
   }
 
-  it('bounds that contradict each other', () => {
-    expect(
-      refusal(() =>
-        resolveConfig({ flags: { minHeartbeat: '100' }, env: {}, file: fromFile('[heartbeat]\nmax = 30') }),
-      ),
-    ).toBe(
-      'heartbeat.min (--min-heartbeat, flag) = 100 is more than heartbeat.default (--default-heartbeat, default) = 60',
+  it('bounds set to contradict each other (a default beyond a bound set is capped by the server)', () => {
+    const both = () =>
+      resolveConfig({ flags: { minHeartbeat: '100' }, env: {}, file: fromFile('[heartbeat]\nmax = 30') });
+    expect(refusal(both)).toBe(
+      'heartbeat.min (--min-heartbeat, flag) = 100 is more than heartbeat.max (--max-heartbeat, file) = 30',
     );
-    expect(
-      refusal(() =>
-        resolveConfig({ flags: {}, env: { PUSHWIRE_DEFAULT_TTL: '100' }, file: fromFile('[ttl]\nmax = 10') }),
-      ),
-    ).toMatch(/^ttl.default .* = 100 is more than ttl.max \(--max-ttl, file\) = 10$/);
+    const ttl = () =>
+      resolveConfig({ flags: {}, env: { PUSHWIRE_DEFAULT_TTL: '100' }, file: fromFile('[ttl]\nmax = 10') });
+    expect(refusal(ttl)).toMatch(/^ttl.default .* = 100 is more than ttl.max \(--max-ttl, file\) = 10$/);
+    // Only one side set: the 30-day default TTL is capped by a week's ttl.max, no refusal.
+    expect(resolveConfig({ flags: {}, env: {}, file: fromFile('[ttl]\nmax = 604800') }).values).toMatchObject(
+      {
+        defaultTtl: 30 * 24 * 3600,
+        maxTtl: 604800,
+      },
+    );
   });
 
   it('flags and variables are checked the same way', () => {
@@ -249,14 +252,17 @@ describe('serve --print-config', () => {
     const out = formatConfig(c);
     expect(out).not.toContain('pw_very_secret_key');
     expect(out).not.toContain('hunter2');
-    expect(out).toContain('api-key = "***"  # flag, redacted');
-    expect(out).toContain('url = "redis://admin:***@redis.internal:6379/0"  # env PUSHWIRE_REDIS, redacted');
+    expect(out).toContain('# api-key = "***"  # flag, redacted');
+    expect(out).toContain(
+      '# url = "redis://admin:***@redis.internal:6379/0"  # env PUSHWIRE_REDIS, redacted',
+    );
     expect(out).toContain('max-json-depth = 9  # file');
     expect(out).toContain('port = 8787  # default');
     // Usable as a configuration file: it parses and passes the checks.
     const again = parseConfigText(out, 'printed');
     expect(again.get('limits.max-json-depth')).toBe(9);
     expect(again.get('apns.key')).toBe('/etc/pushwire/AuthKey.p8');
+    expect(again.has('api-key') || again.has('redis.url')).toBe(false); // redacted lines are comments
     expect(parseToml(out)).toMatchObject({ tls: {}, webpush: { enabled: true } });
   });
 });

@@ -218,8 +218,13 @@ export function resolveConfig(src: ConfigSources): ResolvedConfig {
   return { values, sources, ...(src.file && { file: src.file.name }) };
 }
 
-/** Settings that bound one another: `[smaller, larger]` by name. */
+/**
+ * Settings that bound one another: `[smaller, larger]` by name. Only two values the operator set
+ * can contradict each other: a default beyond a bound set is capped by the server (a `ttl.max` of
+ * a week caps the 30-day default TTL), as a client's value is.
+ */
 const ORDERED: [string, string][] = [
+  ['minHeartbeat', 'maxHeartbeat'],
   ['minHeartbeat', 'defaultHeartbeat'],
   ['defaultHeartbeat', 'maxHeartbeat'],
   ['defaultTtl', 'maxTtl'],
@@ -232,7 +237,8 @@ function checkRelations(values: Record<string, Value | undefined>, sources: Reco
   };
   for (const [small, large] of ORDERED) {
     const [a, b] = [values[small], values[large]];
-    if (typeof a === 'number' && typeof b === 'number' && a > b)
+    const bothSet = sources[small] !== 'default' && sources[large] !== 'default';
+    if (bothSet && typeof a === 'number' && typeof b === 'number' && a > b)
       throw new ConfigError(`${label(small)} = ${a} is more than ${label(large)} = ${b}`);
   }
 }
@@ -280,8 +286,11 @@ export function formatConfig(c: ResolvedConfig): string {
         continue;
       }
       const source = c.sources[s.name] === 'env' ? `env ${envOf(s)}` : c.sources[s.name];
-      const redacted = shown(s, v) !== v ? ', redacted' : '';
-      lines.push(`${leaf} = ${toml(shown(s, v))}  # ${source}${redacted}`);
+      // A redacted line is commented out: the printout used as a file must not set the key to "***".
+      const redacted = shown(s, v) !== v;
+      lines.push(
+        `${redacted ? '# ' : ''}${leaf} = ${toml(shown(s, v))}  # ${source}${redacted ? ', redacted' : ''}`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;

@@ -17,6 +17,9 @@ describe('serve wake flags', () => {
     const key = join(dir, 'AuthKey.p8');
     writeFileSync(key, '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n');
     expect(() => wakeOptionsOf({ ...base, apnsKey: key })).toThrow(/go together/);
+    expect(() =>
+      wakeOptionsOf({ ...base, apnsKey: join(dir, 'missing.p8'), apnsKeyId: 'K', apnsTeamId: 'T' }),
+    ).toThrow(/^--apns-key \(apns.key\): cannot read .*missing.p8: ENOENT/);
     const o = wakeOptionsOf({
       ...base,
       apnsKey: key,

@@ -29,7 +29,12 @@ export function wakeOptionsOf(f: WakeFlags): WakeOptions | undefined {
     ...(f.wakeRepeatAfter !== undefined && { repeatAfterSeconds: f.wakeRepeatAfter }),
   };
   if (f.apnsKey && f.apnsKeyId && f.apnsTeamId) {
-    const key = readFileSync(f.apnsKey, 'utf8');
+    let key: string;
+    try {
+      key = readFileSync(f.apnsKey, 'utf8');
+    } catch (err) {
+      throw new Error(`--apns-key (apns.key): cannot read ${f.apnsKey}: ${(err as Error).message}`);
+    }
     if (!key.includes('-----BEGIN PRIVATE KEY-----'))
       throw new Error(`--apns-key: ${f.apnsKey} is not a PKCS#8 PEM key (Apple's AuthKey_….p8)`);
     options.apns = {
