@@ -2,9 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { listenCommand } from './commands/listen.js';
 import { publishCommand } from './commands/publish.js';
-import { serveCommand } from './commands/serve.js';
-import { limitOptions } from './limit-options.js';
-import { wakeCliOptions } from './wake-options.js';
+import { runServe, serveOptions } from './commands/serve-options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -30,81 +28,15 @@ const serve = program
   .description(
     'run a Pushwire node (HTTP API and WebSocket on one port; embedded SQLite store, or Redis for a cluster)',
   )
-  .addOption(new Option('--host <host>', 'address to listen on').env('PUSHWIRE_HOST').default('127.0.0.1'))
-  .addOption(
-    new Option('--port <port>', 'port to listen on')
-      .env('PUSHWIRE_PORT')
-      .default(8787)
-      .argParser(int('--port')),
-  )
-  .addOption(
-    new Option('--data <dir>', 'data directory (store and API key)')
-      .env('PUSHWIRE_DATA')
-      .default('./pushwire-data'),
-  )
   .addOption(
     new Option(
-      '--api-key <key>',
-      'admin API key (default: created on first start, kept in the data dir)',
-    ).env('PUSHWIRE_API_KEY'),
+      '--config <file>',
+      'configuration file (TOML); flags and PUSHWIRE_* variables override it',
+    ).env('PUSHWIRE_CONFIG'),
   )
-  .addOption(
-    new Option('--max-payload <bytes>', 'largest data+notification of one message')
-      .env('PUSHWIRE_MAX_PAYLOAD')
-      .default(4096)
-      .argParser(int('--max-payload', 1)),
-  )
-  .addOption(
-    new Option('--drain-window <ms>', 'on SIGTERM, spread client reconnects over this window')
-      .env('PUSHWIRE_DRAIN_WINDOW')
-      .default(10_000)
-      .argParser(int('--drain-window')),
-  )
-  .addOption(
-    new Option('--admission-rate <n>', 'admission control: new sessions per second')
-      .env('PUSHWIRE_ADMISSION_RATE')
-      .default(5000)
-      .argParser(int('--admission-rate', 1)),
-  )
-  .addOption(
-    new Option('--admission-burst <n>', 'admission control: burst of new sessions above the rate')
-      .env('PUSHWIRE_ADMISSION_BURST')
-      .default(5000)
-      .argParser(int('--admission-burst', 1)),
-  )
-  .addOption(
-    new Option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS and WSS on the port').env(
-      'PUSHWIRE_TLS_CERT',
-    ),
-  )
-  .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('PUSHWIRE_TLS_KEY'))
-  .addOption(
-    new Option(
-      '--public-url <url>',
-      'base URL publishers reach this server at (Web Push endpoints and VAPID audience)',
-    ).env('PUSHWIRE_PUBLIC_URL'),
-  )
-  .addOption(
-    new Option(
-      '--redis <url>',
-      'cluster mode: store and bus on Redis (redis://host:port); needs --api-key',
-    ).env('PUSHWIRE_REDIS'),
-  )
-  .addOption(
-    new Option('--redis-cluster', '--redis names one node of a Redis Cluster').env('PUSHWIRE_REDIS_CLUSTER'),
-  )
-  .addOption(
-    new Option('--node-id <id>', "this node's id in the cluster (default: random)").env('PUSHWIRE_NODE_ID'),
-  )
-  .addOption(
-    new Option('--log-level <level>', 'log level')
-      .env('PUSHWIRE_LOG_LEVEL')
-      .default('info')
-      .choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']),
-  );
-for (const option of limitOptions()) serve.addOption(option);
-for (const option of wakeCliOptions()) serve.addOption(option);
-serve.action(serveCommand);
+  .option('--print-config', 'print the effective configuration (secrets redacted) and exit');
+for (const option of serveOptions()) serve.addOption(option);
+serve.action((_opts: unknown, cmd: Command) => runServe(cmd));
 
 program
   .command('publish')

@@ -17,15 +17,24 @@ describe('serve wake flags', () => {
     const key = join(dir, 'AuthKey.p8');
     writeFileSync(key, '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n');
     expect(() => wakeOptionsOf({ ...base, apnsKey: key })).toThrow(/go together/);
+    expect(() =>
+      wakeOptionsOf({ ...base, apnsKey: join(dir, 'missing.p8'), apnsKeyId: 'K', apnsTeamId: 'T' }),
+    ).toThrow(/^--apns-key \(apns.key\): cannot read .*missing.p8: ENOENT/);
     const o = wakeOptionsOf({
       ...base,
       apnsKey: key,
       apnsKeyId: 'K',
       apnsTeamId: 'T',
       apnsTopic: 'com.x',
+      apnsSandboxUrl: 'https://sandbox.example',
       wakeAfter: 2,
+      wakeRepeatAfter: 60,
     });
-    expect(o).toMatchObject({ afterSeconds: 2, apns: { keyId: 'K', teamId: 'T', topic: 'com.x' } });
+    expect(o).toMatchObject({
+      afterSeconds: 2,
+      repeatAfterSeconds: 60,
+      apns: { keyId: 'K', teamId: 'T', topic: 'com.x', sandboxUrl: 'https://sandbox.example' },
+    });
     expect(o?.apns?.key).toContain('BEGIN PRIVATE KEY');
   });
 

@@ -115,6 +115,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       const webPush = options.webPush ?? {};
       const registry =
         webPush.registry ??
+        opts.store.webPushRegistry ??
         (opts.store instanceof SqliteStore ? SqliteWebPushRegistry.onStore(opts.store) : undefined);
       if (registry) {
         registerWebPush(app, { hub, opts, registry, webPush });

@@ -11,18 +11,16 @@ import {
 } from '@pushwire/server';
 import { destination, type Logger, pino } from 'pino';
 import { lockDataDir } from '../data-lock.js';
-import { type LimitFlags, limitsOf } from '../limit-options.js';
+import { SETTINGS } from '../serve-settings.js';
 import { type WakeFlags, wakeOptionsOf } from '../wake-options.js';
 
-interface ServeFlags extends LimitFlags, WakeFlags {
+/** The resolved settings of `pushwire serve` (serve-settings.ts), by name. */
+export interface ServeFlags extends WakeFlags {
   host: string;
   port: number;
   data: string;
   apiKey?: string;
-  maxPayload: number;
   drainWindow: number;
-  admissionRate: number;
-  admissionBurst: number;
   logLevel: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -30,6 +28,25 @@ interface ServeFlags extends LimitFlags, WakeFlags {
   redis?: string;
   redisCluster?: boolean;
   nodeId?: string;
+  webPush: boolean;
+  /** Every other setting, passed to the server through its `option`. */
+  [setting: string]: unknown;
+}
+
+/** Server options of the settings that name one (`webPush.x` for a Web Push option). */
+export function serverOptionsOf(f: ServeFlags): {
+  server: Record<string, unknown>;
+  webPush: Record<string, unknown>;
+} {
+  const server: Record<string, unknown> = {};
+  const webPush: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const value = f[s.name];
+    if (s.option === undefined || value === undefined) continue;
+    if (s.option.startsWith('webPush.')) webPush[s.option.slice('webPush.'.length)] = value;
+    else server[s.option] = value;
+  }
+  return { server, webPush };
 }
 
 /** The store and bus of this node, and what to tell the operator about them. */
@@ -112,19 +129,15 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   const tls = tlsOf(f);
   const wake = wakeOptionsOf(f);
   const { store, bus, lines } = await openEngine(f, dataDir, logger);
-  const limits = limitsOf(f);
+  const options = serverOptionsOf(f);
   const server = createPushwireServer({
+    ...options.server,
     store,
     ...(bus && { bus }),
     apiKeys: [key],
-    maxPayload: f.maxPayload,
-    drainWindowMs: f.drainWindow,
-    admissionRate: f.admissionRate,
-    admissionBurst: f.admissionBurst,
     logger,
-    ...limits.server,
     ...(tls && { tls }),
-    webPush: { ...limits.webPush, ...(f.publicUrl && { publicUrl: f.publicUrl }) },
+    webPush: f.webPush && options.webPush,
     ...(wake && { wake }),
   });
   // Signals are handled from before the port opens, so a SIGTERM at any moment drains cleanly.

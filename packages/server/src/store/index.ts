@@ -1,5 +1,6 @@
 export { type Quota, QuotaError, StoreError, type StoreErrorCode } from './errors.js';
 export { type DurabilityReport, RedisStore, type RedisStoreOptions } from './redis.js';
+export { RedisWebPushRegistry } from './redis-webpush.js';
 export { SqliteStore, type SqliteStoreOptions, type SqliteStoreStats } from './sqlite.js';
 export type {
   DeviceRecord,

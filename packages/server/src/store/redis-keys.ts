@@ -17,6 +17,10 @@
  * <p>{d:<id>}:cur          hash    stream → acknowledged seq
  * <p>{d:<id>}:sub          zset    subscribed topics (score 0: lexicographic order)
  * <p>{d:<id>}:wake         hash    wake token: provider, token, topic, environment, updatedAt
+ * <p>{d:<id>}:wp           hash    Web Push subscriptions: s:<subId> → record (JSON), r:<subId> → revokedAt
+ * <p>{wpc:<hash>}          string  capability hash → [deviceId, subId] (JSON) of a Web Push subscription
+ * <p>{wpi:<subId>}         string  subscription id → device id
+ * <p>{wp}:revoked          zset    "[deviceId, subId]" of revoked subscriptions, scored by revokedAt (purge)
  * <p>{u:<user>}:devs       zset    device ids of a user, scored by createdAt
  * <p>{p:<id>}              string  publish record, pending or done (TTL = retention)
  * <p>{sweep:<n>}           zset    registry shard n of 16: non-empty streams, scored by generation
@@ -60,6 +64,8 @@ export interface DeviceKeys {
   cursors: string;
   topics: string;
   wake: string;
+  /** Web Push subscriptions of the device (see redis-webpush.ts). */
+  webPush: string;
 }
 
 export class RedisKeys {
@@ -79,7 +85,28 @@ export class RedisKeys {
 
   device(id: string): DeviceKeys {
     const base = `${this.prefix}{d:${escapeName(id)}}:`;
-    return { device: `${base}dev`, cursors: `${base}cur`, topics: `${base}sub`, wake: `${base}wake` };
+    return {
+      device: `${base}dev`,
+      cursors: `${base}cur`,
+      topics: `${base}sub`,
+      wake: `${base}wake`,
+      webPush: `${base}wp`,
+    };
+  }
+
+  /** Web Push: the pointer from a capability hash to its subscription. */
+  webPushCapability(hash: string): string {
+    return `${this.prefix}{wpc:${escapeName(hash)}}`;
+  }
+
+  /** Web Push: the pointer from a subscription id to its device. */
+  webPushId(id: string): string {
+    return `${this.prefix}{wpi:${escapeName(id)}}`;
+  }
+
+  /** Web Push: revoked subscriptions by revocation time, for the purge. */
+  webPushRevoked(): string {
+    return `${this.prefix}{wp}:revoked`;
   }
 
   user(user: string): string {

@@ -14,6 +14,7 @@ import { listFollowers } from './redis-followers.js';
 import { RedisKeys } from './redis-keys.js';
 import { sweepRegistry } from './redis-sweep.js';
 import { RedisWakeTokens } from './redis-wake.js';
+import { RedisWebPushRegistry } from './redis-webpush.js';
 import { fromEntryRow, toEntryRow } from './rows.js';
 import type {
   DeviceLimits,
@@ -93,6 +94,8 @@ export class RedisStore implements Store {
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
   readonly wakeTokens: RedisWakeTokens;
+  /** Web Push subscriptions, shared by every node of the cluster. */
+  readonly webPushRegistry: RedisWebPushRegistry;
 
   private constructor(
     private readonly redis: RedisClient,
@@ -102,6 +105,7 @@ export class RedisStore implements Store {
     this.clock = opts.clock ?? Date.now;
     this.retentionMs = Math.max(1, Math.floor(opts.retentionMs ?? 30 * DAY_MS));
     this.wakeTokens = new RedisWakeTokens(redis, this.keys, (what, op) => this.run(what, op));
+    this.webPushRegistry = new RedisWebPushRegistry(redis, this.keys, (what, op) => this.run(what, op));
   }
 
   /** Connects and checks the server version; rejects with `STORE_UNAVAILABLE` when Redis is unreachable. */

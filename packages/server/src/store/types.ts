@@ -1,4 +1,5 @@
 import type { NotificationFields, Urgency } from '@pushwire/protocol';
+import type { WebPushRegistry } from '../webpush/registry.js';
 import type { WakeTokenStore } from './wake-tokens.js';
 
 /** A registered device. The token itself is never stored, only its SHA-256 hash. */
@@ -178,5 +179,10 @@ export interface Store {
   recentEntries?(stream: string, limit: number): Promise<StoredEntry[]>;
   /** Optional: APNs/FCM wake tokens of devices (wake-ups off without it). */
   readonly wakeTokens?: WakeTokenStore;
+  /**
+   * Optional: where this engine keeps Web Push subscriptions (the server's default registry). The
+   * SQLite store keeps them in its own file without this field; an engine with neither turns Web Push off.
+   */
+  readonly webPushRegistry?: WebPushRegistry;
   close(): Promise<void>;
 }

@@ -10,8 +10,11 @@ import {
 } from '@pushwire/protocol';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis } from '../../../../test/helpers/redis.js';
 import { createPushwireServer, type PushwireServer } from '../server.js';
+import { RedisStore } from '../store/redis.js';
 import { SqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/types.js';
 import { MAX_PUSH_BODY } from './routes.js';
 
 const KEY = 'admin-key';
@@ -29,17 +32,36 @@ async function vapidKeys() {
   return { k, auth };
 }
 
-describe('web push routes (inject, no sockets)', () => {
-  let dir: string;
-  let store: SqliteStore;
+/** The engines the routes run on: each gives a fresh store and what removes it afterwards. */
+const engines: { name: string; open: () => Promise<{ store: Store; cleanup: () => Promise<void> }> }[] = [
+  {
+    name: 'SQLite',
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'pushwire-wp-'));
+      const store = SqliteStore.open({ path: join(dir, 'pushwire.db') });
+      return { store, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+  ...[false, true].map((cluster) => ({
+    name: cluster ? 'Redis Cluster' : 'Redis',
+    open: async () => {
+      const redis = await startRedis({ cluster });
+      const store = await RedisStore.connect({ url: redis.url, cluster });
+      return { store, cleanup: () => redis.stop() };
+    },
+  })),
+];
+
+describe.each(engines)('web push routes on $name (inject, no sockets)', (engine) => {
+  let cleanup: () => Promise<void>;
+  let store: Store;
   let server: PushwireServer;
   let deviceId: string;
   let token: string;
   const receiver = generateWebPushKeys();
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pushwire-wp-'));
-    store = SqliteStore.open({ path: join(dir, 'pushwire.db') });
+    ({ store, cleanup } = await engine.open());
     server = createPushwireServer({
       store,
       apiKeys: [KEY],
@@ -49,8 +71,8 @@ describe('web push routes (inject, no sockets)', () => {
     ({ deviceId, token } = r.json());
   });
   afterAll(async () => {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
+    await server?.close();
+    await cleanup?.();
   });
 
   async function subscribe(body: Record<string, unknown> = {}, headers: Record<string, string> = admin) {
@@ -256,3 +278,63 @@ describe('web push registry durability', () => {
     }
   });
 });
+
+describe.each(engines)(
+  'web push purge on $name: the sweep drops revoked subscriptions after the retention',
+  (engine) => {
+    it('410 during the retention, 404 once the sweep purged it; live ones stay', async () => {
+      const { store, cleanup } = await engine.open();
+      let now = Date.now();
+      const server = createPushwireServer({
+        store,
+        apiKeys: [KEY],
+        clock: { now: () => now },
+        sweepIntervalMs: 50,
+        webPush: { revokedRetention: 60 },
+      });
+      try {
+        const device = (
+          await server.app.inject({ method: 'POST', url: '/v1/devices', headers: admin, payload: {} })
+        ).json() as { deviceId: string };
+        const endpoint = async () => {
+          const r = await server.app.inject({
+            method: 'POST',
+            url: `/v1/devices/${device.deviceId}/webpush`,
+            headers: admin,
+            payload: {},
+          });
+          return r.json() as { endpoint: string; subscriptionId: string };
+        };
+        const [gone, live] = [await endpoint(), await endpoint()];
+        const push = (e: { endpoint: string }) =>
+          server.app.inject({ method: 'POST', url: new URL(e.endpoint).pathname, headers: { ttl: '5' } });
+        await server.app.inject({
+          method: 'DELETE',
+          url: `/v1/devices/${device.deviceId}/webpush/${gone.subscriptionId}`,
+          headers: admin,
+        });
+        // Sweeps run meanwhile (every 50 ms) but the retention has not passed.
+        await new Promise((r) => setTimeout(r, 200));
+        expect((await push(gone)).statusCode).toBe(410);
+        now += 61_000;
+        const deadline = Date.now() + 10_000;
+        while ((await push(gone)).statusCode !== 404) {
+          if (Date.now() > deadline) throw new Error('not purged within 10 s');
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        expect((await push(live)).statusCode).toBe(201);
+        const listed = await server.app.inject({
+          method: 'GET',
+          url: `/v1/devices/${device.deviceId}/webpush`,
+          headers: admin,
+        });
+        expect(listed.json().subscriptions.map((s: { subscriptionId: string }) => s.subscriptionId)).toEqual([
+          live.subscriptionId,
+        ]);
+      } finally {
+        await server.close();
+        await cleanup();
+      }
+    });
+  },
+);
