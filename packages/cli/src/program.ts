@@ -86,6 +86,12 @@ const serve = program
   )
   .addOption(
     new Option(
+      '--autopush',
+      'serve GET /v1/autopush for Firefox and UnifiedPush distributors (off by default: anonymous hellos create devices)',
+    ).env('PUSHWIRE_AUTOPUSH'),
+  )
+  .addOption(
+    new Option(
       '--redis <url>',
       'cluster mode: store and bus on Redis (redis://host:port); needs --api-key',
     ).env('PUSHWIRE_REDIS'),

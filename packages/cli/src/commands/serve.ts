@@ -30,6 +30,7 @@ interface ServeFlags extends LimitFlags, WakeFlags {
   redis?: string;
   redisCluster?: boolean;
   nodeId?: string;
+  autopush?: boolean;
 }
 
 /** The store and bus of this node, and what to tell the operator about them. */
@@ -126,6 +127,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     ...(tls && { tls }),
     webPush: { ...limits.webPush, ...(f.publicUrl && { publicUrl: f.publicUrl }) },
     ...(wake && { wake }),
+    ...(f.autopush && { autopush: true }),
   });
   // Signals are handled from before the port opens, so a SIGTERM at any moment drains cleanly.
   let stopping = false;
@@ -160,6 +162,9 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     [
       `Pushwire listening on ${url}  (WebSocket ${url.replace(/^http/, 'ws')}/v1/connect)`,
       ...lines,
+      ...(server.autopush
+        ? [`Autopush: ${url.replace(/^http/, 'ws')}/v1/autopush  (Firefox dom.push.serverURL)`]
+        : []),
       `API key:  ${key}  ${keyNote}`,
       `Demo:     ${url}/demo#key=${key}   Dashboard: ${url}/dashboard#key=${key}   API docs: ${url}/docs`,
       '',

@@ -52,6 +52,11 @@ export interface SessionHost {
   onFrame(session: Session, data: Buffer, binary: boolean): void;
   /** The session's socket closed (`code`: the peer's close code, 1006 without one). */
   onClosed(session: Session, code: number): void;
+  /**
+   * Optional: the frame an entry is sent as, for sessions of another device protocol (autopush);
+   * undefined = nothing to send for this entry (it still counts as sent). Default: the msg frame.
+   */
+  encode?(entry: StoredEntry, session: Session): Buffer | undefined;
 }
 
 /**
@@ -136,6 +141,11 @@ export class Session implements WireListener {
       st.dirty = true;
     } else if (st.sent >= entry.prevSeq && this.flow === undefined) {
       st.sent = entry.seq;
+      if (this.host.encode) {
+        const own = this.host.encode(entry, this);
+        if (own === undefined) return;
+        frame = own;
+      }
       if (entry.hold) {
         this.held ??= [];
         this.held.push(frame);
@@ -322,8 +332,10 @@ export class Session implements WireListener {
           }
           if (row.seq <= st.sent) continue;
           st.sent = row.seq;
+          const frame = this.host.encode ? this.host.encode(row, this) : textFrame(encodeEntry(row));
+          if (frame === undefined) continue;
           sent++;
-          this.writeMessage(textFrame(encodeEntry(row)));
+          this.writeMessage(frame);
         }
         this.host.onDelivered(sent);
         if (rows.length >= this.host.pageSize) continue;

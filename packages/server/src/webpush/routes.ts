@@ -128,16 +128,7 @@ function registerSubscriptionRoutes(app: FastifyInstance, deps: Deps): void {
             `(${Math.round((deps.webPush.revokedRetention ?? WEB_PUSH_DEFAULTS.revokedRetention) / 3600)} h after revocation); delete one first`,
         );
       }
-      // 192 random bits: the endpoint URL is the capability to push to this device.
-      const capability = randomBytes(24).toString('base64url');
-      const record: WebPushSubscriptionRecord = {
-        id: randomBytes(12).toString('base64url'),
-        deviceId: req.params.id,
-        capabilityHash: sha256(capability),
-        topicKey: randomBytes(16).toString('base64url'),
-        createdAt: opts.clock.now(),
-        ...(key !== undefined && { applicationServerKey: key }),
-      };
+      const { record, capability } = mintSubscription(req.params.id, opts.clock.now(), key);
       await registry.create(record);
       return reply.code(201).send({
         subscriptionId: record.id,
@@ -176,7 +167,31 @@ function registerSubscriptionRoutes(app: FastifyInstance, deps: Deps): void {
   );
 }
 
-function isP256Key(key: string): boolean {
+/**
+ * A new subscription of a device: its record (to store) and the capability its endpoint
+ * `/wp/CAPABILITY` carries (never stored, only its hash). `id` defaults to a random one.
+ */
+export function mintSubscription(
+  deviceId: string,
+  now: number,
+  applicationServerKey?: string,
+  id: string = randomBytes(12).toString('base64url'),
+): { record: WebPushSubscriptionRecord; capability: string } {
+  // 192 random bits: the endpoint URL is the capability to push to this device.
+  const capability = randomBytes(24).toString('base64url');
+  const record: WebPushSubscriptionRecord = {
+    id,
+    deviceId,
+    capabilityHash: sha256(capability),
+    topicKey: randomBytes(16).toString('base64url'),
+    createdAt: now,
+    ...(applicationServerKey !== undefined && { applicationServerKey }),
+  };
+  return { record, capability };
+}
+
+/** Whether `key` (base64url, unpadded) is an uncompressed P-256 public key. */
+export function isP256Key(key: string): boolean {
   const raw = decodePublicKey(key);
   if (!raw) return false;
   try {
