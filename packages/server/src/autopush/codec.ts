@@ -197,6 +197,8 @@ export interface Notification {
   ttl: number;
   /** The aes128gcm body, base64url; absent for a push without payload. */
   data?: string;
+  /** The body is not encrypted (a Matrix gateway forward): sent without the encoding header. */
+  plain?: boolean;
 }
 
 /** A notification message; the body's encoding is RFC 8291's `aes128gcm` (the only one accepted). */
@@ -206,6 +208,7 @@ export function notificationMessage(n: Notification): string {
     channelID: n.channelID,
     version: n.version,
     ttl: n.ttl,
-    ...(n.data !== undefined && { data: n.data, headers: { encoding: 'aes128gcm' } }),
+    ...(n.data !== undefined && { data: n.data }),
+    ...(n.data !== undefined && !n.plain && { headers: { encoding: 'aes128gcm' } }),
   });
 }

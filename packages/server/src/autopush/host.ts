@@ -334,7 +334,8 @@ export class Connection implements WireListener {
 
   /** The frame of a stored entry for this client, or undefined when it is not one of its channels. */
   encode(entry: StoredEntry): Buffer | undefined {
-    const wp = (entry.data as { webpush?: { sub?: unknown; body?: unknown } } | undefined)?.webpush;
+    const wp = (entry.data as { webpush?: { sub?: unknown; body?: unknown; plain?: unknown } } | undefined)
+      ?.webpush;
     const tag = `${this.deviceId.slice(3, 19)}_`;
     if (typeof wp?.sub !== 'string' || !wp.sub.startsWith(tag)) {
       this.inflight.skipped(entry.seq);
@@ -348,6 +349,7 @@ export class Connection implements WireListener {
         version,
         ttl: Math.max(0, Math.round((entry.exp - entry.ts) / 1000)),
         ...(typeof wp.body === 'string' && { data: wp.body }),
+        ...(wp.plain === true && { plain: true }),
       }),
     );
   }
