@@ -262,6 +262,23 @@ describe('pushwire distributor: UnifiedPush over D-Bus', () => {
     expect(received.every((b, i) => b.equals(sent[i]!))).toBe(true);
   }, 90_000);
 
+  it('an app that is gone from the bus loses its own pushes only: the others keep flowing', async () => {
+    const ghost = `ghost-${crypto.randomUUID()}`;
+    const r = await register({ service: s('org.example.NotRunning'), token: s(ghost) });
+    expect(r.success?.value).toBe('REGISTRATION_SUCCEEDED');
+    const state = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(stateFile, 'utf8'))) as {
+      registrations: Record<string, { endpoint: string }>;
+    };
+    const ghostEndpoint = state.registrations[ghost]!.endpoint;
+    const res = await fetch(ghostEndpoint, { method: 'POST', headers: { ttl: '60' } });
+    expect(res.status).toBe(201);
+    const before = app.messages.length;
+    await push('eight: after the ghost');
+    await until(() => app.messages.length > before, 20_000, 'the live app’s push behind the ghost’s');
+    expect(app.messages.at(-1)!.message.equals(sent.at(-1)!)).toBe(true);
+    await until(() => dist!.log().includes('dropped'), 5_000, 'the drop to be logged');
+  }, 40_000);
+
   it('Unregister → Unregistered to the app, and the endpoint answers 410', async () => {
     await distributor.Unregister!({ token: s(token) });
     await until(() => app.unregistered.length > 0, 10_000, 'Unregistered');

@@ -138,16 +138,17 @@ export async function distributorCommand(f: DistributorFlags): Promise<void> {
   const deliver = async (msg: MessageFrame) => {
     const wp = (msg.data as { webpush?: { sub?: string; body?: string } } | undefined)?.webpush;
     const entry = Object.entries(state.registrations).find(([, r]) => r.subscriptionId === wp?.sub);
-    if (entry && typeof wp?.body === 'string') {
+    if (entry) {
       const [token, reg] = entry;
-      const bytes = Buffer.from(wp.body, 'base64url');
+      const bytes = typeof wp?.body === 'string' ? Buffer.from(wp.body, 'base64url') : Buffer.alloc(0);
       for (let attempt = 1; ; attempt++) {
         try {
-          await callConnector(bus, reg.service, 'Message', {
+          const r = await callConnector(bus, reg.service, 'Message', {
             token: new Variant('s', token),
             message: new Variant('ay', bytes),
             id: new Variant('s', msg.id),
           });
+          if (r.timedOut) log(`${reg.service} did not answer Message ${msg.id}: counted as handed over`);
           break;
         } catch (err) {
           if (attempt >= DELIVERY_ATTEMPTS) {

@@ -1,4 +1,4 @@
-import dbus, { type MessageBus, Variant } from 'dbus-next';
+import dbus, { Message, type MessageBus, Variant } from 'dbus-next';
 import {
   CONNECTOR_INTERFACE,
   CONNECTOR_PATH,
@@ -57,40 +57,40 @@ export async function exportDistributor(bus: MessageBus, handlers: DistributorHa
     throw new Error(`${DISTRIBUTOR_NAME} is owned by another process on this bus`);
 }
 
-const withTimeout = <T>(p: Promise<T>, what: string): Promise<T> =>
-  new Promise<T>((resolve, reject) => {
-    const t = setTimeout(
-      () => reject(new Error(`${what}: no answer in ${CALL_TIMEOUT_MS / 1000} s`)),
-      CALL_TIMEOUT_MS,
-    );
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(t);
-        reject(err);
-      },
-    );
-  });
-
-/** Calls a method of an app's `org.unifiedpush.Connector2` (D-Bus activation starts the app if needed). */
+/**
+ * Calls a method of an app's `org.unifiedpush.Connector2` (D-Bus activation starts the app if
+ * needed). Resolves once the app answered, or after {@link CALL_TIMEOUT_MS} without an answer (the
+ * spec tells distributors not to wait for one: the call was delivered to the app's connection).
+ * Rejects when the bus could not deliver it (no such app, not activatable) or the app answered
+ * with an error. `timedOut` tells which.
+ */
 export async function callConnector(
   bus: MessageBus,
   service: string,
   method: 'Message' | 'NewEndpoint' | 'Unregistered',
   args: Record<string, Variant>,
-): Promise<void> {
-  const call = async () => {
-    const obj = await bus.getProxyObject(service, CONNECTOR_PATH);
-    const iface = obj.getInterface(CONNECTOR_INTERFACE) as unknown as Record<
-      string,
-      (a: Record<string, Variant>) => Promise<unknown>
-    >;
-    await iface[method]!(args);
-  };
-  await withTimeout(call(), `${service}.${method}`);
+): Promise<{ timedOut: boolean }> {
+  const call = bus.call(
+    new Message({
+      destination: service,
+      path: CONNECTOR_PATH,
+      interface: CONNECTOR_INTERFACE,
+      member: method,
+      signature: 'a{sv}',
+      body: [args],
+    }),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), CALL_TIMEOUT_MS);
+  });
+  try {
+    const r = await Promise.race([call, timeout]);
+    return { timedOut: r === 'timeout' };
+  } finally {
+    clearTimeout(timer);
+    call.catch(() => {}); // a late failure after the timeout is not reported
+  }
 }
 
 export { Variant };
