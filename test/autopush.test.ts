@@ -1,8 +1,9 @@
 import { base64urlDecode, base64urlEncode, decryptAes128gcm, generateWebPushKeys } from '@pushwire/protocol';
+import { deviceIdOfUaid } from '@pushwire/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { AutopushClient } from './helpers/autopush-client.js';
-import { API_KEY, startServer } from './helpers/server.js';
+import { API_KEY, startServer, until } from './helpers/server.js';
 import { type BrowserSubscription, sendWebPush } from './helpers/webpush-http.js';
 
 const vapid = webpush.generateVAPIDKeys();
@@ -27,7 +28,10 @@ async function subscribe(c: AutopushClient, key: string | null = vapid.publicKey
 describe('autopush endpoint (GET /v1/autopush)', () => {
   let s: Awaited<ReturnType<typeof startServer>>;
   beforeAll(async () => {
-    s = await startServer({ autopush: { anonymousHelloRate: 0.001, anonymousHelloBurst: 40 } });
+    s = await startServer({
+      autopush: { anonymousHelloRate: 0.001, anonymousHelloBurst: 40 },
+      webPush: { rate: 1000, burst: 1000 },
+    });
   });
   afterAll(() => s.stop());
 
@@ -105,6 +109,59 @@ describe('autopush endpoint (GET /v1/autopush)', () => {
     expect(await open(n)).toBe('kept');
     expect(n.ttl).toBe(60);
     c2.close();
+  });
+
+  it('a backlog of 300 pushes made while away arrives in order, once; acked ones never come again', async () => {
+    const c = await AutopushClient.open(s.url);
+    const uaid = await c.hello();
+    const { channelID, sub } = await subscribe(c, null);
+    c.close();
+    await c.whenClosed();
+    const N = 300;
+    for (let i = 0; i < N; i += 50) {
+      const batch = Array.from({ length: Math.min(50, N - i) }, () =>
+        fetch(sub.endpoint, { method: 'POST', headers: { ttl: '600' } }).then((r) => r.status),
+      );
+      expect(new Set(await Promise.all(batch))).toEqual(new Set([201]));
+    }
+    const c2 = await AutopushClient.open(s.url);
+    await c2.hello(uaid);
+    const versions: string[] = [];
+    while (versions.length < N) {
+      const n = await c2.next((m) => m.messageType === 'notification');
+      expect(n.channelID).toBe(channelID);
+      versions.push(n.version as string);
+      // Acks come in batches, as a client that is busy would send them.
+      if (versions.length % 25 === 0) {
+        c2.send({
+          messageType: 'ack',
+          updates: versions.slice(-25).map((version) => ({ channelID, version, code: 100 })),
+        });
+      }
+    }
+    const pub = await Promise.all(
+      versions.map((v) => s.server.options.store.getPublish(v).then((r) => r?.entries[0]?.seq ?? -1)),
+    );
+    const inOrder = pub.every((seq, i) => i === 0 || seq > pub[i - 1]!);
+    const counts = {
+      sent: N,
+      received: versions.length,
+      duplicated: versions.length - new Set(versions).size,
+    };
+    expect({ ...counts, inOrder }).toEqual({ sent: N, received: N, duplicated: 0, inOrder: true });
+    const device = deviceIdOfUaid(uaid);
+    const last = pub.at(-1)!;
+    await until(
+      async () => (await s.server.options.store.cursorsOf(device))[`d:${device}`] === last,
+      5000,
+      'the ack',
+    );
+    c2.close();
+    await c2.whenClosed();
+    const c3 = await AutopushClient.open(s.url);
+    await c3.hello(uaid);
+    await expect(c3.next((m) => m.messageType === 'notification', 500)).rejects.toThrow(/timed out/);
+    c3.close();
   });
 
   it('Topic collapses an undelivered older push', async () => {
