@@ -164,6 +164,19 @@ describe('autopush endpoint (GET /v1/autopush)', () => {
     c3.close();
   });
 
+  it('a newer socket with the same uaid replaces the older one, which gets only a close (4011)', async () => {
+    const a = await AutopushClient.open(s.url);
+    const uaid = await a.hello();
+    await subscribe(a);
+    const b = await AutopushClient.open(s.url);
+    expect(await b.hello(uaid)).toBe(uaid);
+    expect((await a.whenClosed()).code).toBe(4011);
+    expect(a.messages).toEqual([]); // nothing that is not autopush
+    b.send({});
+    expect(await b.next()).toEqual({});
+    b.close();
+  });
+
   it('Topic collapses an undelivered older push', async () => {
     const c = await AutopushClient.open(s.url);
     const uaid = await c.hello();

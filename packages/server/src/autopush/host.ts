@@ -151,6 +151,8 @@ export class AutopushService {
       onFrame: () => {}, // the Connection is the socket's listener, not the Session
       onClosed: () => {},
       encode: (entry, session) => this.bySession.get(session)?.encode(entry),
+      // Autopush has no error or goaway message: the close code that follows tells the client.
+      control: () => undefined,
     };
   }
 

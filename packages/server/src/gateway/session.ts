@@ -57,6 +57,11 @@ export interface SessionHost {
    * undefined = nothing to send for this entry (it still counts as sent). Default: the msg frame.
    */
   encode?(entry: StoredEntry, session: Session): Buffer | undefined;
+  /**
+   * Optional, with `encode`: the frame a control frame (error, goaway) is sent as on this
+   * protocol; undefined = none (the close code that follows says it). Default: the frame itself.
+   */
+  control?(frame: ServerFrame, session: Session): Buffer | undefined;
 }
 
 /**
@@ -190,6 +195,11 @@ export class Session implements WireListener {
   }
 
   send(frame: ServerFrame): void {
+    if (this.host.control) {
+      const own = this.host.control(frame, this);
+      if (own !== undefined) this.write(own);
+      return;
+    }
     this.write(textFrame(encodeFrame(frame)));
   }
 
