@@ -217,6 +217,9 @@ describe('autopush endpoint (GET /v1/autopush)', () => {
       c.send(msg);
       expect(await c.whenClosed()).toEqual({ code: 1002, reason });
     }
+    const bin = await AutopushClient.open(s.url);
+    bin.ws.send(Buffer.from('{"messageType":"hello"}'), { binary: true });
+    expect(await bin.whenClosed()).toEqual({ code: 1002, reason: 'BAD_MESSAGE' });
     const c = await AutopushClient.open(s.url);
     await c.hello();
     c.send({ messageType: 'register', channelID: 'not-a-uuid' });
