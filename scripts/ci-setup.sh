@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # System packages the test suite needs (redis-server for the cluster tests, chromium for browser
-# tests, mosquitto and taskset for the benchmark smoke run against peers). Idempotent; needs root (CI runs as root). Skipped when everything is already present.
+# tests, firefox-esr for the autopush test, dbus-daemon for the UnifiedPush distributor test, mosquitto and taskset for the benchmark smoke run against peers). Idempotent; needs root (CI runs as root). Skipped when everything is already present.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
+command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v taskset >/dev/null || need+=(util-linux)
 [ ${#need[@]} -eq 0 ] && exit 0

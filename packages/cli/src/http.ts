@@ -10,7 +10,7 @@ export class ApiError extends Error {
   }
 }
 
-/** Calls the Pushwire HTTP API with JSON in and out. */
+/** Calls the Pushwire HTTP API with JSON in and out; `apiKey` may also be a device credential `Device ID:TOKEN`. */
 export async function api<T>(
   server: string,
   apiKey: string,
@@ -24,7 +24,7 @@ export async function api<T>(
     res = await fetch(url, {
       method,
       headers: {
-        authorization: `Bearer ${apiKey}`,
+        authorization: apiKey.startsWith('Device ') ? apiKey : `Bearer ${apiKey}`,
         ...(body !== undefined && { 'content-type': 'application/json' }),
       },
       ...(body !== undefined && { body: JSON.stringify(body) }),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { distributorCommand } from './commands/distributor.js';
 import { listenCommand } from './commands/listen.js';
 import { publishCommand } from './commands/publish.js';
 import { runServe, serveOptions } from './commands/serve-options.js';
@@ -91,3 +92,22 @@ program
     "your backend's VAPID public key: bind the subscription to it (implies --webpush)",
   )
   .action(listenCommand);
+
+program
+  .command('distributor')
+  .description(
+    'UnifiedPush D-Bus distributor for this machine: apps register on the bus, pushes arrive over one Pushwire session',
+  )
+  .requiredOption(
+    '--server <url>',
+    'server base URL, e.g. https://push.example.com',
+    process.env.PUSHWIRE_SERVER,
+  )
+  .option(
+    '--api-key <key>',
+    'API key, to register this machine as a device on first run',
+    process.env.PUSHWIRE_API_KEY,
+  )
+  .requiredOption('--state <file>', 'state file: device credentials, cursor, registered apps')
+  .option('--bus <session|address>', 'the D-Bus to serve on: the session bus, or a D-Bus address', 'session')
+  .action(distributorCommand);

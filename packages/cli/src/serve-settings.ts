@@ -103,6 +103,14 @@ export const SETTINGS: readonly Setting[] = [
     help: 'base URL publishers reach this server at (Web Push endpoints and VAPID audience)',
   },
   {
+    name: 'autopush',
+    key: 'autopush',
+    flag: '--autopush',
+    type: 'boolean',
+    default: false,
+    help: 'serve GET /v1/autopush for Firefox and UnifiedPush distributors (off by default: anonymous hellos create devices)',
+  },
+  {
     name: 'maxPayload',
     key: 'max-payload',
     flag: '--max-payload',

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { AutopushOptions } from './autopush/host.js';
 import { LocalBus } from './bus/local.js';
 import type { Bus } from './bus/types.js';
 import type { Store } from './store/types.js';
@@ -122,9 +123,17 @@ export interface ServerOptions {
   webPush?: WebPushOptions | false;
   /** Content-free wake-ups through APNs/FCM for devices without a session; off unless a provider is configured. */
   wake?: WakeOptions;
+  /**
+   * The autopush device endpoint `GET /v1/autopush` (Firefox's push client, UnifiedPush
+   * distributors): `true` or options to turn it on. Off by default: anonymous hellos create devices.
+   * Needs the Web Push service (its subscriptions are Web Push subscriptions).
+   */
+  autopush?: AutopushOptions | boolean;
 }
 
-export type ResolvedOptions = Required<Omit<ServerOptions, 'logger' | 'tls' | 'webPush' | 'wake'>> & {
+export type ResolvedOptions = Required<
+  Omit<ServerOptions, 'logger' | 'tls' | 'webPush' | 'wake' | 'autopush'>
+> & {
   logger: Logger | undefined;
 };
 

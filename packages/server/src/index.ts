@@ -3,6 +3,7 @@
  * Pushwire server: HTTP API, WebSocket gateway, delivery core and stores.
  */
 
+export * from './autopush/index.js';
 export { LocalBus } from './bus/local.js';
 export { RedisBus, type RedisBusOptions } from './bus/redis.js';
 export type { Bus, BusSink, CatchUpScope, DeviceCommand } from './bus/types.js';

@@ -7,6 +7,8 @@ import { registerJsonBodyParser } from './api/json-body.js';
 import { registerOpenApi } from './api/openapi.js';
 import { registerRoutes } from './api/routes.js';
 import { registerWakeRoutes } from './api/wake.js';
+import { AutopushService } from './autopush/host.js';
+import { registerAutopushMetrics } from './autopush/metrics.js';
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './config.js';
 import { Hub } from './core/hub.js';
 import { Gateway } from './gateway/gateway.js';
@@ -31,6 +33,8 @@ export interface PushwireServer {
   readonly options: ResolvedOptions;
   /** Wake-ups through APNs/FCM, when configured (`options.wake`) and the store keeps wake tokens. */
   readonly wake: WakeService | undefined;
+  /** The autopush endpoint `/v1/autopush`, when `options.autopush` turned it on. */
+  readonly autopush: AutopushService | undefined;
   /** Starts listening; resolves with the base URL (`http://host:port`, `https://…` with TLS). */
   listen(opts?: { host?: string; port?: number }): Promise<string>;
   /** Base URL once listening. */
@@ -78,6 +82,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
   const gateway = new Gateway(hub, opts, opts.logger);
   let draining = false;
   let webPushSweep: ((now: number) => Promise<number>) | undefined;
+  let autopush: AutopushService | undefined;
   let url = '';
   let closing: Promise<void> | undefined;
 
@@ -119,13 +124,28 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
         (opts.store instanceof SqliteStore ? SqliteWebPushRegistry.onStore(opts.store) : undefined);
       if (registry) {
         registerWebPush(app, { hub, opts, registry, webPush });
+        if (options.autopush) {
+          const apOptions = options.autopush === true ? {} : options.autopush;
+          const deps = { hub, opts, registry, webPush, sockets: gateway.sockets, tls: !!options.tls };
+          autopush = new AutopushService({ ...deps, log: opts.logger }, apOptions);
+          registerAutopushMetrics(metrics.registry, autopush);
+        }
         webPushSweep = purgerOf(registry, webPush.revokedRetention ?? WEB_PUSH_DEFAULTS.revokedRetention);
       } else opts.logger?.warn('Web Push off: the store keeps no subscriptions; pass webPush.registry');
     }
+    if (options.autopush && !autopush)
+      throw new Error('autopush needs the Web Push service and its registry');
   });
-  app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+  app.server.on('upgrade', (req, socket, head) => {
+    if (autopush && (req.url ?? '').split('?')[0] === '/v1/autopush')
+      autopush.handleUpgrade(req, socket, head);
+    else gateway.handleUpgrade(req, socket, head);
+  });
 
-  const wheelTimer = setInterval(() => gateway.tick(), 250);
+  const wheelTimer = setInterval(() => {
+    gateway.tick();
+    autopush?.tick();
+  }, 250);
   wheelTimer.unref();
   const sweepTimer = setInterval(() => {
     const now = opts.clock.now();
@@ -140,6 +160,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       clearInterval(sweepTimer);
       wake?.close();
       draining = true;
+      autopush?.stop();
       await gateway.close();
       await app.close();
       await opts.bus.close();
@@ -154,6 +175,9 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     gateway,
     options: opts,
     wake,
+    get autopush() {
+      return autopush;
+    },
     get url() {
       return url;
     },
@@ -169,6 +193,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     },
     async drain(windowMs) {
       draining = true;
+      autopush?.stop();
       await gateway.drain(windowMs);
       await close();
     },

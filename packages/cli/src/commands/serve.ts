@@ -29,6 +29,7 @@ export interface ServeFlags extends WakeFlags {
   redisCluster?: boolean;
   nodeId?: string;
   webPush: boolean;
+  autopush?: boolean;
   /** Every other setting, passed to the server through its `option`. */
   [setting: string]: unknown;
 }
@@ -139,6 +140,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     ...(tls && { tls }),
     webPush: f.webPush && options.webPush,
     ...(wake && { wake }),
+    ...(f.autopush && { autopush: true }),
   });
   // Signals are handled from before the port opens, so a SIGTERM at any moment drains cleanly.
   let stopping = false;
@@ -173,6 +175,9 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     [
       `Pushwire listening on ${url}  (WebSocket ${url.replace(/^http/, 'ws')}/v1/connect)`,
       ...lines,
+      ...(server.autopush
+        ? [`Autopush: ${url.replace(/^http/, 'ws')}/v1/autopush  (Firefox dom.push.serverURL)`]
+        : []),
       `API key:  ${key}  ${keyNote}`,
       `Demo:     ${url}/demo#key=${key}   Dashboard: ${url}/dashboard#key=${key}   API docs: ${url}/docs`,
       '',

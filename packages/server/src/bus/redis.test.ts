@@ -252,7 +252,7 @@ describe('RedisBus', () => {
 describe('LocalBus', () => {
   it('hands entries and commands straight to the hub', async () => {
     const bus = new LocalBus();
-    const sink = new Sink(stored);
+    const sink = new Sink();
     bus.bind(sink);
     bus.route([entry('m1', 'd:x')]);
     bus.send('x', { t: 'revoke' });

@@ -52,6 +52,16 @@ export interface SessionHost {
   onFrame(session: Session, data: Buffer, binary: boolean): void;
   /** The session's socket closed (`code`: the peer's close code, 1006 without one). */
   onClosed(session: Session, code: number): void;
+  /**
+   * Optional: the frame an entry is sent as, for sessions of another device protocol (autopush);
+   * undefined = nothing to send for this entry (it still counts as sent). Default: the msg frame.
+   */
+  encode?(entry: StoredEntry, session: Session): Buffer | undefined;
+  /**
+   * Optional, with `encode`: the frame a control frame (error, goaway) is sent as on this
+   * protocol; undefined = none (the close code that follows says it). Default: the frame itself.
+   */
+  control?(frame: ServerFrame, session: Session): Buffer | undefined;
 }
 
 /**
@@ -136,6 +146,11 @@ export class Session implements WireListener {
       st.dirty = true;
     } else if (st.sent >= entry.prevSeq && this.flow === undefined) {
       st.sent = entry.seq;
+      if (this.host.encode) {
+        const own = this.host.encode(entry, this);
+        if (own === undefined) return;
+        frame = own;
+      }
       if (entry.hold) {
         this.held ??= [];
         this.held.push(frame);
@@ -180,6 +195,11 @@ export class Session implements WireListener {
   }
 
   send(frame: ServerFrame): void {
+    if (this.host.control) {
+      const own = this.host.control(frame, this);
+      if (own !== undefined) this.write(own);
+      return;
+    }
     this.write(textFrame(encodeFrame(frame)));
   }
 
@@ -322,8 +342,10 @@ export class Session implements WireListener {
           }
           if (row.seq <= st.sent) continue;
           st.sent = row.seq;
+          const frame = this.host.encode ? this.host.encode(row, this) : textFrame(encodeEntry(row));
+          if (frame === undefined) continue;
           sent++;
-          this.writeMessage(textFrame(encodeEntry(row)));
+          this.writeMessage(frame);
         }
         this.host.onDelivered(sent);
         if (rows.length >= this.host.pageSize) continue;

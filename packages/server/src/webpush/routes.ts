@@ -9,6 +9,7 @@ import { sha256 } from '../util/ids.js';
 import { parsePushHeaders } from './headers.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import type { WebPushRegistry, WebPushSubscriptionRecord } from './registry.js';
+import { registerUnifiedPush } from './unifiedpush.js';
 import { decodePublicKey, parseVapidHeaders, VapidError, verifyVapid } from './vapid.js';
 
 /** Options of the Web Push service (`webPush` of `createPushwireServer`). */
@@ -41,7 +42,8 @@ export interface WebPushOptions {
 /** Defaults of {@link WebPushOptions} bounds. */
 export const WEB_PUSH_DEFAULTS = { maxSubscriptionsPerDevice: 100, revokedRetention: 7 * 24 * 3600 };
 
-interface Deps {
+/** What the Web Push routes need. */
+export interface WebPushDeps {
   hub: Hub;
   opts: ResolvedOptions;
   registry: WebPushRegistry;
@@ -82,7 +84,7 @@ const subscriptionParams = {
  * Registers the Web Push service: subscription management under `/v1/devices/:id/webpush` and the
  * push endpoints `POST /wp/:capability` (RFC 8030 §5, RFC 8291 payloads, RFC 8292 VAPID).
  */
-export function registerWebPush(app: FastifyInstance, deps: Deps): void {
+export function registerWebPush(app: FastifyInstance, deps: WebPushDeps): void {
   if (deps.webPush.publicUrl !== undefined) {
     const u = new URL(deps.webPush.publicUrl);
     if (u.protocol !== 'https:' && u.protocol !== 'http:')
@@ -90,16 +92,17 @@ export function registerWebPush(app: FastifyInstance, deps: Deps): void {
   }
   registerSubscriptionRoutes(app, deps);
   app.register(async (scope) => registerPushEndpoint(scope, deps));
+  registerUnifiedPush(app, deps);
 }
 
 /** Base URL endpoints are built on: the configured public URL, else what the request reached. */
-function baseOf(req: FastifyRequest, publicUrl: string | undefined): string {
+export function baseOf(req: FastifyRequest, publicUrl: string | undefined): string {
   if (publicUrl !== undefined) return publicUrl.replace(/\/+$/, '');
   if (!req.host) throw new HttpError(400, 'BAD_REQUEST', 'a Host header is required');
   return `${req.protocol}://${req.host}`;
 }
 
-function registerSubscriptionRoutes(app: FastifyInstance, deps: Deps): void {
+function registerSubscriptionRoutes(app: FastifyInstance, deps: WebPushDeps): void {
   const { opts, registry } = deps;
 
   /** Admin API key (`Bearer KEY`), or the device's own credential (`Device ID:TOKEN`). */
@@ -128,16 +131,7 @@ function registerSubscriptionRoutes(app: FastifyInstance, deps: Deps): void {
             `(${Math.round((deps.webPush.revokedRetention ?? WEB_PUSH_DEFAULTS.revokedRetention) / 3600)} h after revocation); delete one first`,
         );
       }
-      // 192 random bits: the endpoint URL is the capability to push to this device.
-      const capability = randomBytes(24).toString('base64url');
-      const record: WebPushSubscriptionRecord = {
-        id: randomBytes(12).toString('base64url'),
-        deviceId: req.params.id,
-        capabilityHash: sha256(capability),
-        topicKey: randomBytes(16).toString('base64url'),
-        createdAt: opts.clock.now(),
-        ...(key !== undefined && { applicationServerKey: key }),
-      };
+      const { record, capability } = mintSubscription(req.params.id, opts.clock.now(), key);
       await registry.create(record);
       return reply.code(201).send({
         subscriptionId: record.id,
@@ -176,7 +170,31 @@ function registerSubscriptionRoutes(app: FastifyInstance, deps: Deps): void {
   );
 }
 
-function isP256Key(key: string): boolean {
+/**
+ * A new subscription of a device: its record (to store) and the capability its endpoint
+ * `/wp/CAPABILITY` carries (never stored, only its hash). `id` defaults to a random one.
+ */
+export function mintSubscription(
+  deviceId: string,
+  now: number,
+  applicationServerKey?: string,
+  id: string = randomBytes(12).toString('base64url'),
+): { record: WebPushSubscriptionRecord; capability: string } {
+  // 192 random bits: the endpoint URL is the capability to push to this device.
+  const capability = randomBytes(24).toString('base64url');
+  const record: WebPushSubscriptionRecord = {
+    id,
+    deviceId,
+    capabilityHash: sha256(capability),
+    topicKey: randomBytes(16).toString('base64url'),
+    createdAt: now,
+    ...(applicationServerKey !== undefined && { applicationServerKey }),
+  };
+  return { record, capability };
+}
+
+/** Whether `key` (base64url, unpadded) is an uncompressed P-256 public key. */
+export function isP256Key(key: string): boolean {
   const raw = decodePublicKey(key);
   if (!raw) return false;
   try {
@@ -193,7 +211,7 @@ function isP256Key(key: string): boolean {
 const collapseKeyOf = (sub: WebPushSubscriptionRecord, topic: string) =>
   `wp:${createHmac('sha256', sub.topicKey).update(topic).digest('base64url').slice(0, 22)}`;
 
-function registerPushEndpoint(scope: FastifyInstance, deps: Deps): void {
+function registerPushEndpoint(scope: FastifyInstance, deps: WebPushDeps): void {
   const { hub, opts, registry, webPush } = deps;
   const maxTtl = webPush.maxTtl ?? opts.maxTtl;
   const limiter = new KeyedRateLimiter(webPush.rate ?? 10, webPush.burst ?? 100);
@@ -283,7 +301,7 @@ const tooLarge = () => ({
   message: `push message bodies are limited to ${MAX_PUSH_BODY} bytes`,
 });
 
-async function subscriptionOf(
+export async function subscriptionOf(
   registry: WebPushRegistry,
   capability: string,
 ): Promise<WebPushSubscriptionRecord> {
