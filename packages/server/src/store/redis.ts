@@ -12,9 +12,10 @@ import {
 import { parseEntry, parseStored, recordOf, type StoredPublish, startAfter } from './redis-codec.js';
 import { listFollowers } from './redis-followers.js';
 import { RedisKeys } from './redis-keys.js';
+import { RedisApiKeys } from './redis-keys-store.js';
 import { sweepRegistry } from './redis-sweep.js';
 import { RedisWakeTokens } from './redis-wake.js';
-import { fromEntryRow, toEntryRow } from './rows.js';
+import { fromEntryRow, parsePatterns, toEntryRow } from './rows.js';
 import type {
   DeviceLimits,
   DeviceRecord,
@@ -86,6 +87,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * const { record } = await store.publish({ id, entries });
  * await store.close();
  */
+/** KEYS: device hash. ARGV: new token hash. 0 when the device does not exist. */
+const SET_TOKEN = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1])
+return 1`;
+
 export class RedisStore implements Store {
   private readonly keys: RedisKeys;
   private readonly clock: () => number;
@@ -93,6 +100,7 @@ export class RedisStore implements Store {
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
   readonly wakeTokens: RedisWakeTokens;
+  readonly apiKeys: RedisApiKeys;
 
   private constructor(
     private readonly redis: RedisClient,
@@ -102,6 +110,7 @@ export class RedisStore implements Store {
     this.clock = opts.clock ?? Date.now;
     this.retentionMs = Math.max(1, Math.floor(opts.retentionMs ?? 30 * DAY_MS));
     this.wakeTokens = new RedisWakeTokens(redis, this.keys, (what, op) => this.run(what, op));
+    this.apiKeys = new RedisApiKeys(redis, opts.keyPrefix ?? 'pw:', (what, op) => this.run(what, op));
   }
 
   /** Connects and checks the server version; rejects with `STORE_UNAVAILABLE` when Redis is unreachable. */
@@ -147,6 +156,7 @@ export class RedisStore implements Store {
         device.lastSeen,
       ];
       if (device.user !== undefined) fields.push('user', device.user);
+      if (device.subscribe !== undefined) fields.push('subscribe', JSON.stringify(device.subscribe));
       const key = this.keys.device(device.id).device;
       if (!(await this.redis.pwCreateDevice(key, ...fields))) {
         throw new StoreError('STORE_INVALID', `device ${JSON.stringify(device.id)} already exists`);
@@ -173,7 +183,16 @@ export class RedisStore implements Store {
         ...(h.user !== undefined && { user: h.user }),
         createdAt: Number(h.createdAt),
         lastSeen: Number(h.lastSeen ?? 0),
+        ...(h.subscribe !== undefined && { subscribe: parsePatterns(h.subscribe) }),
       };
+    });
+  }
+
+  /** Token rotation: one HSET on the device hash, only while the device exists. */
+  setDeviceToken(id: string, tokenHash: string): Promise<boolean> {
+    return this.run('setDeviceToken', async () => {
+      const key = this.keys.device(id).device;
+      return Number(await this.redis.eval(SET_TOKEN, 1, key, tokenHash)) === 1;
     });
   }
 

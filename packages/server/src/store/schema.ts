@@ -82,6 +82,20 @@ const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX IF NOT EXISTS subscriptions_by_topic ON subscriptions (topic);
   `,
+  // 4: access control. `devices.subscribe`: JSON array of the topic patterns a device may follow
+  // (NULL: any topic, a device registered with an admin key). `api_keys`: scoped keys, stored as
+  // the SHA-256 of the key (see sqlite-keys.ts); revoked keys keep their row (listed, refused).
+  `
+  ALTER TABLE devices ADD COLUMN subscribe TEXT;
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used INTEGER,
+    revoked_at INTEGER
+  ) STRICT;
+  `,
 ];
 
 /** Schema version this code writes. */
@@ -124,6 +138,8 @@ export interface DeviceRow {
   user: string | null;
   created_at: number;
   last_seen: number;
+  /** JSON array of topic patterns; null: any topic. */
+  subscribe: string | null;
 }
 
 export interface PublishRow {
@@ -145,7 +161,8 @@ export function prepareStatements(db: Database.Database) {
   const s = <P extends unknown[] | object = unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
   return {
     insertDevice: s<[DeviceRow]>(
-      'INSERT INTO devices (id, token_hash, user, created_at, last_seen) VALUES (@id, @token_hash, @user, @created_at, @last_seen)',
+      `INSERT INTO devices (id, token_hash, user, created_at, last_seen, subscribe)
+        VALUES (@id, @token_hash, @user, @created_at, @last_seen, @subscribe)`,
     ),
     getDevice: s<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
     deleteDevice: s<[string]>('DELETE FROM devices WHERE id = ?'),
