@@ -12,7 +12,10 @@ export interface ServerOptions {
   store: Store;
   /** How new messages reach the node holding the device: in-process (default) or a cluster's `RedisBus`. */
   bus?: Bus;
-  /** Admin API keys accepted as `Authorization: Bearer KEY`. */
+  /**
+   * Admin API keys accepted as `Authorization: Bearer KEY` (every scope). Scoped keys live in the
+   * store (`POST /v1/keys`).
+   */
   apiKeys: string[];
   /** Largest `data` + `notification` of one message, in bytes. Default 4096. */
   maxPayload?: number;
@@ -112,6 +115,13 @@ export interface ServerOptions {
    * answer 400 `JSON_TOO_DEEP`.
    */
   maxJsonDepth?: number;
+  /**
+   * Devices one client address (IPv6: one /64) may register per second with a `register` key
+   * (token bucket), and burst. Defaults 1 and 20; 0 turns it off. Admin keys are not limited.
+   * Beyond it: HTTP 429 `RATE_LIMITED` with `Retry-After`.
+   */
+  registerRate?: number;
+  registerBurst?: number;
   /** Serve `GET /metrics` without the API key (for scrapers on a private network). Default false. */
   metricsPublic?: boolean;
   logger?: Logger;
@@ -157,6 +167,8 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     admissionBurst: o.admissionBurst ?? 5000,
     sweepIntervalMs: o.sweepIntervalMs ?? 60_000,
     metricsPublic: o.metricsPublic ?? false,
+    registerRate: o.registerRate ?? 1,
+    registerBurst: o.registerBurst ?? 20,
     maxTopicsPerDevice: o.maxTopicsPerDevice ?? 200,
     maxDevicesPerUser: o.maxDevicesPerUser ?? 100,
     maxPendingPerDevice: o.maxPendingPerDevice ?? 10_000,
