@@ -36,7 +36,7 @@ export function patternError(pattern: string): string | undefined {
   return undefined;
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 function compile(pattern: string, user: string | undefined): RegExp | undefined {
   if (pattern.includes('{user}') && (user === undefined || user === '')) return undefined;
@@ -44,8 +44,8 @@ function compile(pattern: string, user: string | undefined): RegExp | undefined 
     if (seg === '**' && i === all.length - 1) return '.+';
     return seg
       .split('{user}')
-      .map((part) => part.split('*').map(escape).join('[^/]+'))
-      .join(escape(user ?? ''));
+      .map((part) => part.split('*').map(escapeRegex).join('[^/]+'))
+      .join(escapeRegex(user ?? ''));
   });
   return new RegExp(`^${segments.join('/')}$`);
 }
