@@ -57,10 +57,63 @@ describe('the pushwire command line', () => {
     return { code, json: r.lines()[0], stderr: r.stderr() };
   };
 
-  it('serve prints the URL, the key and the listen/publish commands to paste', () => {
-    expect(server.output()).toContain(`--server ${server.url} --api-key ${API_KEY}`);
+  it('serve prints the URL and the listen/publish commands to paste, never a key given by flag', () => {
+    expect(server.output()).toContain(`--server ${server.url} --state`);
     expect(server.output()).toMatch(/pushwire listen .*--state/);
     expect(server.output()).toMatch(/pushwire publish .*--title/);
+    expect(server.output()).toContain('from --api-key / PUSHWIRE_API_KEY (not shown)');
+    expect(server.output()).not.toContain(API_KEY);
+  });
+
+  it('keys create prints the key once; list shows it without the key; revoke refuses it at once', async () => {
+    const env = { ...process.env, PUSHWIRE_API_KEY: API_KEY };
+    const create = run(
+      [
+        'keys',
+        'create',
+        '--scope',
+        'publish,status',
+        '--topics',
+        'news/*',
+        '--rate',
+        '100/s',
+        '--label',
+        'ci',
+        '--server',
+        server.url,
+      ],
+      env,
+    );
+    expect(await finish(create)).toBe(0);
+    const key = create.stdout().trim();
+    expect(key).toMatch(/^pwk_[A-Za-z0-9_-]{43}$/);
+    const id = /created (key_[A-Za-z0-9_-]+)/.exec(create.stderr())?.[1];
+    expect(id).toBeDefined();
+    const news = run(['publish', '--server', server.url, '--api-key', key, '--topic', 'news/today']);
+    expect(await finish(news)).toBe(0);
+    const alerts = run(['publish', '--server', server.url, '--api-key', key, '--topic', 'alerts']);
+    expect(await finish(alerts)).toBe(2);
+    expect(alerts.stderr()).toMatch(/403 FORBIDDEN/);
+
+    const list = run(['keys', 'list', '--server', server.url], env);
+    expect(await finish(list)).toBe(0);
+    expect(list.stdout()).toMatch(/ID\s+LABEL\s+SCOPES\s+CREATED\s+LAST USED/);
+    expect(list.stdout()).toContain(id);
+    expect(list.stdout()).toContain('publish,status; topics news/*; 100/s');
+    expect(list.stdout()).not.toContain(key);
+
+    const revoke = run(['keys', 'revoke', id!, '--server', server.url], env);
+    expect(await finish(revoke)).toBe(0);
+    const after = run(['publish', '--server', server.url, '--api-key', key, '--topic', 'news/today']);
+    expect(await finish(after)).toBe(2);
+    expect(after.stderr()).toMatch(/401 UNAUTHORIZED/);
+    const again = run(['keys', 'revoke', 'key_nope', '--server', server.url], env);
+    expect(await finish(again)).toBe(2);
+    const badScope = run(['keys', 'create', '--scope', 'root', '--server', server.url], env);
+    expect(await finish(badScope)).not.toBe(0);
+    expect(badScope.stderr()).toMatch(/unknown scope/);
+    const notAdmin = run(['keys', 'list', '--server', server.url, '--api-key', key]);
+    expect(await finish(notAdmin)).toBe(2);
   });
 
   it('serve without --api-key creates a key once and reuses it', async () => {
@@ -71,15 +124,19 @@ describe('the pushwire command line', () => {
       10_000,
       'first start',
     );
-    await sleep(300);
+    await until(() => first.stdout().includes('listening on'), 15_000, 'first listening');
     const key = readFileSync(join(dir, 'api-key'), 'utf8').trim();
     expect(key).toMatch(/^pw_[A-Za-z0-9_-]{32}$/);
+    expect(first.stdout()).toContain(`Admin key: ${key}`); // generated now: shown once
+    expect(existsSync(join(dir, 'demo-key'))).toBe(true);
     first.proc.kill('SIGTERM');
     const code = await finish(first);
     expect(code, `serve output:\n${first.stdout()}\n${first.stderr()}`).toBe(0);
     const second = run(['serve', '--port', '0', '--data', dir, '--log-level', 'silent']);
     await until(() => second.stdout().includes('listening on'), 15_000, 'second start');
     expect(readFileSync(join(dir, 'api-key'), 'utf8').trim()).toBe(key);
+    expect(second.stdout()).not.toContain(key); // not again: only where it is
+    expect(second.stdout()).toContain(`Admin key: in ${join(dir, 'api-key')}`);
     second.proc.kill('SIGTERM');
     await finish(second);
   });

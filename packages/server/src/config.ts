@@ -130,11 +130,18 @@ export interface ServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Web Push service (RFC 8030/8291/8292) options; `false` turns it off. On by default. */
   webPush?: WebPushOptions | false;
+  /**
+   * The key `/demo` registers its devices with (`GET /demo/config.json`): a `register` key, see
+   * `ensureDemoKey`. Without it the demo page asks for a key.
+   */
+  demoKey?: string;
   /** Content-free wake-ups through APNs/FCM for devices without a session; off unless a provider is configured. */
   wake?: WakeOptions;
 }
 
-export type ResolvedOptions = Required<Omit<ServerOptions, 'logger' | 'tls' | 'webPush' | 'wake'>> & {
+export type ResolvedOptions = Required<
+  Omit<ServerOptions, 'logger' | 'tls' | 'webPush' | 'wake' | 'demoKey'>
+> & {
   logger: Logger | undefined;
 };
 

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { registerAdminRoutes } from './api/admin.js';
 import { accessOf } from './api/auth.js';
+import { registerDemoRoutes } from './api/demo.js';
 import { registerJsonBodyParser } from './api/json-body.js';
 import { registerKeyRoutes } from './api/keys.js';
 import { registerOpenApi } from './api/openapi.js';
@@ -117,6 +118,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       auth: access.require('status'),
     });
     registerKeyRoutes(app, { opts });
+    registerDemoRoutes(app, { opts, hub, demoKey: options.demoKey });
     registerMetricsRoute(app, metrics, access.require('status'), opts.metricsPublic);
     registerWebRoutes(app);
     if (wakeTokens) registerWakeRoutes(app, { opts, tokens: wakeTokens });

@@ -1,3 +1,4 @@
+export { type ApiKeyRecord, type ApiKeyStore, SCOPES, type Scope } from './api-keys.js';
 export { type Quota, QuotaError, StoreError, type StoreErrorCode } from './errors.js';
 export { type DurabilityReport, RedisStore, type RedisStoreOptions } from './redis.js';
 export { SqliteStore, type SqliteStoreOptions, type SqliteStoreStats } from './sqlite.js';
