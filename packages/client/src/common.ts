@@ -27,6 +27,7 @@ export {
   type PushwireErrorOptions,
   RateLimitedError,
   RegistrationError,
+  ForbiddenError,
   RequestError,
   StorageError,
   TimeoutError,

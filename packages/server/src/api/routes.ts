@@ -10,6 +10,7 @@ import { newDeviceId, newToken, sha256 } from '../util/ids.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { accessOf, principalOf, rateLimited } from './auth.js';
 import { deliveryReport } from './delivery.js';
+import { adminOrOwnDevice } from './device-auth.js';
 import { registerMessageRoutes } from './messages.js';
 import { httpErrorOf } from './quota.js';
 import { RegistrationLimiter } from './registration-limit.js';
@@ -279,6 +280,34 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
       hub.revoke(req.params.id); // closes its session on whichever node holds it
       await store.deleteDevice(req.params.id);
       return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/devices/:id/token',
+    {
+      onRequest: adminOrOwnDevice(opts, 'token', true),
+      schema: {
+        tags: ['devices'],
+        summary: 'Rotate a device token: the old one stops working at once and its session is closed',
+        description:
+          'Allowed to admin keys and to the device itself (`Device ID:TOKEN` with its current token). ' +
+          'Answers the new token (shown once; only its hash is stored). The open session, on whichever ' +
+          'node, gets a fatal `TOKEN_ROTATED` error (close code 4012).',
+        params: deviceIdParam,
+        response: {
+          200: { type: 'object', properties: { deviceId: { type: 'string' }, token: { type: 'string' } } },
+          ...errors,
+        },
+      },
+    },
+    async (req) => {
+      if (!store.setDeviceToken) throw new HttpError(501, 'NOT_SUPPORTED', 'this store cannot rotate tokens');
+      const token = newToken();
+      if (!(await store.setDeviceToken(req.params.id, sha256(token))))
+        throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
+      hub.revoke(req.params.id, 'rotated'); // closes the session that used the old token, on any node
+      return { deviceId: req.params.id, token };
     },
   );
 
