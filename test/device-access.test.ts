@@ -58,9 +58,9 @@ describe('devices and topics: subscribe patterns, subscription point, token rota
     const m = await c.next('msg');
     expect(m).toMatchObject({ id, data: 'hello' });
     expect(c.frames.filter((f) => f.t === 'msg')).toEqual([]);
-    expect((await http<{ topics: string[] }>(s.url, 'GET', `/v1/devices/${d.deviceId}`)).body.topics).toEqual([
-      'demo/chat',
-    ]);
+    expect((await http<{ topics: string[] }>(s.url, 'GET', `/v1/devices/${d.deviceId}`)).body.topics).toEqual(
+      ['demo/chat'],
+    );
     c.close();
   });
 
@@ -148,14 +148,23 @@ describe('devices and topics: subscribe patterns, subscription point, token rota
     fresh.close();
     // The old token no longer rotates anything; another device's token cannot rotate this one.
     const other = await registerDevice(s.url);
-    for (const auth of [`Device ${d.deviceId}:${d.token}`, `Device ${other.deviceId}:${other.token}`, 'Bearer nope']) {
-      const x = await fetch(`${s.url}/v1/devices/${d.deviceId}/token`, { method: 'POST', headers: { authorization: auth } });
+    for (const auth of [
+      `Device ${d.deviceId}:${d.token}`,
+      `Device ${other.deviceId}:${other.token}`,
+      'Bearer nope',
+    ]) {
+      const x = await fetch(`${s.url}/v1/devices/${d.deviceId}/token`, {
+        method: 'POST',
+        headers: { authorization: auth },
+      });
       expect([401, 403]).toContain(x.status);
       expect(((await x.json()) as { error: string }).error).toMatch(/UNAUTHORIZED|FORBIDDEN/);
     }
     // The admin may rotate it; a register key may not.
     expect((await http(s.url, 'POST', `/v1/devices/${d.deviceId}/token`)).status).toBe(200);
-    expect((await http(s.url, 'POST', `/v1/devices/${d.deviceId}/token`, undefined, registerKey)).status).toBe(403);
+    expect(
+      (await http(s.url, 'POST', `/v1/devices/${d.deviceId}/token`, undefined, registerKey)).status,
+    ).toBe(403);
     expect((await http(s.url, 'POST', '/v1/devices/ghost/token')).status).toBe(404);
   });
 
@@ -173,7 +182,10 @@ describe('devices and topics: subscribe patterns, subscription point, token rota
       expect(saved?.credentials?.token).toBeDefined();
       expect(saved?.credentials?.token).not.toBe(d.token);
       await until(() => c.state === 'open', 10_000, 'open again');
-      const r = await http<{ id: string }>(s.url, 'POST', '/v1/messages', { to: { device: d.deviceId }, data: 'after' });
+      const r = await http<{ id: string }>(s.url, 'POST', '/v1/messages', {
+        to: { device: d.deviceId },
+        data: 'after',
+      });
       await until(() => seen.some((m) => m.id === r.body.id), 10_000, 'message after rotation');
       expect(c.state).toBe('open');
     } finally {
@@ -196,13 +208,19 @@ describe('devices and topics: subscribe patterns, subscription point, token rota
     const other = await registerWithKey();
     expect((await send(other.deviceId, `Device ${d.deviceId}:${d.token}`)).status).toBe(403);
     expect((await send(d.deviceId, `Bearer ${registerKey}`)).status).toBe(403);
-    expect((await send(d.deviceId, `Device ${d.deviceId}:${d.token}`, { to: { topic: 'x' } })).status).toBe(400);
+    expect((await send(d.deviceId, `Device ${d.deviceId}:${d.token}`, { to: { topic: 'x' } })).status).toBe(
+      400,
+    );
     expect(
-      (await send(d.deviceId, `Device ${d.deviceId}:${d.token}`, { notification: { url: 'javascript:alert(1)' } }))
-        .status,
+      (
+        await send(d.deviceId, `Device ${d.deviceId}:${d.token}`, {
+          notification: { url: 'javascript:alert(1)' },
+        })
+      ).status,
     ).toBe(400);
     const codes: number[] = [];
-    for (let i = 0; i < 8; i++) codes.push((await send(d.deviceId, `Device ${d.deviceId}:${d.token}`)).status);
+    for (let i = 0; i < 8; i++)
+      codes.push((await send(d.deviceId, `Device ${d.deviceId}:${d.token}`)).status);
     expect(codes).toContain(429);
     c.close();
   });
@@ -210,7 +228,10 @@ describe('devices and topics: subscribe patterns, subscription point, token rota
   it('a notification url that is not http(s) is refused at publish', async () => {
     const d = await registerDevice(s.url);
     for (const url of ['javascript:alert(1)', 'data:text/html,x', 'file:///etc/passwd', '//evil.example']) {
-      const r = await http(s.url, 'POST', '/v1/messages', { to: { device: d.deviceId }, notification: { url } });
+      const r = await http(s.url, 'POST', '/v1/messages', {
+        to: { device: d.deviceId },
+        notification: { url },
+      });
       expect([url, r.status]).toEqual([url, 400]);
     }
     const ok = await http(s.url, 'POST', '/v1/messages', {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http } from '../helpers/server.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { http, registerDevice } from '../helpers/server.js';
 import { type Cluster, startCluster } from './cluster.js';
 
 describe('scoped keys on a Redis cluster of two nodes', () => {
@@ -29,5 +30,25 @@ describe('scoped keys on a Redis cluster of two nodes', () => {
     expect((await http(a, 'GET', '/v1/admin/stats', undefined, key)).status).toBe(401);
     const listed = await http<{ keys: { id: string; revokedAt: number | null }[] }>(b, 'GET', '/v1/keys');
     expect(listed.body.keys.find((k) => k.id === id)?.revokedAt).toBeGreaterThan(0);
+  });
+
+  it('a token rotated on one node closes the session held by the other at once', async () => {
+    const [a, b] = c.nodes.map((n) => n.url) as [string, string];
+    const d = await registerDevice(a);
+    const ws = new RawClient(b);
+    await ws.opened();
+    ws.hello(d.deviceId, d.token);
+    await ws.next('welcome');
+    const r = await fetch(`${a}/v1/devices/${d.deviceId}/token`, {
+      method: 'POST',
+      headers: { authorization: `Device ${d.deviceId}:${d.token}` },
+    });
+    expect(r.status).toBe(200);
+    expect(await ws.next('error', 10_000)).toMatchObject({ code: 'TOKEN_ROTATED', fatal: true });
+    expect((await ws.whenClosed()).code).toBe(4012);
+    const stale = new RawClient(b);
+    await stale.opened();
+    stale.hello(d.deviceId, d.token);
+    expect(await stale.next('error')).toMatchObject({ code: 'UNAUTHORIZED' });
   });
 });

@@ -165,7 +165,10 @@ program
     '--vapid-key <key>',
     "your backend's VAPID public key: bind the subscription to it (implies --webpush)",
   )
-  .option('--rotate-token', 'rotate the device token once connected (also on SIGHUP); the state file keeps the new one')
+  .option(
+    '--rotate-token',
+    'rotate the device token once connected (also on SIGHUP); the state file keeps the new one',
+  )
   .action(listenCommand);
 
 const keys = program

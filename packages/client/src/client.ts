@@ -10,10 +10,10 @@ import { createDelivery, type Delivery } from './delivery.js';
 import { createEmitter, type Disposer, type Emitter } from './emitter.js';
 import {
   ClosedError,
+  ForbiddenError,
   ListenerError,
   ProtocolViolationError,
   PushwireError,
-  ForbiddenError,
   RequestError,
   TimeoutError,
 } from './errors.js';

@@ -78,7 +78,9 @@ export async function rotateToken(
     `Device ${creds.deviceId}:${creds.token}`,
     {},
     (cause) =>
-      new ConnectionError(`POST ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause }),
+      new ConnectionError(`POST ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+        cause,
+      }),
   );
   if (status === 200 && typeof body?.token === 'string' && body.token) return body.token;
   const code = typeof body?.error === 'string' ? body.error : `HTTP ${status}`;

@@ -244,7 +244,12 @@ export class Hub implements BusSink {
         return this.unfollow(session, topicStream(cmd.topic));
       case 'revoke':
         if (cmd.reason === 'rotated')
-          return session.fail('TOKEN_ROTATED', 'the device token was rotated: reconnect with the new one', true, 4012);
+          return session.fail(
+            'TOKEN_ROTATED',
+            'the device token was rotated: reconnect with the new one',
+            true,
+            4012,
+          );
         return session.fail('UNAUTHORIZED', 'device deleted', true, 4001);
       case 'replaced':
         if (session.id !== cmd.session) return;
