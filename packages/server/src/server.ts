@@ -128,7 +128,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
         webPush.registry ??
         (opts.store instanceof SqliteStore ? SqliteWebPushRegistry.onStore(opts.store) : undefined);
       if (registry) {
-        registerWebPush(app, { hub, opts, registry, webPush });
+        registerWebPush(app, { hub, opts, registry, webPush, listenUrl: () => url });
         webPushSweep = purgerOf(registry, webPush.revokedRetention ?? WEB_PUSH_DEFAULTS.revokedRetention);
       } else opts.logger?.warn('Web Push off: the store keeps no subscriptions; pass webPush.registry');
     }

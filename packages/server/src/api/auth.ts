@@ -91,6 +91,13 @@ export class Access {
     };
   }
 
+  /** An `onRequest` hook: any valid key (its scopes checked by the route). */
+  any(): (req: FastifyRequest) => Promise<void> {
+    return async (req) => {
+      principals.set(req, await this.authenticate(req.headers.authorization));
+    };
+  }
+
   /** 429 when the key is over its rate. */
   private limit(k: ApiKeyRecord): void {
     if (!k.rate || !(k.rate > 0)) return;

@@ -5,7 +5,7 @@ import { MAX_PATTERNS, patternError } from '../core/topic-patterns.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { type ApiKeyRecord, SCOPES, type Scope } from '../store/api-keys.js';
 import { sha256 } from '../util/ids.js';
-import { accessOf } from './auth.js';
+import { accessOf, principalOf } from './auth.js';
 import { errorSchema } from './schemas.js';
 
 /** A scoped API key: `pwk_` and 256 random bits. Shown once; the store keeps its SHA-256. */
@@ -123,6 +123,24 @@ export function registerKeyRoutes(app: FastifyInstance, { opts }: { opts: Resolv
       await keys().create(record);
       opts.logger?.info({ key: record.id, scopes: record.scopes, label: record.label }, 'API key created');
       return reply.code(201).send({ ...shown(record), key });
+    },
+  );
+
+  app.get(
+    '/v1/keys/me',
+    {
+      onRequest: accessOf(opts).any(),
+      schema: {
+        tags: ['keys'],
+        summary: 'What the key of this request may do (any valid key)',
+        description: 'The dashboard shows it. A configured admin key answers id `config`.',
+        response: { 200: keyShown, ...errors },
+      },
+    },
+    async (req) => {
+      const p = principalOf(req);
+      if (p.key) return shown(p.key);
+      return { id: p.id, label: 'admin key of the server configuration', scopes: [...p.scopes] };
     },
   );
 
