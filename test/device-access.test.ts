@@ -1,5 +1,7 @@
+import { request } from 'node:http';
 import { createClient, ForbiddenError, memoryStorage, type PushMessage } from '@pushwire/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import webpush from 'web-push';
 import { RawClient } from './helpers/raw-client.js';
 import { API_KEY, http, registerDevice, startServer, until } from './helpers/server.js';
 
@@ -240,5 +242,54 @@ describe('devices and topics: subscribe patterns, subscription point, token rota
     });
     expect(ok.status).toBe(202);
     expect(API_KEY).toBeTruthy();
+  });
+
+  it('without a public URL, a forged Host header moves neither Web Push endpoints nor the VAPID audience', async () => {
+    /** A request with a Host header of our choosing (fetch does not allow one). */
+    const raw = (path: string, headers: Record<string, string>, body = '') =>
+      new Promise<{ status: number; body: Record<string, string> }>((resolve, reject) => {
+        const req = request(`${s.url}${path}`, { method: 'POST', headers }, (res) => {
+          let text = '';
+          res.on('data', (c) => {
+            text += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const vapid = webpush.generateVAPIDKeys();
+    const d = await registerDevice(s.url);
+    const created = await raw(
+      `/v1/devices/${d.deviceId}/webpush`,
+      {
+        host: 'evil.example',
+        authorization: `Device ${d.deviceId}:${d.token}`,
+        'content-type': 'application/json',
+      },
+      JSON.stringify({ applicationServerKey: vapid.publicKey }),
+    );
+    expect(created.status).toBe(201);
+    expect(new URL(created.body.endpoint!).origin).toBe(new URL(s.url).origin);
+    const path = new URL(created.body.endpoint!).pathname;
+    // A token made for the forged host is refused, even on a request carrying that Host.
+    const forged = webpush.getVapidHeaders(
+      'http://evil.example',
+      'mailto:a@example.com',
+      vapid.publicKey,
+      vapid.privateKey,
+      'aes128gcm',
+    );
+    const r = await raw(path, { host: 'evil.example', ttl: '60', authorization: forged.Authorization });
+    expect([r.status, r.body.error]).toEqual([401, 'BAD_VAPID']);
+    const right = webpush.getVapidHeaders(
+      new URL(s.url).origin,
+      'mailto:a@example.com',
+      vapid.publicKey,
+      vapid.privateKey,
+      'aes128gcm',
+    );
+    const ok = await raw(path, { host: 'evil.example', ttl: '60', authorization: right.Authorization });
+    expect(ok.status).toBe(201);
   });
 });

@@ -181,6 +181,12 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
       '',
     ].join('\n'),
   );
+  if (!f.publicUrl && ['0.0.0.0', '::', '[::]'].includes(f.host)) {
+    logger.warn(
+      { url },
+      'no --public-url: Web Push endpoints and the VAPID audience use the listen address; set --public-url to the address publishers reach',
+    );
+  }
   logger.info(
     { url, ...(f.redis ? { node: bus?.nodeId } : { dataDir }), wake: server.wake?.providers ?? [] },
     'listening',
