@@ -219,6 +219,58 @@ describe('the pushwire command line', () => {
     await finish(l2);
   });
 
+  it('listen --rotate-token rotates the device token, saves it, and keeps receiving', async () => {
+    const state = join(tmp.dir, 'rotating.json');
+    const l = run([
+      'listen',
+      '--server',
+      server.url,
+      '--api-key',
+      API_KEY,
+      '--state',
+      state,
+      '--rotate-token',
+    ]);
+    await until(() => l.stderr().includes('token rotated'), 15_000, 'rotation');
+    const saved = JSON.parse(readFileSync(state, 'utf8')) as {
+      credentials: { deviceId: string; token: string };
+    };
+    const { deviceId, token } = saved.credentials;
+    // The token in the state file is the one the server accepts now.
+    const check = await fetch(`${server.url}/v1/devices/${deviceId}/token`, {
+      method: 'POST',
+      headers: { authorization: `Device ${deviceId}:${token}` },
+    });
+    expect(check.status).toBe(200); // (this rotates it again, from outside: listen must now stop)
+    await until(
+      () => /UNAUTHORIZED|ERR_AUTH|AuthError/.test(l.stderr()),
+      15_000,
+      'listen told the token is gone',
+    );
+    l.proc.kill('SIGTERM');
+    await finish(l);
+
+    // A rotation it asked for is survived: a message published after it arrives.
+    const state2 = join(tmp.dir, 'rotating2.json');
+    const l2 = run([
+      'listen',
+      '--server',
+      server.url,
+      '--api-key',
+      API_KEY,
+      '--state',
+      state2,
+      '--rotate-token',
+    ]);
+    await until(() => l2.stderr().includes('token rotated'), 15_000, 'rotation');
+    const dev = JSON.parse(readFileSync(state2, 'utf8')) as { deviceId: string };
+    const p = await publish('--device', dev.deviceId, '--data', '"after rotation"');
+    expect(p.code).toBe(0);
+    await until(() => l2.lines().some((m) => m.id === p.json!.id), 15_000, 'message after rotation');
+    l2.proc.kill('SIGTERM');
+    expect(await finish(l2)).toBe(0);
+  });
+
   it('publish reports API errors clearly and exits non-zero', async () => {
     const unknown = await publish('--device', 'nope');
     expect(unknown.code).toBe(2);
