@@ -197,4 +197,33 @@ describe('scoped API keys (HTTP, SQLite)', () => {
     // The admin key is not limited per address.
     for (let i = 0; i < 5; i++) expect((await req('POST', '/v1/devices', {})).statusCode).toBe(201);
   });
+
+  it('GET /v1/keys/me says what a key may do; 401 without a valid key', async () => {
+    const k = await createKey({ scopes: ['status', 'publish'], topics: ['news/*'], label: 'dash' });
+    const me = await req('GET', '/v1/keys/me', undefined, k.key);
+    expect(me.statusCode).toBe(200);
+    expect(me.json()).toMatchObject({
+      id: k.id,
+      label: 'dash',
+      scopes: ['status', 'publish'],
+      topics: ['news/*'],
+    });
+    expect(me.json().hash).toBeUndefined();
+    expect((await req('GET', '/v1/keys/me')).json()).toMatchObject({ id: 'config' });
+    expect((await req('GET', '/v1/keys/me', undefined, 'nope')).statusCode).toBe(401);
+    expect((await req('GET', '/v1/keys/me', undefined, null)).statusCode).toBe(401);
+  });
+
+  it('HTML pages cannot be framed and send no Referer; the demo config holds no admin key', async () => {
+    for (const url of ['/demo', '/dashboard', '/docs/static/index.html']) {
+      const r = await s.server.app.inject({ method: 'GET', url });
+      if (r.statusCode !== 200) continue; // /docs may redirect
+      expect(String(r.headers['content-type'])).toMatch(/^text\/html/);
+      expect(r.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+      expect(r.headers['referrer-policy']).toBe('no-referrer');
+    }
+    const cfg = await s.server.app.inject({ method: 'GET', url: '/demo/config.json' });
+    expect(cfg.json()).toEqual({ registerKey: null, subscribe: [] }); // this server has no demo key
+    expect(cfg.body).not.toContain(API_KEY);
+  });
 });
