@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureDemoKey, SqliteStore } from '@pushwire/server';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, http, ROOT, startServer } from './helpers/server.js';
+import { http, ROOT, startServer, tempDir } from './helpers/server.js';
 
 /**
  * The browser SDK, the demo page and the dashboard in a real headless Chromium (Debian's
@@ -42,6 +43,11 @@ describe('browser: demo page and dashboard in Chromium', () => {
   let deviceId: string;
   /** Every message id published to the page's device, in order. */
   const sent: string[] = [];
+  /** The app backend's key (publish only) and the dashboard's (status, publish): no admin key in any page. */
+  let publishKey: string;
+  let dashboardKey: string;
+  let demoKey: string;
+  let cleanupDir: () => void;
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) {
@@ -49,7 +55,15 @@ describe('browser: demo page and dashboard in Chromium', () => {
     }
     // The page loads /sdk/pushwire.mjs: bundle the SDK's current source (esbuild, ~0.1 s).
     execFileSync(process.execPath, [join(ROOT, 'scripts/build-browser.mjs')], { stdio: 'ignore' });
-    ({ url, stop } = await startServer({ sweepIntervalMs: 3_600_000 }));
+    const tmp = tempDir();
+    cleanupDir = tmp.cleanup;
+    const store = SqliteStore.open({ path: join(tmp.dir, 'pushwire.db') });
+    demoKey = (await ensureDemoKey(store.apiKeys, join(tmp.dir, 'demo-key'), Date.now())).key;
+    ({ url, stop } = await startServer({ store, demoKey, sweepIntervalMs: 3_600_000 }));
+    const key = async (scopes: string[]) =>
+      (await http<{ key: string }>(url, 'POST', '/v1/keys', { scopes })).body.key;
+    publishKey = await key(['publish']);
+    dashboardKey = await key(['status', 'publish']);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -71,14 +85,17 @@ describe('browser: demo page and dashboard in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await stop?.();
+    cleanupDir?.();
   });
 
   const publish = async (title: string, body = `body of ${title}`) => {
-    const r = await http<{ id: string }>(url, 'POST', '/v1/messages', {
-      to: { device: deviceId },
-      notification: { title, body },
-      data: { n: sent.length },
-    });
+    const r = await http<{ id: string }>(
+      url,
+      'POST',
+      '/v1/messages',
+      { to: { device: deviceId }, notification: { title, body }, data: { n: sent.length } },
+      publishKey,
+    );
     expect(r.status).toBe(202);
     sent.push(r.body.id);
     return r.body.id;
@@ -100,25 +117,71 @@ describe('browser: demo page and dashboard in Chromium', () => {
       { timeout: 15_000 },
     );
 
-  it('registers a device with the pasted API key (a wrong one is refused) and connects', async () => {
-    await page.goto(`${url}/demo?heartbeat=3`);
+  it('registers a device with the demo register key (no key typed, no admin key) and connects', async () => {
+    const res = await page.goto(`${url}/demo?heartbeat=3`);
+    // HTML pages cannot be framed and send no Referer.
+    expect(res?.headers()['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(res?.headers()['referrer-policy']).toBe('no-referrer');
     expect(await page.textContent('#permission')).toBe('granted');
-    // A wrong key: the registration is refused, said so, and the form comes back.
-    await page.fill('#api-key', 'not-the-key');
-    await page.click('#register-form button[type=submit]');
-    await waitForState('closed');
-    expect(await page.textContent('#error')).toContain('401');
-    expect(await page.isVisible('#register-form')).toBe(true);
-    await page.fill('#api-key', API_KEY);
+    await page.waitForSelector('#register-form button[type=submit]', { state: 'visible' });
+    expect(await page.isVisible('#api-key')).toBe(false); // the page has its key: nothing to paste
+    expect(await page.isVisible('#setup-demo')).toBe(true);
     await page.click('#register-form button[type=submit]');
     await waitForState('open');
     deviceId = (await page.textContent('#device-id'))!;
     expect(deviceId).toMatch(/^[A-Za-z0-9._~:-]+$/);
-    const device = await http<{ online: boolean; heartbeat: number }>(url, 'GET', `/v1/devices/${deviceId}`);
+    const device = await http<{ online: boolean; heartbeat: number }>(
+      url,
+      'GET',
+      `/v1/devices/${deviceId}`,
+      undefined,
+      dashboardKey,
+    );
     expect(device.body).toMatchObject({ online: true, heartbeat: 3 });
-    // The page shows the exact commands that target this browser.
+    // The page shows the commands that target this browser, with no key in them.
     expect(await page.textContent('#cmd-cli')).toContain(`--device ${deviceId}`);
     expect(await page.textContent('#cmd-curl')).toContain(`"to":{"device":"${deviceId}"}`);
+    expect(await page.textContent('#cmd-curl')).toContain('$PUSHWIRE_API_KEY');
+    // What the page holds (its register key) can neither publish, nor read, nor delete.
+    const tried = await page.evaluate(async (key) => {
+      const call = async (method: string, path: string, body?: unknown) =>
+        (
+          await fetch(path, {
+            method,
+            headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+            ...(body !== undefined && { body: JSON.stringify(body) }),
+          })
+        ).status;
+      const id = (window as unknown as { pushwireDemo: { client: { deviceId: string } } }).pushwireDemo.client
+        .deviceId;
+      return [
+        await call('POST', '/v1/messages', { to: { device: id }, data: 1 }),
+        await call('GET', `/v1/devices/${id}/messages`),
+        await call('DELETE', `/v1/devices/${id}`),
+      ];
+    }, demoKey);
+    expect(tried).toEqual([403, 403, 403]);
+    // Following topics: demo/* yes, anything else is refused without closing anything.
+    await page.fill('#follow-topic', 'alerts');
+    await page.click('#follow-form button[type=submit]');
+    await page.waitForFunction(() =>
+      /ForbiddenError/.test(document.getElementById('follow-result')?.textContent ?? ''),
+    );
+    await page.fill('#follow-topic', 'demo/news');
+    await page.click('#follow-form button[type=submit]');
+    await page.waitForFunction(
+      () => document.getElementById('follow-result')?.textContent === 'following demo/news',
+    );
+    expect(await page.textContent('#state')).toBe('open');
+    // "Send it from here": the device sends to itself, with its own credential.
+    await page.fill('#test-title', 'echo');
+    await page.click('#test-send');
+    await page.waitForFunction(() =>
+      /accepted/.test(document.getElementById('test-result')?.textContent ?? ''),
+    );
+    await page.waitForFunction(() => document.querySelector('#messages li strong')?.textContent === 'echo');
+    const echoed = await page.$eval('#messages li', (li) => (li as HTMLElement).dataset.id!);
+    sent.push(echoed);
   });
 
   it('shows a published message and fires a real Notification with its title and body', async () => {
@@ -127,10 +190,13 @@ describe('browser: demo page and dashboard in Chromium', () => {
     const seen = await page.evaluate(
       () => (window as unknown as { notificationsSeen: unknown[] }).notificationsSeen,
     );
-    expect(seen).toEqual([{ title: 'Build failed', body: 'main: 3 tests failed' }]);
+    expect(seen).toHaveLength(2); // the echo, then this one
+    expect(seen.at(-1)).toEqual({ title: 'Build failed', body: 'main: 3 tests failed' });
     expect(await page.textContent(`#messages li[data-id="${id}"] strong`)).toBe('Build failed');
     // The page shows the cursor once the message is persisted and acknowledged.
-    await page.waitForFunction(() => document.getElementById('cursors')?.textContent?.includes(':1}'));
+    await page.waitForFunction(() =>
+      /"d:[^"]+":2\b/.test(document.getElementById('cursors')?.textContent ?? ''),
+    );
     await page.screenshot({ path: join(SHOTS, 'demo.png'), fullPage: true });
   });
 
@@ -181,9 +247,10 @@ describe('browser: demo page and dashboard in Chromium', () => {
   it('dashboard: shows the device online and sends it a test message with the form', async () => {
     const dash = await context.newPage();
     await dash.goto(`${url}/dashboard`);
-    await dash.fill('#key', API_KEY);
+    await dash.fill('#key', dashboardKey);
     await dash.click('#login-form button[type=submit]');
     await dash.waitForFunction(() => document.getElementById('s-sessions')?.textContent === '1');
+    expect(await dash.textContent('#powers')).toMatch(/may: status, publish/);
 
     await dash.fill('#lookup-id', deviceId);
     await dash.click('#lookup-form button[type=submit]');

@@ -57,10 +57,63 @@ describe('the pushwire command line', () => {
     return { code, json: r.lines()[0], stderr: r.stderr() };
   };
 
-  it('serve prints the URL, the key and the listen/publish commands to paste', () => {
-    expect(server.output()).toContain(`--server ${server.url} --api-key ${API_KEY}`);
+  it('serve prints the URL and the listen/publish commands to paste, never a key given by flag', () => {
+    expect(server.output()).toContain(`--server ${server.url} --state`);
     expect(server.output()).toMatch(/pushwire listen .*--state/);
     expect(server.output()).toMatch(/pushwire publish .*--title/);
+    expect(server.output()).toContain('from --api-key / PUSHWIRE_API_KEY (not shown)');
+    expect(server.output()).not.toContain(API_KEY);
+  });
+
+  it('keys create prints the key once; list shows it without the key; revoke refuses it at once', async () => {
+    const env = { ...process.env, PUSHWIRE_API_KEY: API_KEY };
+    const create = run(
+      [
+        'keys',
+        'create',
+        '--scope',
+        'publish,status',
+        '--topics',
+        'news/*',
+        '--rate',
+        '100/s',
+        '--label',
+        'ci',
+        '--server',
+        server.url,
+      ],
+      env,
+    );
+    expect(await finish(create)).toBe(0);
+    const key = create.stdout().trim();
+    expect(key).toMatch(/^pwk_[A-Za-z0-9_-]{43}$/);
+    const id = /created (key_[A-Za-z0-9_-]+)/.exec(create.stderr())?.[1];
+    expect(id).toBeDefined();
+    const news = run(['publish', '--server', server.url, '--api-key', key, '--topic', 'news/today']);
+    expect(await finish(news)).toBe(0);
+    const alerts = run(['publish', '--server', server.url, '--api-key', key, '--topic', 'alerts']);
+    expect(await finish(alerts)).toBe(2);
+    expect(alerts.stderr()).toMatch(/403 FORBIDDEN/);
+
+    const list = run(['keys', 'list', '--server', server.url], env);
+    expect(await finish(list)).toBe(0);
+    expect(list.stdout()).toMatch(/ID\s+LABEL\s+SCOPES\s+CREATED\s+LAST USED/);
+    expect(list.stdout()).toContain(id);
+    expect(list.stdout()).toContain('publish,status; topics news/*; 100/s');
+    expect(list.stdout()).not.toContain(key);
+
+    const revoke = run(['keys', 'revoke', id!, '--server', server.url], env);
+    expect(await finish(revoke)).toBe(0);
+    const after = run(['publish', '--server', server.url, '--api-key', key, '--topic', 'news/today']);
+    expect(await finish(after)).toBe(2);
+    expect(after.stderr()).toMatch(/401 UNAUTHORIZED/);
+    const again = run(['keys', 'revoke', 'key_nope', '--server', server.url], env);
+    expect(await finish(again)).toBe(2);
+    const badScope = run(['keys', 'create', '--scope', 'root', '--server', server.url], env);
+    expect(await finish(badScope)).not.toBe(0);
+    expect(badScope.stderr()).toMatch(/unknown scope/);
+    const notAdmin = run(['keys', 'list', '--server', server.url, '--api-key', key]);
+    expect(await finish(notAdmin)).toBe(2);
   });
 
   it('serve without --api-key creates a key once and reuses it', async () => {
@@ -71,15 +124,19 @@ describe('the pushwire command line', () => {
       10_000,
       'first start',
     );
-    await sleep(300);
+    await until(() => first.stdout().includes('listening on'), 15_000, 'first listening');
     const key = readFileSync(join(dir, 'api-key'), 'utf8').trim();
     expect(key).toMatch(/^pw_[A-Za-z0-9_-]{32}$/);
+    expect(first.stdout()).toContain(`Admin key: ${key}`); // generated now: shown once
+    expect(existsSync(join(dir, 'demo-key'))).toBe(true);
     first.proc.kill('SIGTERM');
     const code = await finish(first);
     expect(code, `serve output:\n${first.stdout()}\n${first.stderr()}`).toBe(0);
     const second = run(['serve', '--port', '0', '--data', dir, '--log-level', 'silent']);
     await until(() => second.stdout().includes('listening on'), 15_000, 'second start');
     expect(readFileSync(join(dir, 'api-key'), 'utf8').trim()).toBe(key);
+    expect(second.stdout()).not.toContain(key); // not again: only where it is
+    expect(second.stdout()).toContain(`Admin key: in ${join(dir, 'api-key')}`);
     second.proc.kill('SIGTERM');
     await finish(second);
   });
@@ -160,6 +217,58 @@ describe('the pushwire command line', () => {
     expect(l2.lines().map((m) => m.seq)).toEqual([2, 3, 4]);
     l2.proc.kill('SIGTERM');
     await finish(l2);
+  });
+
+  it('listen --rotate-token rotates the device token, saves it, and keeps receiving', async () => {
+    const state = join(tmp.dir, 'rotating.json');
+    const l = run([
+      'listen',
+      '--server',
+      server.url,
+      '--api-key',
+      API_KEY,
+      '--state',
+      state,
+      '--rotate-token',
+    ]);
+    await until(() => l.stderr().includes('token rotated'), 15_000, 'rotation');
+    const saved = JSON.parse(readFileSync(state, 'utf8')) as {
+      credentials: { deviceId: string; token: string };
+    };
+    const { deviceId, token } = saved.credentials;
+    // The token in the state file is the one the server accepts now.
+    const check = await fetch(`${server.url}/v1/devices/${deviceId}/token`, {
+      method: 'POST',
+      headers: { authorization: `Device ${deviceId}:${token}` },
+    });
+    expect(check.status).toBe(200); // (this rotates it again, from outside: listen must now stop)
+    await until(
+      () => /UNAUTHORIZED|ERR_AUTH|AuthError/.test(l.stderr()),
+      15_000,
+      'listen told the token is gone',
+    );
+    l.proc.kill('SIGTERM');
+    await finish(l);
+
+    // A rotation it asked for is survived: a message published after it arrives.
+    const state2 = join(tmp.dir, 'rotating2.json');
+    const l2 = run([
+      'listen',
+      '--server',
+      server.url,
+      '--api-key',
+      API_KEY,
+      '--state',
+      state2,
+      '--rotate-token',
+    ]);
+    await until(() => l2.stderr().includes('token rotated'), 15_000, 'rotation');
+    const dev = JSON.parse(readFileSync(state2, 'utf8')) as { deviceId: string };
+    const p = await publish('--device', dev.deviceId, '--data', '"after rotation"');
+    expect(p.code).toBe(0);
+    await until(() => l2.lines().some((m) => m.id === p.json!.id), 15_000, 'message after rotation');
+    l2.proc.kill('SIGTERM');
+    expect(await finish(l2)).toBe(0);
   });
 
   it('publish reports API errors clearly and exits non-zero', async () => {

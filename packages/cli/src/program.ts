@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { distributorCommand } from './commands/distributor.js';
+import {
+  keysCreateCommand,
+  keysListCommand,
+  keysRevokeCommand,
+  parseRate,
+  parseScopes,
+} from './commands/keys.js';
 import { listenCommand } from './commands/listen.js';
 import { publishCommand } from './commands/publish.js';
 import { runServe, serveOptions } from './commands/serve-options.js';
@@ -91,6 +98,10 @@ program
     '--vapid-key <key>',
     "your backend's VAPID public key: bind the subscription to it (implies --webpush)",
   )
+  .option(
+    '--rotate-token',
+    'rotate the device token once connected (also on SIGHUP); the state file keeps the new one',
+  )
   .action(listenCommand);
 
 program
@@ -111,3 +122,49 @@ program
   .requiredOption('--state <file>', 'state file: device credentials, cursor, registered apps')
   .option('--bus <session|address>', 'the D-Bus to serve on: the session bus, or a D-Bus address', 'session')
   .action(distributorCommand);
+
+const keys = program
+  .command('keys')
+  .description('scoped API keys: create, list, revoke (needs an admin key)');
+const conn = (c: Command) =>
+  c
+    .requiredOption('--server <url>', 'server base URL', process.env.PUSHWIRE_SERVER)
+    .requiredOption(
+      '--api-key <key>',
+      'admin API key (prefer PUSHWIRE_API_KEY: arguments are visible to other local users)',
+      process.env.PUSHWIRE_API_KEY,
+    );
+conn(
+  keys
+    .command('create')
+    .description('create a key; prints it once on stdout (the server keeps only its hash)')
+    .requiredOption(
+      '--scope <scopes>',
+      'publish, register, status, admin (comma-separated, repeatable)',
+      parseScopes,
+      [] as string[],
+    )
+    .option(
+      '--topics <pattern>',
+      'publish: topic pattern it may publish to (repeatable; e.g. news/*)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option(
+      '--subscribe <pattern>',
+      'register: topic pattern its devices may subscribe to (repeatable; e.g. demo/*, user-{user}/*)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option('--rate <n/s>', 'requests per second (token bucket), e.g. 10/s', parseRate)
+    .option('--label <text>', 'what the key is for'),
+).action(keysCreateCommand);
+conn(keys.command('list').description('list keys: id, label, scopes, created, last used (never the key)'))
+  .option('--json', 'one JSON object per line')
+  .action(keysListCommand);
+conn(
+  keys
+    .command('revoke')
+    .description('revoke a key: refused at once by every node')
+    .argument('<id>', 'key id'),
+).action(keysRevokeCommand);

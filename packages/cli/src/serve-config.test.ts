@@ -48,7 +48,7 @@ describe('serve settings: one list', () => {
       string,
       unknown
     >;
-    const notSettings = ['store', 'bus', 'apiKeys', 'logger', 'clock'];
+    const notSettings = ['store', 'bus', 'apiKeys', 'logger', 'clock', 'demoKey'];
     const options = new Map(SETTINGS.filter((s) => s.option).map((s) => [s.option!, s]));
     for (const [name, value] of Object.entries(resolved)) {
       if (notSettings.includes(name)) continue;

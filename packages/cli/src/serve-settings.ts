@@ -80,7 +80,7 @@ export const SETTINGS: readonly Setting[] = [
     type: 'string',
     secret: 'value',
     defaultText: 'created on first start, kept in the data dir',
-    help: 'admin API key',
+    help: 'admin API key; prefer PUSHWIRE_API_KEY or the generated key file: arguments are visible to other local users',
   },
   {
     name: 'logLevel',
@@ -218,6 +218,28 @@ export const SETTINGS: readonly Setting[] = [
     default: 5000,
     option: 'admissionBurst',
     help: 'admission control: burst of new sessions above the rate',
+  },
+  {
+    name: 'registerRate',
+    key: 'admission.register-rate',
+    flag: '--register-rate',
+    arg: '<n>',
+    type: 'integer',
+    min: 0,
+    default: 1,
+    option: 'registerRate',
+    help: 'devices one address (IPv6: one /64) may register per second with a register key (0: no limit)',
+  },
+  {
+    name: 'registerBurst',
+    key: 'admission.register-burst',
+    flag: '--register-burst',
+    arg: '<n>',
+    type: 'integer',
+    min: 1,
+    default: 20,
+    option: 'registerBurst',
+    help: 'burst of device registrations per address above --register-rate',
   },
   // Message TTL.
   {

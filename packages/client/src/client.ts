@@ -10,6 +10,7 @@ import { createDelivery, type Delivery } from './delivery.js';
 import { createEmitter, type Disposer, type Emitter } from './emitter.js';
 import {
   ClosedError,
+  ForbiddenError,
   ListenerError,
   ProtocolViolationError,
   PushwireError,
@@ -37,7 +38,7 @@ import { createTimers, type Timers } from './timers.js';
 import type { Transport } from './transport/types.js';
 import { createTuner, type HeartbeatTuner } from './tuner.js';
 import { runWake, type WakeHost, type WakeReport } from './wake.js';
-import { sendWakeToken, type WakeTokenOptions } from './wake-token.js';
+import { rotateToken, sendWakeToken, type WakeTokenOptions } from './wake-token.js';
 import {
   createWebPush,
   type PushSubscribeOptions,
@@ -127,6 +128,13 @@ export interface PushwireClient extends AsyncIterable<PushMessage> {
   getPushSubscription(): Promise<WebPushSubscription | null>;
   /** Registers the device's APNs/FCM token for content-free wake-ups (docs/mobile.md); null removes it. */
   setWakeToken(token: WakeTokenOptions | null): Promise<void>;
+  /**
+   * Rotates the device token: the server answers a new one (saved in the state store) and closes
+   * the session that used the old one; the client reconnects with the new token at once. Rejects
+   * with {@link RequestError} when the server refuses, {@link ConnectionError} when unreachable
+   * (the old token then still works).
+   */
+  rotateToken(): Promise<void>;
   /**
    * Closes the client from any state: closes the socket (1000) without sending anything more,
    * rejects pending requests, ends iterators, removes environment listeners. Resolves once the
@@ -278,7 +286,8 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
   function _onErrorFrame(gen: number, f: ErrorFrame): void {
     const text = `${f.code}: ${f.message}`;
     const opts = { serverCode: f.code };
-    if (f.ref !== undefined && _requests.reject(f.ref, new RequestError(text, opts)) && !f.fatal) return;
+    const refused = f.code === 'FORBIDDEN' ? new ForbiddenError(text, opts) : new RequestError(text, opts);
+    if (f.ref !== undefined && _requests.reject(f.ref, refused) && !f.fatal) return;
     if (f.fatal) _lost(gen, lossOfErrorFrame(f));
     else _report(new ProtocolViolationError(`the server reported ${text}`, opts));
   }
@@ -453,6 +462,10 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
     async setWakeToken(token: WakeTokenOptions | null): Promise<void> {
       if (_state === 'closed') throw new ClosedError();
       await sendWakeToken({ keeper: _keeper, http: () => _endpoints().http, fetch: o.fetch }, token);
+    },
+    async rotateToken(): Promise<void> {
+      if (_state === 'closed') throw new ClosedError();
+      await _keeper.rotate((creds) => rotateToken({ http: () => _endpoints().http, fetch: o.fetch }, creds));
     },
     close(): Promise<void> {
       _closing ??= _shutdown(undefined);

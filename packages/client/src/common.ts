@@ -20,6 +20,7 @@ export {
   ClosedError,
   ConfigError,
   ConnectionError,
+  ForbiddenError,
   ListenerError,
   ProtocolViolationError,
   PushwireError,

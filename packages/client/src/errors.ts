@@ -12,7 +12,7 @@ import type { ErrorCode } from '@pushwire/protocol';
  * | `ERR_UNSUPPORTED_VERSION` | {@link VersionError} | the server does not speak protocol version 1 (fatal) |
  * | `ERR_AUTH` | {@link AuthError} | wrong device or token, or registration refused (fatal) |
  * | `ERR_RATE_LIMITED` | {@link RateLimitedError} | admission control; the client waits `retryAfter` ms |
- * | `ERR_REQUEST` | {@link RequestError} | the server refused a subscribe/unsubscribe |
+ * | `ERR_REQUEST` | {@link RequestError} | the server refused a subscribe/unsubscribe ({@link ForbiddenError} for a topic the device may not follow) |
  * | `ERR_CLOSED` | {@link ClosedError} | the client was closed while a request was pending |
  * | `ERR_STORAGE` | {@link StorageError} | the state store failed to load or save |
  * | `ERR_REGISTRATION` | {@link RegistrationError} | device registration over HTTP failed |
@@ -137,6 +137,14 @@ export class RequestError extends PushwireError {
   constructor(message: string, options?: PushwireErrorOptions) {
     super('ERR_REQUEST', message, options);
   }
+}
+
+/**
+ * The server refused a subscription the device is not allowed (`FORBIDDEN`: the topic matches none
+ * of the patterns of the key that registered the device). Not fatal: the session goes on.
+ */
+export class ForbiddenError extends RequestError {
+  override name = 'ForbiddenError';
 }
 
 /** The client is closed (or was closed while the request waited). */

@@ -47,12 +47,19 @@ export interface StateKeeper {
   remember(networkKey: string, learned: LearnedHeartbeat): void;
   /** Saves the state (coalesced). */
   save(): Promise<void>;
+  /**
+   * Token rotation: `rotate` gets the current credentials and answers the new token, which is
+   * kept and saved. Meanwhile {@link StateKeeper.credentials} waits, so a reconnect after the
+   * server closed the old session uses the new token.
+   */
+  rotate(rotate: (current: Credentials) => Promise<string>): Promise<void>;
 }
 
 export function createStateKeeper(o: KeeperOptions): StateKeeper {
   let loaded: Promise<void> | undefined;
   let creds: Credentials | undefined;
   let obtaining: Promise<Credentials> | undefined;
+  let rotating: Promise<unknown> | undefined;
   let learned: Record<string, LearnedHeartbeat> = {};
   /** A copy through JSON, so the saved state never aliases the live one. */
   const copy = <T>(v: T): T => JSON.parse(JSON.stringify(v));
@@ -124,6 +131,7 @@ export function createStateKeeper(o: KeeperOptions): StateKeeper {
     },
     async credentials() {
       await keeper.load();
+      while (rotating) await rotating.catch(() => {});
       if (creds) return creds;
       obtaining ??= obtain().finally(() => {
         obtaining = undefined;
@@ -137,6 +145,20 @@ export function createStateKeeper(o: KeeperOptions): StateKeeper {
       save();
     },
     save: () => persister.request(),
+    async rotate(fn) {
+      const current = await keeper.credentials();
+      const run = (async () => {
+        const token = await fn(current);
+        creds = { deviceId: current.deviceId, token };
+        await save();
+      })();
+      rotating = run;
+      try {
+        await run;
+      } finally {
+        if (rotating === run) rotating = undefined;
+      }
+    },
   };
   return keeper;
 }

@@ -61,3 +61,29 @@ export async function sendWakeToken(d: WakeTokenDeps, wake: WakeTokenOptions | n
   const why = typeof got?.message === 'string' ? `: ${got.message}` : '';
   throw new RequestError(`${method} ${path}: ${code}${why}`);
 }
+
+/**
+ * Rotates the device token (`POST /v1/devices/:id/token` with the current one); resolves with the
+ * new token. The server closes the session that used the old one (`TOKEN_ROTATED`).
+ */
+export async function rotateToken(
+  d: Omit<WakeTokenDeps, 'keeper'>,
+  creds: { deviceId: string; token: string },
+): Promise<string> {
+  const path = `/v1/devices/${encodeURIComponent(creds.deviceId)}/token`;
+  const { status, body } = await request(
+    d.fetch,
+    d.http() + path,
+    'POST',
+    `Device ${creds.deviceId}:${creds.token}`,
+    {},
+    (cause) =>
+      new ConnectionError(`POST ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+        cause,
+      }),
+  );
+  if (status === 200 && typeof body?.token === 'string' && body.token) return body.token;
+  const code = typeof body?.error === 'string' ? body.error : `HTTP ${status}`;
+  const why = typeof body?.message === 'string' ? `: ${body.message}` : '';
+  throw new RequestError(`POST ${path}: ${code}${why}`);
+}

@@ -165,6 +165,8 @@ export type ErrorCode =
   | 'BAD_TOPIC'
   | 'TOO_MANY_TOPICS'
   | 'REPLACED'
+  | 'FORBIDDEN'
+  | 'TOKEN_ROTATED'
   | 'INTERNAL';
 
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -179,6 +181,8 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'BAD_TOPIC',
   'TOO_MANY_TOPICS',
   'REPLACED',
+  'FORBIDDEN',
+  'TOKEN_ROTATED',
   'INTERNAL',
 ];
 
@@ -192,6 +196,7 @@ export const CloseCode = {
   SlowConsumer: 4009,
   IdleTimeout: 4010,
   Replaced: 4011,
+  TokenRotated: 4012,
   RateLimited: 4029,
 } as const;
 

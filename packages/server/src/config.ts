@@ -13,7 +13,10 @@ export interface ServerOptions {
   store: Store;
   /** How new messages reach the node holding the device: in-process (default) or a cluster's `RedisBus`. */
   bus?: Bus;
-  /** Admin API keys accepted as `Authorization: Bearer KEY`. */
+  /**
+   * Admin API keys accepted as `Authorization: Bearer KEY` (every scope). Scoped keys live in the
+   * store (`POST /v1/keys`).
+   */
   apiKeys: string[];
   /** Largest `data` + `notification` of one message, in bytes. Default 4096. */
   maxPayload?: number;
@@ -113,6 +116,13 @@ export interface ServerOptions {
    * answer 400 `JSON_TOO_DEEP`.
    */
   maxJsonDepth?: number;
+  /**
+   * Devices one client address (IPv6: one /64) may register per second with a `register` key
+   * (token bucket), and burst. Defaults 1 and 20; 0 turns it off. Admin keys are not limited.
+   * Beyond it: HTTP 429 `RATE_LIMITED` with `Retry-After`.
+   */
+  registerRate?: number;
+  registerBurst?: number;
   /** Serve `GET /metrics` without the API key (for scrapers on a private network). Default false. */
   metricsPublic?: boolean;
   logger?: Logger;
@@ -121,6 +131,11 @@ export interface ServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Web Push service (RFC 8030/8291/8292) options; `false` turns it off. On by default. */
   webPush?: WebPushOptions | false;
+  /**
+   * The key `/demo` registers its devices with (`GET /demo/config.json`): a `register` key, see
+   * `ensureDemoKey`. Without it the demo page asks for a key.
+   */
+  demoKey?: string;
   /** Content-free wake-ups through APNs/FCM for devices without a session; off unless a provider is configured. */
   wake?: WakeOptions;
   /**
@@ -132,7 +147,7 @@ export interface ServerOptions {
 }
 
 export type ResolvedOptions = Required<
-  Omit<ServerOptions, 'logger' | 'tls' | 'webPush' | 'wake' | 'autopush'>
+  Omit<ServerOptions, 'logger' | 'tls' | 'webPush' | 'wake' | 'autopush' | 'demoKey'>
 > & {
   logger: Logger | undefined;
 };
@@ -166,6 +181,8 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     admissionBurst: o.admissionBurst ?? 5000,
     sweepIntervalMs: o.sweepIntervalMs ?? 60_000,
     metricsPublic: o.metricsPublic ?? false,
+    registerRate: o.registerRate ?? 1,
+    registerBurst: o.registerBurst ?? 20,
     maxTopicsPerDevice: o.maxTopicsPerDevice ?? 200,
     maxDevicesPerUser: o.maxDevicesPerUser ?? 100,
     maxPendingPerDevice: o.maxPendingPerDevice ?? 10_000,

@@ -6,6 +6,8 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** More fields of the JSON body (e.g. the missing `scope` of a 403). */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
   }

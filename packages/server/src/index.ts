@@ -3,12 +3,15 @@
  * Pushwire server: HTTP API, WebSocket gateway, delivery core and stores.
  */
 
+export { DEMO_SUBSCRIBE, ensureDemoKey } from './api/demo.js';
+export { newScopedKey } from './api/keys.js';
 export * from './autopush/index.js';
 export { LocalBus } from './bus/local.js';
 export { RedisBus, type RedisBusOptions } from './bus/redis.js';
 export type { Bus, BusSink, CatchUpScope, DeviceCommand } from './bus/types.js';
 export type { ServerOptions } from './config.js';
 export { Hub, type PublishOutcome, type PublishRequest, type Target } from './core/hub.js';
+export { anyMatches, patternError, topicMatches } from './core/topic-patterns.js';
 export { HttpError } from './errors.js';
 export { createPushwireServer, type PushwireServer } from './server.js';
 export * from './store/index.js';

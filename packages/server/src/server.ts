@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { registerAdminRoutes } from './api/admin.js';
-import { adminAuth } from './api/auth.js';
+import { accessOf } from './api/auth.js';
+import { registerDemoRoutes } from './api/demo.js';
 import { registerJsonBodyParser } from './api/json-body.js';
+import { registerKeyRoutes } from './api/keys.js';
 import { registerOpenApi } from './api/openapi.js';
 import { registerRoutes } from './api/routes.js';
 import { registerWakeRoutes } from './api/wake.js';
@@ -105,15 +107,24 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     hub.observe(wake);
     registerWakeMetrics(metrics.registry, wake.counters);
   }
-  const auth = adminAuth(opts.apiKeys);
+  const access = accessOf(opts);
 
   registerJsonBodyParser(app, opts.maxJsonDepth);
   registerOpenApi(app, pkg.version);
   // Routes are added once the OpenAPI plugin has loaded, so that it sees every route schema.
   app.after(() => {
     registerRoutes(app, { hub, gateway, opts, version: pkg.version, isDraining: () => draining });
-    registerAdminRoutes(app, { hub, gateway, opts, metrics, version: pkg.version, auth });
-    registerMetricsRoute(app, metrics, auth, opts.metricsPublic);
+    registerAdminRoutes(app, {
+      hub,
+      gateway,
+      opts,
+      metrics,
+      version: pkg.version,
+      auth: access.require('status'),
+    });
+    registerKeyRoutes(app, { opts });
+    registerDemoRoutes(app, { opts, hub, demoKey: options.demoKey });
+    registerMetricsRoute(app, metrics, access.require('status'), opts.metricsPublic);
     registerWebRoutes(app);
     if (wakeTokens) registerWakeRoutes(app, { opts, tokens: wakeTokens });
     if (options.webPush !== false) {
@@ -123,10 +134,18 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
         opts.store.webPushRegistry ??
         (opts.store instanceof SqliteStore ? SqliteWebPushRegistry.onStore(opts.store) : undefined);
       if (registry) {
-        registerWebPush(app, { hub, opts, registry, webPush });
+        registerWebPush(app, { hub, opts, registry, webPush, listenUrl: () => url });
         if (options.autopush) {
           const apOptions = options.autopush === true ? {} : options.autopush;
-          const deps = { hub, opts, registry, webPush, sockets: gateway.sockets, tls: !!options.tls };
+          const deps = {
+            hub,
+            opts,
+            registry,
+            webPush,
+            sockets: gateway.sockets,
+            tls: !!options.tls,
+            listenUrl: () => url,
+          };
           autopush = new AutopushService({ ...deps, log: opts.logger }, apOptions);
           registerAutopushMetrics(metrics.registry, autopush);
         }

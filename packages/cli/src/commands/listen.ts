@@ -20,6 +20,7 @@ interface ListenFlags {
   networkKey?: string;
   webpush?: boolean;
   vapidKey?: string;
+  rotateToken?: boolean;
 }
 
 const log = (text: string) => process.stderr.write(`pushwire listen: ${text}\n`);
@@ -168,6 +169,22 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
       (err: Error) => log(`subscribe ${topic} failed: ${err.message}`),
     );
   }
+
+  // Token rotation, asked for here: with --rotate-token once the first session is open, and on
+  // every SIGHUP. The new token goes to the state file; the client reconnects with it.
+  const rotate = () =>
+    client.rotateToken().then(
+      () => log('token rotated (saved in the state file)'),
+      (err: Error) => log(`token rotation failed: ${err.message}`),
+    );
+  if (f.rotateToken) {
+    const off = client.on('state', ({ to }) => {
+      if (to !== 'open') return;
+      off();
+      void rotate();
+    });
+  }
+  process.on('SIGHUP', () => void rotate());
 
   let stopping = false;
   if (held) {

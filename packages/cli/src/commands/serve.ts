@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import {
   type Bus,
   createPushwireServer,
+  ensureDemoKey,
   newApiKey,
   RedisBus,
   RedisStore,
@@ -131,11 +132,17 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   const wake = wakeOptionsOf(f);
   const { store, bus, lines } = await openEngine(f, dataDir, logger);
   const options = serverOptionsOf(f);
+  // The demo page's key (register scope, demo/* topics): made once, kept in the data dir.
+  if (f.redis) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const demo = store.apiKeys
+    ? await ensureDemoKey(store.apiKeys, join(dataDir, 'demo-key'), Date.now())
+    : undefined;
   const server = createPushwireServer({
     ...options.server,
     store,
     ...(bus && { bus }),
     apiKeys: [key],
+    ...(demo && { demoKey: demo.key }),
     logger,
     ...(tls && { tls }),
     webPush: f.webPush && options.webPush,
@@ -166,11 +173,13 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   const url = await server.listen({ host: f.host, port: f.port });
-  const keyNote = f.apiKey
-    ? '(from --api-key / PUSHWIRE_API_KEY)'
+  // The admin key is printed only when it was generated now (once); otherwise where it is.
+  const keyFile = join(dataDir, 'api-key');
+  const keyLine = f.apiKey
+    ? 'Admin key: from --api-key / PUSHWIRE_API_KEY (not shown)'
     : created
-      ? `(new, saved in ${join(dataDir, 'api-key')})`
-      : `(from ${join(dataDir, 'api-key')})`;
+      ? `Admin key: ${key}  (new, saved in ${keyFile}; shown only this once)`
+      : `Admin key: in ${keyFile}`;
   process.stdout.write(
     [
       `Pushwire listening on ${url}  (WebSocket ${url.replace(/^http/, 'ws')}/v1/connect)`,
@@ -178,16 +187,24 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
       ...(server.autopush
         ? [`Autopush: ${url.replace(/^http/, 'ws')}/v1/autopush  (Firefox dom.push.serverURL)`]
         : []),
-      `API key:  ${key}  ${keyNote}`,
-      `Demo:     ${url}/demo#key=${key}   Dashboard: ${url}/dashboard#key=${key}   API docs: ${url}/docs`,
+      keyLine,
+      `Demo:      ${url}/demo   Dashboard: ${url}/dashboard (asks for a key)   API docs: ${url}/docs`,
       '',
-      'See a push arrive — in a second terminal:',
-      `  npx pushwire listen --server ${url} --api-key ${key} --state ./device.json --user demo`,
-      'and in a third:',
-      `  npx pushwire publish --server ${url} --api-key ${key} --user demo --title "Hello" --body "from Pushwire"`,
+      'See a push arrive, in two more terminals: the admin key goes in PUSHWIRE_API_KEY, not on the',
+      'command line (arguments are visible to other local users):',
+      ...(f.apiKey ? [] : [`  export PUSHWIRE_API_KEY=$(cat ${keyFile})`]),
+      `  npx pushwire listen --server ${url} --state ./device.json --user demo`,
+      `  npx pushwire publish --server ${url} --user demo --title "Hello" --body "from Pushwire"`,
+      'Scoped keys (publish, register, status): npx pushwire keys create --help',
       '',
     ].join('\n'),
   );
+  if (!f.publicUrl && ['0.0.0.0', '::', '[::]'].includes(f.host)) {
+    logger.warn(
+      { url },
+      'no --public-url: Web Push endpoints and the VAPID audience use the listen address; set --public-url to the address publishers reach',
+    );
+  }
   logger.info(
     { url, ...(f.redis ? { node: bus?.nodeId } : { dataDir }), wake: server.wake?.providers ?? [] },
     'listening',

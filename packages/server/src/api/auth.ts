@@ -1,17 +1,148 @@
 import type { FastifyRequest } from 'fastify';
+import type { ResolvedOptions } from '../config.js';
 import { HttpError } from '../errors.js';
-import { secretEquals } from '../util/ids.js';
+import type { ApiKeyRecord, Scope } from '../store/api-keys.js';
+import { secretEquals, sha256 } from '../util/ids.js';
+import { TokenBucket } from '../util/token-bucket.js';
 
-/** An `onRequest` hook that admits only `Authorization: Bearer KEY` with one of `apiKeys`. */
-export function adminAuth(apiKeys: readonly string[]): (req: FastifyRequest) => Promise<void> {
-  return async (req) => {
-    const header = req.headers.authorization ?? '';
-    const key = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+/**
+ * Who sent a request: an API key (an admin key of the configuration, or a scoped key of the
+ * store), or a device with its own credential (routes that allow it, see device-auth.ts).
+ */
+export interface Principal {
+  /** The key's id (`config` for an admin key of the configuration), or the device id. */
+  id: string;
+  scopes: ReadonlySet<Scope>;
+  /** The stored key (absent for a configured admin key and for devices). */
+  key?: ApiKeyRecord;
+  /** Set when a device authenticated with its own token. */
+  device?: string;
+}
+
+const WWW = { 'WWW-Authenticate': 'Bearer' };
+const ALL: ReadonlySet<Scope> = new Set(['admin', 'publish', 'register', 'status']);
+/** A key's last use is written at most this often per node. */
+const TOUCH_EVERY_MS = 60_000;
+/** Rate-limited keys whose bucket this node remembers (least recently created are dropped first). */
+const MAX_BUCKETS = 10_000;
+
+const principals = new WeakMap<FastifyRequest, Principal>();
+const accesses = new WeakMap<ResolvedOptions, Access>();
+
+/** The principal an `onRequest` hook of {@link Access} admitted. */
+export function principalOf(req: FastifyRequest): Principal {
+  const p = principals.get(req);
+  if (!p) throw new HttpError(401, 'UNAUTHORIZED', 'not authenticated', WWW);
+  return p;
+}
+
+/** @internal Records the principal of a request (device-auth.ts). */
+export function setPrincipal(req: FastifyRequest, p: Principal): void {
+  principals.set(req, p);
+}
+
+/** The one {@link Access} of a server's options (created on first use). */
+export function accessOf(opts: ResolvedOptions): Access {
+  let a = accesses.get(opts);
+  if (!a) {
+    a = new Access(opts);
+    accesses.set(opts, a);
+  }
+  return a;
+}
+
+/**
+ * API key checks. A key is looked up in the store on every request, never cached, so a key
+ * revoked on one node is refused by every node at its next request. Keys with a rate have a
+ * token bucket per node (rate per second, burst one second's worth).
+ */
+export class Access {
+  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly touched = new Map<string, number>();
+
+  constructor(private readonly opts: ResolvedOptions) {}
+
+  /** The principal of `Authorization: Bearer KEY`; 401 for a missing, unknown or revoked key. */
+  async authenticate(header: string | undefined): Promise<Principal> {
+    const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : '';
     if (!key)
-      throw new HttpError(401, 'UNAUTHORIZED', 'missing API key: send Authorization: Bearer KEY', {
-        'WWW-Authenticate': 'Bearer',
-      });
-    if (!apiKeys.some((k) => secretEquals(k, key)))
-      throw new HttpError(401, 'UNAUTHORIZED', 'wrong API key', { 'WWW-Authenticate': 'Bearer' });
-  };
+      throw new HttpError(401, 'UNAUTHORIZED', 'missing API key: send Authorization: Bearer KEY', WWW);
+    if (this.opts.apiKeys.some((k) => secretEquals(k, key))) return { id: 'config', scopes: ALL };
+    // 192 random bits: one unsalted SHA-256 reveals nothing, and the lookup needs no comparison loop.
+    const record = key.length <= 256 ? await this.opts.store.apiKeys?.byHash(sha256(key)) : undefined;
+    if (!record) throw new HttpError(401, 'UNAUTHORIZED', 'wrong API key', WWW);
+    if (record.revokedAt !== undefined)
+      throw new HttpError(401, 'UNAUTHORIZED', 'this API key was revoked', WWW);
+    this.limit(record);
+    this.touch(record);
+    return {
+      id: record.id,
+      key: record,
+      scopes: record.scopes.includes('admin') ? ALL : new Set(record.scopes),
+    };
+  }
+
+  /** An `onRequest` hook: the request needs a key with `scope` (`admin` has every scope). */
+  require(scope: Scope): (req: FastifyRequest) => Promise<void> {
+    return async (req) => {
+      const p = await this.authenticate(req.headers.authorization);
+      principals.set(req, p);
+      requireScope(p, scope);
+    };
+  }
+
+  /** An `onRequest` hook: any valid key (its scopes checked by the route). */
+  any(): (req: FastifyRequest) => Promise<void> {
+    return async (req) => {
+      principals.set(req, await this.authenticate(req.headers.authorization));
+    };
+  }
+
+  /** 429 when the key is over its rate. */
+  private limit(k: ApiKeyRecord): void {
+    if (!k.rate || !(k.rate > 0)) return;
+    const now = this.opts.clock.now();
+    let b = this.buckets.get(k.id);
+    if (!b) {
+      if (this.buckets.size >= MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value!);
+      b = new TokenBucket(k.rate, Math.max(1, k.rate), now);
+      this.buckets.set(k.id, b);
+    }
+    const wait = b.take(now);
+    if (wait > 0) throw rateLimited(`this key may make ${k.rate} requests/s`, wait);
+  }
+
+  private touch(k: ApiKeyRecord): void {
+    const now = this.opts.clock.now();
+    if (now - (this.touched.get(k.id) ?? 0) < TOUCH_EVERY_MS) return;
+    if (this.touched.size >= MAX_BUCKETS) this.touched.clear();
+    this.touched.set(k.id, now);
+    this.opts.store.apiKeys?.touch(k.id, now).catch(() => {}); // best effort: never fails a request
+  }
+}
+
+/** 403 naming the missing scope, unless the principal has it. */
+export function requireScope(p: Principal, scope: Scope): void {
+  if (!p.scopes.has(scope)) {
+    throw new HttpError(403, 'FORBIDDEN', `this key lacks the "${scope}" scope`, {}, { scope });
+  }
+}
+
+/** 429 with `Retry-After` (seconds) and `retryAfter` (ms) in the JSON body. */
+export function rateLimited(message: string, waitMs: number): HttpError {
+  return new HttpError(
+    429,
+    'RATE_LIMITED',
+    message,
+    { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) },
+    { retryAfter: waitMs },
+  );
+}
+
+/**
+ * The old `onRequest` hook: admits only a key with the `admin` scope (kept for callers that add
+ * operator routes).
+ */
+export function adminAuth(opts: ResolvedOptions): (req: FastifyRequest) => Promise<void> {
+  return accessOf(opts).require('admin');
 }

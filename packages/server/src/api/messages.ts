@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ResolvedOptions } from '../config.js';
 import type { EntryBudget, Hub, PublishOutcome, PublishRequest, Target } from '../core/hub.js';
+import { anyMatches } from '../core/topic-patterns.js';
 import { HttpError } from '../errors.js';
+import { type Principal, principalOf } from './auth.js';
 import { httpErrorOf } from './quota.js';
 import { errorSchema, publishBody, publishReply } from './schemas.js';
 
@@ -22,6 +24,8 @@ export const MAX_BATCH = 1000;
 const errors = {
   400: errorSchema,
   401: errorSchema,
+  403: errorSchema,
+  429: errorSchema,
   404: errorSchema,
   413: errorSchema,
   507: errorSchema,
@@ -43,13 +47,34 @@ function accepted(outcome: PublishOutcome) {
   };
 }
 
-/** Checks the payload limit, applies TTL defaults, publishes; resolves once durable. */
+/**
+ * 403 unless the key may target `to`: a key with `topics`, `users` or `devices` restrictions
+ * reaches only what they list (a kind it lists nothing of is refused); a key with none reaches any.
+ */
+export function checkTarget(p: Principal, to: Target): void {
+  const k = p.key;
+  if (!k || p.scopes.has('admin') || (!k.topics && !k.users && !k.devices)) return;
+  const ok =
+    'topic' in to
+      ? anyMatches(k.topics ?? [], to.topic)
+      : 'user' in to
+        ? (k.users ?? []).includes(to.user)
+        : (k.devices ?? []).includes(to.device);
+  if (!ok) {
+    const [kind, name] = Object.entries(to)[0] as [string, string];
+    throw new HttpError(403, 'FORBIDDEN', `this key may not publish to ${kind} ${JSON.stringify(name)}`);
+  }
+}
+
+/** Checks the target and payload limit, applies TTL defaults, publishes; resolves once durable. */
 async function publishOne(
   hub: Hub,
   opts: ResolvedOptions,
   body: PublishBody,
   budget?: EntryBudget,
+  principal?: Principal,
 ): Promise<PublishOutcome> {
+  if (principal) checkTarget(principal, body.to);
   const size = jsonBytes(body.data) + jsonBytes(body.notification);
   if (size > opts.maxPayload) {
     throw new HttpError(
@@ -95,7 +120,8 @@ export function registerMessageRoutes(
         response: { 202: publishReply, ...errors },
       },
     },
-    async (req, reply) => reply.code(202).send(accepted(await publishOne(hub, opts, req.body))),
+    async (req, reply) =>
+      reply.code(202).send(accepted(await publishOne(hub, opts, req.body, undefined, principalOf(req)))),
   );
 
   app.post<{ Body: { messages: PublishBody[] } }>(
@@ -151,8 +177,9 @@ export function registerMessageRoutes(
       // All publishes enter the store's current batch together: one commit for the whole request.
       // They share one entry budget: a message that would pass it is refused (413 TOO_MANY_ENTRIES).
       const budget: EntryBudget = { remaining: opts.maxEntriesPerRequest };
+      const principal = principalOf(req);
       const settled = await Promise.allSettled(
-        req.body.messages.map((m) => publishOne(hub, opts, m, budget)),
+        req.body.messages.map((m) => publishOne(hub, opts, m, budget, principal)),
       );
       let refused = 0;
       const results = settled.map((s) => {

@@ -23,9 +23,17 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
         { name: 'messages', description: 'Publishing and delivery status' },
         { name: 'devices', description: 'Device registration, lookup and topic subscriptions' },
         { name: 'operator', description: 'Health, metrics and dashboard data' },
+        { name: 'keys', description: 'Scoped API keys (admin): create, list, revoke' },
       ],
       components: {
-        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An admin API key' } },
+        securitySchemes: {
+          apiKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'An API key: the admin key, or a scoped key (publish, register, status, admin; see docs/security.md)',
+          },
+        },
       },
     },
     // Every /v1 route and /metrics need the API key: say so once instead of in each schema.

@@ -1,16 +1,19 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
-import { HttpError, notFound } from '../errors.js';
+import { patternError } from '../core/topic-patterns.js';
+import { badRequest, HttpError, notFound } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { StoreError } from '../store/errors.js';
 import { maskedWakeToken } from '../store/wake-tokens.js';
 import { newDeviceId, newToken, sha256 } from '../util/ids.js';
 import { LogThrottle } from '../util/log-throttle.js';
-import { adminAuth } from './auth.js';
+import { accessOf, principalOf, rateLimited } from './auth.js';
 import { deliveryReport } from './delivery.js';
+import { adminOrOwnDevice } from './device-auth.js';
 import { registerMessageRoutes } from './messages.js';
 import { httpErrorOf } from './quota.js';
+import { RegistrationLimiter } from './registration-limit.js';
 import { deviceIdParam, deviceReply, errorSchema, registerBody, topicParams } from './schemas.js';
 import { messageStatusReply } from './status-schemas.js';
 
@@ -22,12 +25,23 @@ interface Deps {
   isDraining: () => boolean;
 }
 
-const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 413: errorSchema, 429: errorSchema };
+const errors = {
+  400: errorSchema,
+  401: errorSchema,
+  403: errorSchema,
+  404: errorSchema,
+  413: errorSchema,
+  429: errorSchema,
+};
 
 /** Largest number of devices one bulk registration may create. */
 const MAX_DEVICE_BATCH = 1000;
 
-/** Registers the HTTP API. Every route under /v1 needs an admin API key. */
+/**
+ * Registers the HTTP API. Every route under /v1 needs an API key with the route's scope
+ * (docs/security.md): `register` for `POST /v1/devices`, `status` for reads, `publish` for
+ * messages, `admin` for the rest.
+ */
 export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   const { hub, gateway, opts } = deps;
   const store = opts.store;
@@ -41,7 +55,10 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
   );
 
-  const auth = adminAuth(opts.apiKeys);
+  const access = accessOf(opts);
+  const admin = access.require('admin');
+  const status = access.require('status');
+  const registrations = new RegistrationLimiter(opts.registerRate, opts.registerBurst, opts.clock.now());
   const deviceLimits = { maxDevicesPerUser: opts.maxDevicesPerUser };
   const health = {
     tags: ['operator'],
@@ -77,10 +94,10 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     });
   });
 
-  app.post<{ Body: { user?: string } | null }>(
+  app.post<{ Body: { user?: string; subscribe?: string[] } | null }>(
     '/v1/devices',
     {
-      onRequest: auth,
+      onRequest: access.require('register'),
       schema: {
         tags: ['devices'],
         summary: 'Register a device',
@@ -98,9 +115,32 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
       },
     },
     async (req, reply) => {
+      const p = principalOf(req);
+      const user = req.body?.user;
+      let subscribe = req.body?.subscribe;
+      if (!p.scopes.has('admin')) {
+        // A key an app ships: its devices follow only the key's patterns, claim no user (a user
+        // receives what is sent to it), and each address registers at a bounded rate.
+        if (user !== undefined || subscribe !== undefined) {
+          throw new HttpError(
+            403,
+            'FORBIDDEN',
+            'a register key cannot set user or subscribe: register such devices with an admin key',
+            {},
+            { scope: 'admin' },
+          );
+        }
+        const wait = registrations.take(req.ip, opts.clock.now());
+        if (wait > 0) throw rateLimited('too many registrations from this address', wait);
+        subscribe = p.key?.subscribe ?? [];
+      } else if (subscribe) {
+        for (const pattern of subscribe) {
+          const problem = patternError(pattern);
+          if (problem) throw badRequest(problem);
+        }
+      }
       const id = newDeviceId();
       const token = newToken();
-      const user = req.body?.user;
       await store.createDevice(
         {
           id,
@@ -108,6 +148,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
           createdAt: opts.clock.now(),
           lastSeen: 0,
           ...(user !== undefined && { user }),
+          ...(subscribe !== undefined && { subscribe }),
         },
         deviceLimits,
       );
@@ -115,10 +156,10 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     },
   );
 
-  app.post<{ Body: { devices: { user?: string }[] } }>(
+  app.post<{ Body: { devices: { user?: string; subscribe?: string[] }[] } }>(
     '/v1/devices/batch',
     {
-      onRequest: auth,
+      onRequest: admin,
       schema: {
         tags: ['devices'],
         summary: `Register up to ${MAX_DEVICE_BATCH} devices in one request`,
@@ -155,16 +196,26 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     },
     async (req, reply) => {
       const now = opts.clock.now();
+      for (const pattern of req.body.devices.flatMap((d) => d?.subscribe ?? [])) {
+        const problem = patternError(pattern);
+        if (problem) throw badRequest(problem);
+      }
       const made = req.body.devices.map((d) => {
         const user = d?.user;
-        return { id: newDeviceId(), token: newToken(), ...(user !== undefined && { user }) };
+        return {
+          id: newDeviceId(),
+          token: newToken(),
+          ...(user !== undefined && { user }),
+          sub: d?.subscribe,
+        };
       });
-      const records = made.map(({ id, token, user }) => ({
+      const records = made.map(({ id, token, user, sub }) => ({
         id,
         tokenHash: sha256(token),
         createdAt: now,
         lastSeen: 0,
         ...(user !== undefined && { user }),
+        ...(sub !== undefined && { subscribe: sub }),
       }));
       if (store.createDevices) await store.createDevices(records, deviceLimits);
       else await Promise.all(records.map((r) => store.createDevice(r, deviceLimits)));
@@ -181,7 +232,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   app.get<{ Params: { id: string } }>(
     '/v1/devices/:id',
     {
-      onRequest: auth,
+      onRequest: status,
       schema: {
         tags: ['devices'],
         summary: 'Look up a device: online, last seen, pending messages, declared heartbeat, topics',
@@ -215,7 +266,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   app.delete<{ Params: { id: string } }>(
     '/v1/devices/:id',
     {
-      onRequest: auth,
+      onRequest: admin,
       schema: {
         tags: ['devices'],
         summary: 'Delete a device (its open session is closed)',
@@ -232,10 +283,38 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     },
   );
 
+  app.post<{ Params: { id: string } }>(
+    '/v1/devices/:id/token',
+    {
+      onRequest: adminOrOwnDevice(opts, 'token', true),
+      schema: {
+        tags: ['devices'],
+        summary: 'Rotate a device token: the old one stops working at once and its session is closed',
+        description:
+          'Allowed to admin keys and to the device itself (`Device ID:TOKEN` with its current token). ' +
+          'Answers the new token (shown once; only its hash is stored). The open session, on whichever ' +
+          'node, gets a fatal `TOKEN_ROTATED` error (close code 4012).',
+        params: deviceIdParam,
+        response: {
+          200: { type: 'object', properties: { deviceId: { type: 'string' }, token: { type: 'string' } } },
+          ...errors,
+        },
+      },
+    },
+    async (req) => {
+      if (!store.setDeviceToken) throw new HttpError(501, 'NOT_SUPPORTED', 'this store cannot rotate tokens');
+      const token = newToken();
+      if (!(await store.setDeviceToken(req.params.id, sha256(token))))
+        throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(req.params.id)}`);
+      hub.revoke(req.params.id, 'rotated'); // closes the session that used the old token, on any node
+      return { deviceId: req.params.id, token };
+    },
+  );
+
   app.get<{ Params: { id: string } }>(
     '/v1/devices/:id/topics',
     {
-      onRequest: auth,
+      onRequest: status,
       schema: { tags: ['devices'], summary: "A device's topics", params: deviceIdParam, response: errors },
     },
     async (req) => {
@@ -247,7 +326,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   app.put<{ Params: { id: string; topic: string } }>(
     '/v1/devices/:id/topics/:topic',
     {
-      onRequest: auth,
+      onRequest: admin,
       schema: {
         tags: ['devices'],
         summary: 'Subscribe a device to a topic (from the current head: no backlog)',
@@ -265,7 +344,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   app.delete<{ Params: { id: string; topic: string } }>(
     '/v1/devices/:id/topics/:topic',
     {
-      onRequest: auth,
+      onRequest: admin,
       schema: {
         tags: ['devices'],
         summary: 'Unsubscribe a device from a topic',
@@ -280,12 +359,12 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     },
   );
 
-  registerMessageRoutes(app, { hub, opts, auth });
+  registerMessageRoutes(app, { hub, opts, auth: access.require('publish') });
 
   app.get<{ Params: { id: string } }>(
     '/v1/messages/:id',
     {
-      onRequest: auth,
+      onRequest: status,
       schema: {
         tags: ['messages'],
         summary: 'Delivery status of a message: per target device, counts per topic',
@@ -336,7 +415,10 @@ function sendError(
     });
   }
   if (err instanceof HttpError) {
-    return reply.code(err.statusCode).headers(err.headers).send({ error: err.code, message: err.message });
+    return reply
+      .code(err.statusCode)
+      .headers(err.headers)
+      .send({ ...err.extra, error: err.code, message: err.message });
   }
   if (err.validation) {
     return reply.code(400).send({

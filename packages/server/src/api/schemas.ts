@@ -3,7 +3,14 @@ import { TOPIC_PATTERN, URGENCIES } from '@pushwire/protocol';
 /** JSON schemas of the HTTP API: the single source of validation (and of the OpenAPI document). */
 export const errorSchema = {
   type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
+  properties: {
+    error: { type: 'string' },
+    message: { type: 'string' },
+    /** 403: the scope the key lacks. */
+    scope: { type: 'string' },
+    /** 429: milliseconds to wait (also `Retry-After`, in seconds). */
+    retryAfter: { type: 'integer' },
+  },
   required: ['error', 'message'],
 } as const;
 
@@ -26,7 +33,15 @@ export const topicParams = {
 
 export const registerBody = {
   type: ['object', 'null'],
-  properties: { user: { type: 'string', minLength: 1, maxLength: 256 } },
+  properties: {
+    user: { type: 'string', minLength: 1, maxLength: 256 },
+    /** Admin only: topic patterns the device may subscribe to by itself (absent: any topic). */
+    subscribe: {
+      type: 'array',
+      maxItems: 32,
+      items: { type: 'string', minLength: 1, maxLength: 128 },
+    },
+  },
   additionalProperties: false,
 } as const;
 
@@ -37,7 +52,8 @@ export const notificationSchema = {
     body: { type: 'string', maxLength: 4096 },
     icon: { type: 'string', maxLength: 2048 },
     tag: { type: 'string', maxLength: 256 },
-    url: { type: 'string', maxLength: 2048 },
+    /** Opened on click: only http(s) (a `javascript:` or `data:` URL is refused with 400). */
+    url: { type: 'string', maxLength: 2048, pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' },
   },
   additionalProperties: true,
 } as const;

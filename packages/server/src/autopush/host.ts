@@ -87,6 +87,8 @@ interface Deps {
   sockets: WireSockets;
   tls: boolean;
   log: Logger | undefined;
+  /** The server's own base URL once listening: endpoints default to it, never to a `Host` header. */
+  listenUrl?: () => string;
 }
 
 /**
@@ -239,6 +241,8 @@ export class AutopushService {
   private baseUrl(req: IncomingMessage): string | undefined {
     const pub = this.deps.webPush.publicUrl;
     if (pub !== undefined) return pub.replace(/\/+$/, '');
+    const own = this.deps.listenUrl?.();
+    if (own) return own;
     const host = req.headers.host;
     if (typeof host !== 'string' || !/^[A-Za-z0-9.\-:[\]]{1,300}$/.test(host)) return undefined;
     return `${this.deps.tls ? 'https' : 'http'}://${host}`;

@@ -4,13 +4,13 @@ import type { StoredEntry } from '../store/types.js';
  * A change for the node holding a device's session, wherever the request that caused it arrived:
  * - `follow`: the device subscribed to `topic`; deliver it from `seq` on;
  * - `unfollow`: the device unsubscribed from `topic`;
- * - `revoke`: the device was deleted; close its session;
+ * - `revoke`: the device was deleted, or (`reason: 'rotated'`) its token replaced; close its session;
  * - `replaced`: a newer session of the device opened on another node; close `session`.
  */
 export type DeviceCommand =
   | { t: 'follow'; topic: string; seq: number }
   | { t: 'unfollow'; topic: string }
-  | { t: 'revoke' }
+  | { t: 'revoke'; reason?: 'rotated' }
   | { t: 'replaced'; session: string };
 
 /** Which local sessions to catch up from the store: all, one device's, or one stream's followers. */

@@ -217,8 +217,8 @@ export class Hub implements BusSink {
   }
 
   /** Closes the device's session, on whichever node holds it (the device was deleted). */
-  revoke(deviceId: string): void {
-    this.bus.send(deviceId, { t: 'revoke' });
+  revoke(deviceId: string, reason?: 'rotated'): void {
+    this.bus.send(deviceId, reason ? { t: 'revoke', reason } : { t: 'revoke' });
   }
 
   /** Whether the device has a session on this node or (per the bus's presence) on another. */
@@ -243,6 +243,13 @@ export class Hub implements BusSink {
       case 'unfollow':
         return this.unfollow(session, topicStream(cmd.topic));
       case 'revoke':
+        if (cmd.reason === 'rotated')
+          return session.fail(
+            'TOKEN_ROTATED',
+            'the device token was rotated: reconnect with the new one',
+            true,
+            4012,
+          );
         return session.fail('UNAUTHORIZED', 'device deleted', true, 4001);
       case 'replaced':
         if (session.id !== cmd.session) return;

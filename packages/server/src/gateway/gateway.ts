@@ -313,14 +313,25 @@ export class Gateway implements PendingHost {
     // the hub and applied at attach, instead of being missed until the next reconnect.
     this.hub.beginJoin(device.id);
     try {
-      const [topics, stored] = await Promise.all([store.topicsOf(device.id), store.cursorsOf(device.id)]);
+      // The device is read again once joining: a token rotated (or the device deleted) after the
+      // first read is then either seen here or kept as a command by the hub, never missed.
+      const [topics, stored, again] = await Promise.all([
+        store.topicsOf(device.id),
+        store.cursorsOf(device.id),
+        store.getDevice(device.id),
+      ]);
       if (ws.readyState !== WireSocket.OPEN) return;
+      if (again?.tokenHash !== device.tokenHash) {
+        return sendFatal(ws, 'UNAUTHORIZED', 'unknown device or wrong token', CloseCode.Unauthorized);
+      }
 
       const streams = new Set([deviceStream(device.id), ...topics.map(topicStream)]);
       const cursors = await this.startCursors(streams, stored, hello.cursors);
       if (ws.readyState !== WireSocket.OPEN) return;
 
       const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
+      if (device.subscribe !== undefined) session.subscribePatterns = device.subscribe;
+      if (device.user !== undefined) session.user = device.user;
       this.inbound.setHeartbeat(session, hello.hb ?? this.opts.defaultHeartbeat);
 
       session.send({
@@ -351,7 +362,10 @@ export class Gateway implements PendingHost {
    * Where each stream starts: the device's cursor from its hello, else the server's record of its
    * last ack. A hello cursor past the stream's head is taken as the head: it cannot be a message
    * the device has, and believing it would skip every message up to it (a cursor near 2^53 would
-   * skip all future ones). Heads are read only for cursors ahead of the record.
+   * skip all future ones). Heads are read only for cursors ahead of the record. A topic cursor
+   * below the record is raised to it: the record starts at the subscription point (the head when
+   * the device subscribed) and only moves forward, so a device never reads a topic's history from
+   * before it subscribed, whatever cursor it presents.
    */
   private async startCursors(
     streams: Set<string>,
@@ -362,7 +376,8 @@ export class Gateway implements PendingHost {
     const ahead: string[] = [];
     for (const [s, seq] of Object.entries(declared)) {
       if (!streams.has(s)) continue;
-      cursors[s] = seq;
+      const floor = s.startsWith('t:') ? (stored[s] ?? 0) : 0;
+      cursors[s] = Math.max(seq, floor);
       if (seq > (stored[s] ?? 0)) ahead.push(s);
     }
     const heads = await Promise.all(ahead.map((s) => this.opts.store.head(s)));

@@ -2,6 +2,7 @@ import { type ClientFrame, CloseCode, decodeClientFrame, ProtocolError } from '@
 import type { Logger } from 'pino';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
+import { anyMatches } from '../core/topic-patterns.js';
 import { QuotaError } from '../store/errors.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { RequestLimiter } from './requests.js';
@@ -67,6 +68,16 @@ export class Inbound {
       case 'sub': {
         const { topic, ref } = frame;
         if (!this.admit(session, ref)) return;
+        const allowed = session.subscribePatterns;
+        if (allowed !== undefined && !anyMatches(allowed, topic, session.user)) {
+          return session.fail(
+            'FORBIDDEN',
+            `this device may not subscribe to ${JSON.stringify(topic)} (see its registration key's patterns)`,
+            false,
+            undefined,
+            ref !== undefined ? { ref } : undefined,
+          );
+        }
         return session.requests?.run(async () => {
           if (session.closed) return; // nobody to answer: the client subscribes again
           await this.hub.subscribe(session.deviceId, topic).then(

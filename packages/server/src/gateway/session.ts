@@ -104,6 +104,13 @@ export class Session implements WireListener {
   private flow: Flow | undefined;
   /** Request limits, allocated at the session's first request. */
   requests: RequestLimiter | undefined;
+  /**
+   * Topic patterns the device may subscribe to by itself (from the key that registered it);
+   * undefined: any topic.
+   */
+  subscribePatterns: readonly string[] | undefined;
+  /** The device's user, for `{user}` in its patterns. */
+  user: string | undefined;
 
   constructor(
     readonly id: string,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServerMetrics } from './metrics.js';
 
 /**
- * `GET /metrics`: Prometheus text format. Needs the admin API key unless `isPublic` (server option
+ * `GET /metrics`: Prometheus text format. Needs a key with the `status` scope unless `isPublic` (server option
  * `metricsPublic`), for scrapers on a private network that cannot send a bearer token.
  */
 export function registerMetricsRoute(

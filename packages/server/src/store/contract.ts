@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { accessContract } from './contract-keys.js';
 import type { DeviceRecord, NewEntry, PublishBatchItem, Store } from './types.js';
 import { wakeTokenContract } from './wake-contract.js';
 
@@ -86,6 +87,7 @@ export function storeContract(
     });
 
     wakeTokenContract(() => store);
+    accessContract(() => store);
 
     describe('publish and read', () => {
       it('numbers each stream 1, 2, 3… and links prevSeq', async () => {

@@ -1,3 +1,4 @@
+export { type ApiKeyRecord, type ApiKeyStore, SCOPES, type Scope } from './api-keys.js';
 export { type Quota, QuotaError, StoreError, type StoreErrorCode } from './errors.js';
 export { type DurabilityReport, RedisStore, type RedisStoreOptions } from './redis.js';
 export { RedisWebPushRegistry } from './redis-webpush.js';

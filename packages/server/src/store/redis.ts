@@ -12,10 +12,11 @@ import {
 import { parseEntry, parseStored, recordOf, type StoredPublish, startAfter } from './redis-codec.js';
 import { listFollowers } from './redis-followers.js';
 import { RedisKeys } from './redis-keys.js';
+import { RedisApiKeys } from './redis-keys-store.js';
 import { sweepRegistry } from './redis-sweep.js';
 import { RedisWakeTokens } from './redis-wake.js';
 import { RedisWebPushRegistry } from './redis-webpush.js';
-import { fromEntryRow, toEntryRow } from './rows.js';
+import { fromEntryRow, parsePatterns, toEntryRow } from './rows.js';
 import type {
   DeviceLimits,
   DeviceRecord,
@@ -87,6 +88,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * const { record } = await store.publish({ id, entries });
  * await store.close();
  */
+/** KEYS: device hash. ARGV: new token hash. 0 when the device does not exist. */
+const SET_TOKEN = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1])
+return 1`;
+
 export class RedisStore implements Store {
   private readonly keys: RedisKeys;
   private readonly clock: () => number;
@@ -96,6 +103,7 @@ export class RedisStore implements Store {
   readonly wakeTokens: RedisWakeTokens;
   /** Web Push subscriptions, shared by every node of the cluster. */
   readonly webPushRegistry: RedisWebPushRegistry;
+  readonly apiKeys: RedisApiKeys;
 
   private constructor(
     private readonly redis: RedisClient,
@@ -106,6 +114,7 @@ export class RedisStore implements Store {
     this.retentionMs = Math.max(1, Math.floor(opts.retentionMs ?? 30 * DAY_MS));
     this.wakeTokens = new RedisWakeTokens(redis, this.keys, (what, op) => this.run(what, op));
     this.webPushRegistry = new RedisWebPushRegistry(redis, this.keys, (what, op) => this.run(what, op));
+    this.apiKeys = new RedisApiKeys(redis, opts.keyPrefix ?? 'pw:', (what, op) => this.run(what, op));
   }
 
   /** Connects and checks the server version; rejects with `STORE_UNAVAILABLE` when Redis is unreachable. */
@@ -151,6 +160,7 @@ export class RedisStore implements Store {
         device.lastSeen,
       ];
       if (device.user !== undefined) fields.push('user', device.user);
+      if (device.subscribe !== undefined) fields.push('subscribe', JSON.stringify(device.subscribe));
       const key = this.keys.device(device.id).device;
       if (!(await this.redis.pwCreateDevice(key, ...fields))) {
         throw new StoreError('STORE_INVALID', `device ${JSON.stringify(device.id)} already exists`);
@@ -177,7 +187,16 @@ export class RedisStore implements Store {
         ...(h.user !== undefined && { user: h.user }),
         createdAt: Number(h.createdAt),
         lastSeen: Number(h.lastSeen ?? 0),
+        ...(h.subscribe !== undefined && { subscribe: parsePatterns(h.subscribe) }),
       };
+    });
+  }
+
+  /** Token rotation: one HSET on the device hash, only while the device exists. */
+  setDeviceToken(id: string, tokenHash: string): Promise<boolean> {
+    return this.run('setDeviceToken', async () => {
+      const key = this.keys.device(id).device;
+      return Number(await this.redis.eval(SET_TOKEN, 1, key, tokenHash)) === 1;
     });
   }
 

@@ -12,6 +12,7 @@ export function toDevice(row: DeviceRow, pendingLastSeen: number | undefined): D
     ...(row.user !== null && { user: row.user }),
     createdAt: row.created_at,
     lastSeen: pendingLastSeen ?? row.last_seen,
+    ...(row.subscribe != null && { subscribe: parsePatterns(row.subscribe) }),
   };
 }
 
@@ -61,4 +62,14 @@ export function fromPublishRow(row: PublishRow): PublishRecord {
     ts: row.ts,
     exp: row.exp,
   };
+}
+
+/** A stored pattern list; a corrupt one allows nothing (fails closed). */
+export function parsePatterns(text: string): string[] {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return Array.isArray(v) ? v.filter((p): p is string => typeof p === 'string') : [];
+  } catch {
+    return [];
+  }
 }

@@ -11,7 +11,7 @@ import { StoreError } from './errors.js';
  *   keep their row (seq, prev_seq) until the sweep, with their payload freed.
  * - `publishes` remembers each publish id for idempotency, for the retention period.
  */
-const MIGRATIONS: readonly string[] = [
+const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
   `
   CREATE TABLE devices (
     id TEXT PRIMARY KEY,
@@ -82,6 +82,26 @@ const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX IF NOT EXISTS subscriptions_by_topic ON subscriptions (topic);
   `,
+  // 4: access control. `devices.subscribe`: JSON array of the topic patterns a device may follow
+  // (NULL: any topic, a device registered with an admin key). `api_keys`: scoped keys, stored as
+  // the SHA-256 of the key (see sqlite-keys.ts); revoked keys keep their row (listed, refused).
+  // A function, so that it can be run again on a database that has it (SQLite has no
+  // `ADD COLUMN IF NOT EXISTS`).
+  (db) => {
+    const columns = db.pragma('table_info(devices)') as { name: string }[];
+    if (!columns.some((c) => c.name === 'subscribe'))
+      db.exec('ALTER TABLE devices ADD COLUMN subscribe TEXT');
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        record TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used INTEGER,
+        revoked_at INTEGER
+      ) STRICT;
+    `);
+  },
 ];
 
 /** Schema version this code writes. */
@@ -98,7 +118,9 @@ export function migrate(db: Database.Database): void {
   }
   for (let version = current; version < SCHEMA_VERSION; version++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[version]!);
+      const step = MIGRATIONS[version]!;
+      if (typeof step === 'string') db.exec(step);
+      else step(db);
       db.pragma(`user_version = ${version + 1}`);
     })();
   }
@@ -124,6 +146,8 @@ export interface DeviceRow {
   user: string | null;
   created_at: number;
   last_seen: number;
+  /** JSON array of topic patterns; null: any topic. */
+  subscribe: string | null;
 }
 
 export interface PublishRow {
@@ -145,7 +169,8 @@ export function prepareStatements(db: Database.Database) {
   const s = <P extends unknown[] | object = unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
   return {
     insertDevice: s<[DeviceRow]>(
-      'INSERT INTO devices (id, token_hash, user, created_at, last_seen) VALUES (@id, @token_hash, @user, @created_at, @last_seen)',
+      `INSERT INTO devices (id, token_hash, user, created_at, last_seen, subscribe)
+        VALUES (@id, @token_hash, @user, @created_at, @last_seen, @subscribe)`,
     ),
     getDevice: s<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
     deleteDevice: s<[string]>('DELETE FROM devices WHERE id = ?'),

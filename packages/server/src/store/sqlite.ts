@@ -7,6 +7,7 @@ import { QuotaError, StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import { migrate, prepareStatements, type Statements } from './schema.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
+import { SqliteApiKeys } from './sqlite-keys.js';
 import { SqlitePublishLimits } from './sqlite-limits.js';
 import {
   type InFlight,
@@ -101,6 +102,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  */
 export class SqliteStore implements Store {
   private readonly stmts: Statements;
+  private readonly setToken: Database.Statement<[string, string]>;
   private readonly clock: () => number;
   private readonly maxDelayMs: number;
   private readonly softDelayMs: number;
@@ -141,6 +143,7 @@ export class SqliteStore implements Store {
   /** The last write that failed, while no write has succeeded since (readiness). */
   private lastWriteError: StoreError | undefined;
   readonly wakeTokens: SqliteWakeTokens;
+  readonly apiKeys: SqliteApiKeys;
   /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
   onBatch: ((publishes: number, ms: number) => void) | undefined;
 
@@ -159,6 +162,8 @@ export class SqliteStore implements Store {
     this.deliveries = new SqliteDeliveryLog(db);
     this.limits = new SqlitePublishLimits(this.stmts, this.headCacheSize);
     this.wakeTokens = new SqliteWakeTokens(db, (fn) => this.transact(fn));
+    this.apiKeys = new SqliteApiKeys(db, (fn) => this.transact(fn));
+    this.setToken = db.prepare<[string, string]>('UPDATE devices SET token_hash = ? WHERE id = ?');
     const entry = writerEntry();
     const data: WriterData = { path: opts.path };
     this.writer = new Worker(entry.code, { eval: entry.eval, workerData: { pushwireWriter: data } });
@@ -284,6 +289,7 @@ export class SqliteStore implements Store {
       user: device.user ?? null,
       created_at: device.createdAt,
       last_seen: device.lastSeen,
+      subscribe: device.subscribe === undefined ? null : JSON.stringify(device.subscribe),
     }));
     await this.enqueue({
       k: 'devices',
@@ -306,6 +312,14 @@ export class SqliteStore implements Store {
     }
     const touched = this.soft.touches.get(id) ?? this.inflight?.soft.touches.get(id);
     return { ...device, lastSeen: touched ?? device.lastSeen };
+  }
+
+  /** Token rotation: a durable write on this connection; the device cache forgets the old hash. */
+  async setDeviceToken(id: string, tokenHash: string): Promise<boolean> {
+    this.devices.delete(id);
+    const changed = this.transact(() => this.setToken.run(tokenHash, id).changes > 0);
+    this.devices.delete(id);
+    return changed;
   }
 
   async deleteDevice(id: string): Promise<void> {

@@ -1,5 +1,6 @@
 import type { NotificationFields, Urgency } from '@pushwire/protocol';
 import type { WebPushRegistry } from '../webpush/registry.js';
+import type { ApiKeyStore } from './api-keys.js';
 import type { WakeTokenStore } from './wake-tokens.js';
 
 /** A registered device. The token itself is never stored, only its SHA-256 hash. */
@@ -10,6 +11,11 @@ export interface DeviceRecord {
   createdAt: number;
   /** Last time the device had an open session (ms since epoch); 0 when never. */
   lastSeen: number;
+  /**
+   * Topic patterns the device may subscribe to by itself (see docs/security.md), from the
+   * `register` key that created it; absent: any topic (registered with an admin key).
+   */
+  subscribe?: string[];
 }
 
 /** Bounds of device registration. */
@@ -177,6 +183,13 @@ export interface Store {
   entryFate?(stream: string, seq: number): Promise<EntryFate>;
   /** Optional (dashboard): the newest entries still stored in `stream`, any state, newest first. */
   recentEntries?(stream: string, limit: number): Promise<StoredEntry[]>;
+  /**
+   * Optional (token rotation): replaces a device's token hash; false when there is no such device.
+   * Every later `getDevice` on any node sees the new hash.
+   */
+  setDeviceToken?(id: string, tokenHash: string): Promise<boolean>;
+  /** Optional: scoped API keys (only the admin keys of the configuration work without it). */
+  readonly apiKeys?: ApiKeyStore;
   /** Optional: APNs/FCM wake tokens of devices (wake-ups off without it). */
   readonly wakeTokens?: WakeTokenStore;
   /**

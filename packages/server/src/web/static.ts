@@ -37,6 +37,16 @@ const FILE = /^[a-z0-9-]+(\.[a-z0-9]+)*\.(html|js|mjs|css|map|svg)$/;
 export function registerWebRoutes(app: FastifyInstance): void {
   const sdk = sdkDir();
   const hide = { schema: { hide: true } };
+  // Every HTML page (demo, dashboard, API docs): never framed (clickjacking of the dashboard's
+  // forms), and no Referer leaking the page's address to what it links to.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
+      reply.header('content-security-policy', "frame-ancestors 'none'");
+      reply.header('x-frame-options', 'DENY');
+      reply.header('referrer-policy', 'no-referrer');
+    }
+    return payload;
+  });
 
   const send = async (reply: FastifyReply, dir: string | undefined, file: string) => {
     if (dir === undefined || !FILE.test(file)) return notFound(reply, file);

@@ -16,8 +16,9 @@ import { decodePublicKey, parseVapidHeaders, VapidError, verifyVapid } from './v
 export interface WebPushOptions {
   /**
    * Public base URL of this server as publishers reach it, e.g. `https://push.example.com`:
-   * endpoints are built on it and VAPID `aud` must be its origin. Default: the scheme and `Host`
-   * of each request.
+   * endpoints are built on it and VAPID `aud` must be its origin. Default: the address the server
+   * listens on (`http://127.0.0.1:8787`), never the `Host` header a client sends; set it whenever
+   * publishers reach the server by another name (a domain, a reverse proxy).
    */
   publicUrl?: string;
   /** Largest TTL, seconds; a larger one is capped and the cap echoed in the `TTL` header. Default 30 days. */
@@ -48,6 +49,8 @@ export interface WebPushDeps {
   opts: ResolvedOptions;
   registry: WebPushRegistry;
   webPush: WebPushOptions;
+  /** The server's own base URL once listening ('' before): the default of `publicUrl`. */
+  listenUrl?: () => string;
 }
 
 /** Largest push message body (RFC 8030 §7.2: a push service must accept at least 4096 bytes). */
@@ -95,9 +98,15 @@ export function registerWebPush(app: FastifyInstance, deps: WebPushDeps): void {
   registerUnifiedPush(app, deps);
 }
 
-/** Base URL endpoints are built on: the configured public URL, else what the request reached. */
-export function baseOf(req: FastifyRequest, publicUrl: string | undefined): string {
+/**
+ * Base URL endpoints are built on and VAPID `aud` is checked against: the configured public URL,
+ * else the address the server listens on; a sender's `Host` header only for a server that is not
+ * listening (requests injected in tests).
+ */
+export function baseOf(req: FastifyRequest, publicUrl: string | undefined, listenUrl?: () => string): string {
   if (publicUrl !== undefined) return publicUrl.replace(/\/+$/, '');
+  const own = listenUrl?.();
+  if (own) return own;
   if (!req.host) throw new HttpError(400, 'BAD_REQUEST', 'a Host header is required');
   return `${req.protocol}://${req.host}`;
 }
@@ -135,7 +144,7 @@ function registerSubscriptionRoutes(app: FastifyInstance, deps: WebPushDeps): vo
       await registry.create(record);
       return reply.code(201).send({
         subscriptionId: record.id,
-        endpoint: `${baseOf(req, deps.webPush.publicUrl)}/wp/${capability}`,
+        endpoint: `${baseOf(req, deps.webPush.publicUrl, deps.listenUrl)}/wp/${capability}`,
         expirationTime: null,
         ...(key !== undefined && { applicationServerKey: key }),
       });
@@ -242,7 +251,7 @@ function registerPushEndpoint(scope: FastifyInstance, deps: WebPushDeps): void {
     '/wp/:capability',
     async (req, reply) => {
       const sub = await subscriptionOf(registry, req.params.capability);
-      const base = baseOf(req, webPush.publicUrl);
+      const base = baseOf(req, webPush.publicUrl, deps.listenUrl);
       const creds = parseVapidHeaders(req.headers.authorization, one(req.headers['crypto-key']));
       if (creds) {
         await verifyVapid(creds, {

@@ -78,7 +78,7 @@ export function registerUnifiedPush(app: FastifyInstance, deps: WebPushDeps): vo
           `a forwarded notification is limited to ${MAX_PUSH_BODY} bytes; this one has ${body.length}`,
         );
       }
-      const here = new URL(baseOf(req, webPush.publicUrl));
+      const here = new URL(baseOf(req, webPush.publicUrl, deps.listenUrl));
       const rejected: string[] = [];
       const seen = new Set<string>();
       for (const { pushkey } of req.body.notification.devices) {

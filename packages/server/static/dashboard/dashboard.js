@@ -1,4 +1,5 @@
-// The operator's dashboard: polls the JSON API with the admin key; no dependencies.
+// The operator's dashboard: polls the JSON API with the key it is given (status to read, publish
+// to send); no dependencies.
 const KEY = 'pushwire-api-key';
 const SAMPLES = 60;
 const $ = (id) => document.getElementById(id);
@@ -7,6 +8,9 @@ const $ = (id) => document.getElementById(id);
 const samples = [];
 let device;
 let statusTimer;
+/** What the key may do (`GET /v1/keys/me`), once known. */
+let powers;
+const may = (scope) => !!powers && (powers.scopes.includes(scope) || powers.scopes.includes('admin'));
 
 async function api(path, init = {}) {
   const res = await fetch(path, {
@@ -41,8 +45,32 @@ function showBoard() {
 
 // ── live counts ────────────────────────────────────────────────────────────────────────────────
 
+/** Learns what the key may do and shows it; the parts it may not use are hidden. */
+async function login() {
+  try {
+    powers = await api('/v1/keys/me');
+  } catch {
+    return; // 401: shown by api()
+  }
+  const scopes = powers.scopes.includes('admin') ? ['admin (everything)'] : powers.scopes;
+  const limits = [
+    ...(powers.topics ? [`publishes to topics ${powers.topics.join(', ')}`] : []),
+    ...(powers.rate ? [`${powers.rate} requests/s`] : []),
+  ];
+  $('powers').textContent =
+    `Key ${powers.id}${powers.label ? ` (${powers.label})` : ''} may: ${scopes.join(', ')}` +
+    (limits.length ? `; ${limits.join('; ')}` : '') +
+    (may('status') ? '' : '. Without the status scope it cannot read counts, devices or delivery status.');
+  $('stats').hidden = !may('status');
+  $('lookup-section').hidden = !may('status');
+  $('send-form').hidden = !may('publish');
+  $('send-denied').hidden = may('publish');
+  showBoard();
+  void poll();
+}
+
 async function poll() {
-  if (!sessionStorage.getItem(KEY)) return;
+  if (!sessionStorage.getItem(KEY) || !may('status')) return;
   try {
     const s = await api('/v1/admin/stats');
     showBoard();
@@ -129,7 +157,7 @@ const time = (ms) => {
 // ── device lookup ──────────────────────────────────────────────────────────────────────────────
 
 async function lookup() {
-  if (!device) return;
+  if (!device || !may('status')) return;
   const id = encodeURIComponent(device);
   try {
     const [d, m] = await Promise.all([api(`/v1/devices/${id}`), api(`/v1/devices/${id}/messages?limit=20`)]);
@@ -222,10 +250,11 @@ const escapeHtml = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(
 $('login-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   sessionStorage.setItem(KEY, $('key').value.trim());
-  void poll();
+  void login();
 });
 $('logout').addEventListener('click', () => {
   sessionStorage.removeItem(KEY);
+  powers = undefined;
   showLogin();
 });
 $('lookup-form').addEventListener('submit', (ev) => {
@@ -250,7 +279,7 @@ if (hashKey) {
   sessionStorage.setItem(KEY, hashKey);
   history.replaceState(null, '', location.pathname + location.search);
 }
-if (sessionStorage.getItem(KEY)) void poll();
+if (sessionStorage.getItem(KEY)) void login();
 else showLogin();
 setInterval(poll, 1000);
 setInterval(lookup, 2000);

@@ -3,8 +3,10 @@ import { createClient, localStorageStorage } from '/sdk/pushwire.mjs';
 
 /** Where the SDK keeps credentials, cursors and the dedupe window. */
 const STATE_KEY = 'pushwire-demo';
-/** The admin key, for the "send" commands and button only; this tab only. */
-const API_KEY = 'pushwire-api-key';
+/** A pasted register key (servers without a demo key); this tab only. */
+const API_KEY = 'pushwire-register-key';
+/** The demo's register key, from `/demo/config.json`. */
+let demoKey = null;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -55,7 +57,7 @@ function showState(state) {
     showDevice();
   }
   // A refused registration (wrong key) closes the client: ask for the key again.
-  if (state === 'closed' && !closingOnPurpose) $('setup').hidden = false;
+  if (state === 'closed' && !closingOnPurpose) showSetup();
 }
 
 function showDevice() {
@@ -64,16 +66,14 @@ function showDevice() {
   $('device-id').textContent = id;
   $('heartbeat').textContent = client.heartbeatInterval;
   $('cursors').textContent = JSON.stringify(client.cursors);
-  const key = sessionStorage.getItem(API_KEY) || '$PUSHWIRE_API_KEY';
   const server = location.origin;
   $('cmd-cli').textContent =
-    `npx pushwire publish --server ${server} --api-key ${key} \\\n` +
+    `npx pushwire publish --server ${server} \\\n` +
     `  --device ${id} --title "Hello" --body "from Pushwire"`;
   $('cmd-curl').textContent =
     `curl -X POST ${server}/v1/messages \\\n` +
-    `  -H "Authorization: Bearer ${key}" -H 'content-type: application/json' \\\n` +
+    `  -H "Authorization: Bearer $PUSHWIRE_API_KEY" -H 'content-type: application/json' \\\n` +
     `  -d '{"to":{"device":"${id}"},"notification":{"title":"Hello","body":"from Pushwire"}}'`;
-  $('test-form').hidden = !sessionStorage.getItem(API_KEY);
 }
 
 function onMessage(m) {
@@ -101,7 +101,10 @@ function notify(m) {
     ...(icon && { icon }),
     ...(tag && { tag }),
   });
-  if (url) n.onclick = () => window.open(url, '_blank', 'noopener');
+  // Only web addresses are opened (the server refuses others at publish; this is the second fence).
+  if (typeof url === 'string' && /^https?:\/\//i.test(url)) {
+    n.onclick = () => window.open(url, '_blank', 'noopener,noreferrer');
+  }
 }
 
 function showPermission() {
@@ -117,15 +120,14 @@ $('ask-permission').addEventListener('click', async () => {
 
 $('register-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const apiKey = $('api-key').value.trim();
-  const user = $('user').value.trim();
-  sessionStorage.setItem(API_KEY, apiKey);
+  const apiKey = demoKey ?? $('api-key').value.trim();
+  if (!demoKey) sessionStorage.setItem(API_KEY, apiKey);
   // Registering always starts a new device (after a refused one, or a deleted stored one).
   closingOnPurpose = true;
   await client?.close();
   closingOnPurpose = false;
   localStorage.removeItem(STATE_KEY);
-  start({ apiKey, ...(user && { user }) });
+  start({ apiKey });
 });
 
 $('forget').addEventListener('click', async () => {
@@ -137,37 +139,50 @@ $('forget').addEventListener('click', async () => {
 
 $('test-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const res = await fetch('/v1/messages', {
+  // The device sends to itself, with its own credential: no publish key in the page.
+  const creds = storedDevice();
+  const res = await fetch(`/v1/devices/${encodeURIComponent(client.deviceId)}/echo`, {
     method: 'POST',
     headers: {
-      authorization: `Bearer ${sessionStorage.getItem(API_KEY)}`,
+      authorization: `Device ${creds?.deviceId}:${creds?.token}`,
       'content-type': 'application/json',
     },
-    body: JSON.stringify({
-      to: { device: client.deviceId },
-      notification: { title: $('test-title').value, body: $('test-body').value },
-    }),
+    body: JSON.stringify({ notification: { title: $('test-title').value, body: $('test-body').value } }),
   });
   const body = await res.json();
   $('test-result').textContent = res.ok ? `accepted: ${body.id}` : `${res.status} ${body.message}`;
 });
 
-// `/demo#key=…` (as `pushwire serve` prints it): take the key, keep it out of the address bar.
-const hashKey = new URLSearchParams(location.hash.slice(1)).get('key');
-if (hashKey) {
-  sessionStorage.setItem(API_KEY, hashKey);
-  history.replaceState(null, '', location.pathname + location.search);
-}
+$('follow-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const topic = $('follow-topic').value.trim();
+  try {
+    await client.subscribe(topic);
+    $('follow-result').textContent = `following ${topic}`;
+  } catch (err) {
+    $('follow-result').textContent = `${err.name}: ${err.message}`;
+  }
+});
 
 // Cursors move once a message is persisted and acknowledged: show them as they are.
 setInterval(() => {
   if (client?.state === 'open') $('cursors').textContent = JSON.stringify(client.cursors);
 }, 1000);
 
-showPermission();
-if (storedDevice()) start();
-else if (hashKey) start({ apiKey: hashKey });
-else {
+function showSetup() {
   $('setup').hidden = false;
-  $('api-key').value = sessionStorage.getItem(API_KEY) ?? '';
+  $('setup-demo').hidden = !demoKey;
+  $('setup-paste').hidden = !!demoKey;
+  $('api-key-label').hidden = !!demoKey;
+  $('api-key').required = !demoKey;
+  if (!demoKey) $('api-key').value = sessionStorage.getItem(API_KEY) ?? '';
 }
+
+showPermission();
+try {
+  demoKey = (await (await fetch('/demo/config.json')).json()).registerKey ?? null;
+} catch {
+  demoKey = null;
+}
+if (storedDevice()) start();
+else showSetup();
