@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
 import {
   type Bus,
   createPushwireServer,
@@ -94,6 +94,30 @@ function apiKeyFor(dataDir: string): { key: string; created: boolean } {
   return { key, created: true };
 }
 
+/** Quotes a shell word when it needs it. */
+const shellWord = (w: string): string => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * How to run this very CLI from any directory: `pushwire` when that name on the PATH is this
+ * program (a global install), else `node /full/path/to/bin/pushwire.js`. (`npx pushwire` only works
+ * inside the clone or the project that installed it; elsewhere npx would fetch an unrelated package.)
+ */
+export function cliCommand(): string {
+  let self: string;
+  try {
+    self = realpathSync(process.argv[1] ?? '');
+  } catch {
+    return 'npx pushwire';
+  }
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    try {
+      if (realpathSync(join(dir, 'pushwire')) === self) return 'pushwire';
+    } catch {}
+  }
+  return `${shellWord(process.execPath)} ${shellWord(self)}`;
+}
+
 /**
  * `pushwire serve`: one node on the embedded SQLite store, or (--redis) one node of a cluster on
  * Redis; drains on SIGTERM/SIGINT.
@@ -156,6 +180,9 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     : created
       ? `(new, saved in ${join(dataDir, 'api-key')})`
       : `(from ${join(dataDir, 'api-key')})`;
+  // The quick start's device state lives in the data dir (never a stray file in the clone).
+  const state = f.redis ? 'pushwire-device.json' : join(dataDir, 'device.json');
+  const cli = cliCommand();
   process.stdout.write(
     [
       `Pushwire listening on ${url}  (WebSocket ${url.replace(/^http/, 'ws')}/v1/connect)`,
@@ -163,10 +190,10 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
       `API key:  ${key}  ${keyNote}`,
       `Demo:     ${url}/demo#key=${key}   Dashboard: ${url}/dashboard#key=${key}   API docs: ${url}/docs`,
       '',
-      'See a push arrive — in a second terminal:',
-      `  npx pushwire listen --server ${url} --api-key ${key} --state ./device.json --user demo`,
+      'See a push arrive — in a second terminal (from any directory):',
+      `  ${cli} listen --server ${url} --api-key ${key} --state ${shellWord(state)} --user demo`,
       'and in a third:',
-      `  npx pushwire publish --server ${url} --api-key ${key} --user demo --title "Hello" --body "from Pushwire"`,
+      `  ${cli} publish --server ${url} --api-key ${key} --user demo --title "Hello" --body "from Pushwire"`,
       '',
     ].join('\n'),
   );

@@ -217,6 +217,7 @@ export function prepareStatements(db: Database.Database) {
     topicsOf: s<[string], string>(
       'SELECT topic FROM subscriptions WHERE device_id = ? ORDER BY topic',
     ).pluck(),
+    subscriberCount: s<[string], number>('SELECT count(*) FROM subscriptions WHERE topic = ?').pluck(),
 
     cursorsOf: s<[string], { stream: string; seq: number }>(
       'SELECT stream, seq FROM cursors WHERE device_id = ?',
