@@ -87,8 +87,11 @@ const MIGRATIONS: readonly string[] = [
 /** Schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Brings the database to {@link SCHEMA_VERSION}, one transaction per step. */
-export function migrate(db: Database.Database): void {
+/**
+ * Brings the database to {@link SCHEMA_VERSION} (or to `target`: tests build the databases earlier
+ * releases wrote), one transaction per step.
+ */
+export function migrate(db: Database.Database, target = SCHEMA_VERSION): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new StoreError(
@@ -96,7 +99,7 @@ export function migrate(db: Database.Database): void {
       `database schema version ${current} is newer than this server's (${SCHEMA_VERSION})`,
     );
   }
-  for (let version = current; version < SCHEMA_VERSION; version++) {
+  for (let version = current; version < Math.min(target, SCHEMA_VERSION); version++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[version]!);
       db.pragma(`user_version = ${version + 1}`);
