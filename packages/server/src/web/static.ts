@@ -19,8 +19,9 @@ const TYPES: Record<string, string> = {
 /** Where the client SDK's browser bundle is built (`node scripts/build-browser.mjs`). */
 function sdkDir(): string | undefined {
   try {
-    const entry = createRequire(import.meta.url).resolve('@pushwire/client');
-    return join(dirname(entry), 'browser');
+    // The package's own directory (its entries differ by export condition: `require` gives dist/cjs).
+    const pkg = createRequire(import.meta.url).resolve('@pushwire/client/package.json');
+    return join(dirname(pkg), 'dist', 'browser');
   } catch {
     return undefined;
   }
