@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient, fileStorage, type PushwireClient } from '@pushwire/client/node';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -137,6 +137,11 @@ describe('backup under load, restore, serve', () => {
     const again = await cli(['restore', '--from', backupFile, '--data', dirB]);
     expect(again.code).toBe(1);
     expect(again.out).toMatch(/already holds a store: .*--force/);
+    // With --force it replaces the store and keeps the old one beside it.
+    const forced = await cli(['restore', '--from', backupFile, '--data', dirB, '--force']);
+    expect(forced.code, forced.out).toBe(0);
+    expect(readdirSync(dirB).filter((f) => f.startsWith('pushwire.db.before-restore-'))).toHaveLength(1);
+    expect(statSync(backupFile).mode & 0o777).toBe(0o600);
 
     const b = await spawnServer(dirB);
     procs.push(b.proc);

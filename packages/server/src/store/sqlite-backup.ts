@@ -1,4 +1,14 @@
-import { closeSync, copyFileSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { SCHEMA_VERSION } from './schema.js';
@@ -48,6 +58,9 @@ export async function backupSqlite(
   const source = new Database(dbPath, { fileMustExist: true, timeout: 5000 });
   try {
     const createdAt = opts.now ?? Date.now();
+    // Owner-only from the first byte (an empty file is an empty database to SQLite).
+    writeFileSync(partial, '', { mode: 0o600 });
+    chmodSync(partial, 0o600);
     // The first step only learns the size; the second copies every page at once.
     await source.backup(partial, { progress: () => 0x7fffffff });
     const copy = new Database(partial);
@@ -74,7 +87,7 @@ export async function backupSqlite(
     } finally {
       copy.close();
     }
-    const fd = openSync(partial, 'r+', 0o600);
+    const fd = openSync(partial, 'r+');
     try {
       fsyncSync(fd);
     } finally {
