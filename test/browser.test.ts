@@ -291,4 +291,32 @@ describe('browser: demo page and dashboard in Chromium', () => {
     await dash.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true });
     await dash.close();
   });
+
+  it('a second demo tab says the device is open elsewhere and stops; taking it over stops the first', async () => {
+    await waitForState('open');
+    const second = await context.newPage();
+    await second.goto(`${url}/demo?heartbeat=3`);
+    await second.waitForSelector('#elsewhere', { state: 'visible', timeout: 15_000 });
+    expect(await second.textContent('#state')).toBe('idle'); // it never connected
+    const first = [await publish('still the first tab')];
+    await waitForShown(first);
+
+    // "Use it here": the second tab connects, the first is told (REPLACED) and stops for good.
+    await second.click('#use-here');
+    await waitForState('open', second);
+    await page.waitForSelector('#elsewhere', { state: 'visible', timeout: 15_000 });
+    await waitForState('closed');
+    const moved = [await publish('now the second tab')];
+    await waitForShown(moved, second);
+    // No flip-flop: after two more heartbeats of the second tab, the first is still closed.
+    const sessions = async () =>
+      (await http<{ sessions: number }>(url, 'GET', '/v1/admin/stats')).body.sessions;
+    const third = [await publish('later')];
+    await waitForShown(third, second);
+    expect(await page.textContent('#state')).toBe('closed');
+    expect(await second.textContent('#state')).toBe('open');
+    expect(await sessions()).toBe(1);
+    expect(await shown()).not.toContain(moved[0]);
+    await second.close();
+  });
 });

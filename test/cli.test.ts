@@ -119,12 +119,16 @@ describe('the pushwire command line', () => {
   it('serve without --api-key creates a key once and reuses it', async () => {
     const dir = join(tmp.dir, 'fresh');
     const first = run(['serve', '--port', '0', '--data', dir, '--log-level', 'silent']);
+    // Started (its signal handlers are installed before it listens): under load, the files alone
+    // can exist well before that.
     await until(
-      () => existsSync(join(dir, 'api-key')) && existsSync(join(dir, 'pushwire.db')),
-      10_000,
+      () =>
+        existsSync(join(dir, 'api-key')) &&
+        existsSync(join(dir, 'pushwire.db')) &&
+        first.stdout().includes('listening on'),
+      15_000,
       'first start',
     );
-    await until(() => first.stdout().includes('listening on'), 15_000, 'first listening');
     const key = readFileSync(join(dir, 'api-key'), 'utf8').trim();
     expect(key).toMatch(/^pw_[A-Za-z0-9_-]{32}$/);
     expect(first.stdout()).toContain(`Admin key: ${key}`); // generated now: shown once

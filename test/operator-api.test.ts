@@ -246,7 +246,8 @@ describe('delivery status, dashboard API, OpenAPI and pages', () => {
     expect(await (await get('/sdk/pushwire.js')).text()).toContain('Pushwire');
     for (const path of [
       '/demo/..%2F..%2Fpackage.json',
-      '/demo/%2e%2e',
+      // (`/demo/%2e%2e` alone is `/` once the URL is parsed: the home page.)
+      '/demo/%2e%2e%2Fpackage.json',
       '/sdk/..%2Fnode.js',
       '/demo/nope.js',
     ]) {

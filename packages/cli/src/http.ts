@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from 'commander';
+
 /** A non-2xx answer of the Pushwire HTTP API. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -8,6 +10,28 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Checks a `--server` value: an http(s) URL. `127.0.0.1:8787` (no scheme) gets a message that says
+ * what to write instead, rather than a confusing parse or fetch error.
+ */
+export function checkServerUrl(value: string, websocket = false): string {
+  const v = value.trim();
+  if (!(websocket ? /^(https?|wss?):\/\//i : /^https?:\/\//i).test(v)) {
+    const hint = /^wss?:\/\//i.test(v)
+      ? v.replace(/^ws/i, 'http')
+      : `http://${v.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')}`;
+    throw new InvalidArgumentError(
+      `--server must start with http:// or https:// (got ${JSON.stringify(value)}); did you mean ${hint}?`,
+    );
+  }
+  try {
+    new URL(v);
+  } catch {
+    throw new InvalidArgumentError(`--server is not a valid URL: ${JSON.stringify(value)}`);
+  }
+  return v;
 }
 
 /** Calls the Pushwire HTTP API with JSON in and out; `apiKey` may also be a device credential `Device ID:TOKEN`. */

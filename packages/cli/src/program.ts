@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { backupCommand } from './commands/backup.js';
 import { distributorCommand } from './commands/distributor.js';
 import {
   keysCreateCommand,
@@ -10,6 +11,7 @@ import {
 } from './commands/keys.js';
 import { listenCommand } from './commands/listen.js';
 import { publishCommand } from './commands/publish.js';
+import { restoreCommand } from './commands/restore.js';
 import { runServe, serveOptions } from './commands/serve-options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -168,3 +170,28 @@ conn(
     .description('revoke a key: refused at once by every node')
     .argument('<id>', 'key id'),
 ).action(keysRevokeCommand);
+
+program
+  .command('backup')
+  .description(
+    "copy a data dir's store (and API key) to one file, consistently, while the server runs (SQLite online backup)",
+  )
+  .addOption(
+    new Option('--data <dir>', 'data directory of the server')
+      .env('PUSHWIRE_DATA')
+      .default('./pushwire-data'),
+  )
+  .requiredOption('--out <file>', 'backup file to write (replaced atomically when complete)')
+  .action(backupCommand);
+
+program
+  .command('restore')
+  .description("put a backup in place as a data dir's store; the server on that dir must be stopped")
+  .requiredOption('--from <file>', 'backup file written by pushwire backup')
+  .addOption(
+    new Option('--data <dir>', 'data directory to restore into (empty, or --force)')
+      .env('PUSHWIRE_DATA')
+      .default('./pushwire-data'),
+  )
+  .option('--force', 'replace the store the data dir holds (kept beside it as pushwire.db.before-restore-…)')
+  .action(restoreCommand);

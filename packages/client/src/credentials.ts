@@ -67,7 +67,9 @@ export async function registerDevice(
     register.user === undefined ? {} : { user: register.user },
     (cause) => new RegistrationError('device registration request failed', undefined, { cause }),
   );
-  const text = `device registration failed (HTTP ${status})`;
+  // The server's `{error, message}` says why (wrong key, quota, bad alias): keep it in the text.
+  const why = [body?.['error'], body?.['message']].filter((v) => typeof v === 'string').join(': ');
+  const text = `device registration failed (HTTP ${status}${why ? ` ${why}` : ''})`;
   if (status === 401 || status === 403) throw new AuthError(text, { fatal: true });
   if (status !== 200 && status !== 201) {
     const fatal = status >= 400 && status < 500 && status !== 408 && status !== 429;

@@ -7,6 +7,7 @@ import {
   WebPushError,
   type WebPushSubscription,
 } from '@pushwire/client/node';
+import { checkServerUrl } from '../http.js';
 
 interface ListenFlags {
   server: string;
@@ -24,6 +25,23 @@ interface ListenFlags {
 }
 
 const log = (text: string) => process.stderr.write(`pushwire listen: ${text}\n`);
+
+/** An error's message with the chain of its causes (`fetch failed: connect ECONNREFUSED …`). */
+function describe(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 5; depth++) {
+    if (e instanceof Error) {
+      const code = (e as { code?: unknown }).code;
+      const text = e.message || (typeof code === 'string' ? code : e.name);
+      if (!parts.some((p) => p.includes(text))) parts.push(text);
+      e = e.cause;
+    } else {
+      parts.push(String(e));
+      e = undefined;
+    }
+  }
+  return parts.join(': ');
+}
 
 /** Whether a desktop notification can be shown here, and if not, why. */
 function desktopNotifier(): { ok: true } | { ok: false; why: string } {
@@ -122,7 +140,8 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
   const servers = f.server
     .split(',')
     .map((s) => s.trim())
-    .filter(Boolean);
+    .filter(Boolean)
+    .map((s) => checkServerUrl(s, true));
   const client = createClient({
     url: servers.length === 1 ? servers[0]! : servers,
     storage,
@@ -160,8 +179,53 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
     if (held) held.push(m);
     else print(m);
   });
-  client.on('state', ({ from, to }) => log(`${from} → ${to}`));
-  client.on('error', (err: Error & { code?: string }) => log(`${err.code ?? err.name}: ${err.message}`));
+  // The device id, as soon as it is known: from the state file, else once registration gave one.
+  let shownDevice: string | undefined;
+  const showDevice = () => {
+    const id = client.deviceId ?? saved?.credentials?.deviceId;
+    if (id === undefined || id === shownDevice) return;
+    shownDevice = id;
+    log(`device ${id}${saved?.credentials ? '' : ' (registered now)'}, state in ${f.state}`);
+  };
+  showDevice();
+  let stopping = false;
+  let exitCode = 0;
+  client.on('state', ({ from, to }) => {
+    log(`${from} → ${to}`);
+    if (to === 'open') showDevice();
+    // Closed without being asked to (a fatal error): print what was received, then exit non-zero.
+    if (to === 'closed' && !stopping) {
+      stopping = true;
+      release();
+      execChain.then(() => process.exit(exitCode || 1));
+    }
+  });
+  client.on('error', (err: Error & { code?: string; serverCode?: string; fatal?: boolean }) => {
+    log(`${err.code ?? err.name}: ${describe(err)}`);
+    if (err.serverCode === 'REPLACED') {
+      // Another process connected as this device (the same --state twice): taking turns forever
+      // helps nobody, so this one stops.
+      log(`this device is connected elsewhere (another listen with --state ${f.state}?): stopping`);
+      exitCode = 1;
+      if (!stopping) {
+        stopping = true;
+        release();
+        client.close().finally(() => execChain.then(() => process.exit(1)));
+      }
+      return;
+    }
+    if (!err.fatal) return;
+    exitCode = 1;
+    if (saved?.credentials && (err.code === 'ERR_AUTH' || err.serverCode === 'UNAUTHORIZED')) {
+      log(
+        `the server refused device ${saved.credentials.deviceId} (wrong token, or its data was reset): delete ${f.state} to register anew`,
+      );
+    } else if (err.code === 'ERR_AUTH' || err.code === 'ERR_REGISTRATION') {
+      log('registration failed: check --api-key and --server');
+    } else {
+      log(`stopped; if the state file is stale, delete ${f.state} to register anew`);
+    }
+  });
 
   for (const topic of f.topic) {
     client.subscribe(topic).then(
@@ -186,7 +250,6 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
   }
   process.on('SIGHUP', () => void rotate());
 
-  let stopping = false;
   if (held) {
     webPushSubscription(client, f.vapidKey).then(
       (subscription) => {

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { ApiError, api } from '../http.js';
+import { ApiError, api, checkServerUrl } from '../http.js';
 
 interface PublishFlags {
   server: string;
@@ -18,6 +18,7 @@ interface PublishFlags {
 
 /** `pushwire publish`: one POST /v1/messages; prints the accepted message as JSON. */
 export async function publishCommand(f: PublishFlags): Promise<void> {
+  const server = checkServerUrl(f.server);
   const targets = [
     f.device && { device: f.device },
     f.user && { user: f.user },
@@ -46,8 +47,20 @@ export async function publishCommand(f: PublishFlags): Promise<void> {
     ...(f.urgency !== undefined && { urgency: f.urgency }),
   };
   try {
-    const accepted = await api(f.server, f.apiKey, 'POST', 'v1/messages', message);
+    const accepted = await api<{ recipients?: number; duplicate?: boolean }>(
+      server,
+      f.apiKey,
+      'POST',
+      'v1/messages',
+      message,
+    );
     process.stdout.write(`${JSON.stringify(accepted)}\n`);
+    if (accepted.recipients === 0) {
+      const why = f.user
+        ? `user ${JSON.stringify(f.user)} has no devices`
+        : `topic ${JSON.stringify(f.topic)} has no subscribers (a device subscribed later does not get it)`;
+      process.stderr.write(`pushwire publish: accepted, but no device will receive it: ${why}\n`);
+    }
   } catch (err) {
     if (err instanceof ApiError) {
       process.stderr.write(`pushwire publish: ${err.message}\n`);

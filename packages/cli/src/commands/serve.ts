@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
 import {
   type Bus,
   createPushwireServer,
@@ -113,6 +113,30 @@ function apiKeyFor(dataDir: string): { key: string; created: boolean } {
   return { key, created: true };
 }
 
+/** Quotes a shell word when it needs it. */
+const shellWord = (w: string): string => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * How to run this very CLI from any directory: `pushwire` when that name on the PATH is this
+ * program (a global install), else `node /full/path/to/bin/pushwire.js`. (`npx pushwire` only works
+ * inside the clone or the project that installed it; elsewhere npx would fetch an unrelated package.)
+ */
+export function cliCommand(): string {
+  let self: string;
+  try {
+    self = realpathSync(process.argv[1] ?? '');
+  } catch {
+    return 'npx pushwire';
+  }
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    try {
+      if (realpathSync(join(dir, 'pushwire')) === self) return 'pushwire';
+    } catch {}
+  }
+  return `${shellWord(process.execPath)} ${shellWord(self)}`;
+}
+
 /**
  * `pushwire serve`: one node on the embedded SQLite store, or (--redis) one node of a cluster on
  * Redis; drains on SIGTERM/SIGINT.
@@ -180,6 +204,9 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     : created
       ? `Admin key: ${key}  (new, saved in ${keyFile}; shown only this once)`
       : `Admin key: in ${keyFile}`;
+  // The quick start's device state lives in the data dir (never a stray file in the clone).
+  const state = f.redis ? 'pushwire-device.json' : join(dataDir, 'device.json');
+  const cli = cliCommand();
   process.stdout.write(
     [
       `Pushwire listening on ${url}  (WebSocket ${url.replace(/^http/, 'ws')}/v1/connect)`,
@@ -190,12 +217,12 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
       keyLine,
       `Demo:      ${url}/demo   Dashboard: ${url}/dashboard (asks for a key)   API docs: ${url}/docs`,
       '',
-      'See a push arrive, in two more terminals: the admin key goes in PUSHWIRE_API_KEY, not on the',
-      'command line (arguments are visible to other local users):',
-      ...(f.apiKey ? [] : [`  export PUSHWIRE_API_KEY=$(cat ${keyFile})`]),
-      `  npx pushwire listen --server ${url} --state ./device.json --user demo`,
-      `  npx pushwire publish --server ${url} --user demo --title "Hello" --body "from Pushwire"`,
-      'Scoped keys (publish, register, status): npx pushwire keys create --help',
+      'See a push arrive — in two more terminals, from any directory. The admin key goes in',
+      'PUSHWIRE_API_KEY, not on the command line (arguments are visible to other local users):',
+      ...(f.apiKey ? [] : [`  export PUSHWIRE_API_KEY=$(cat ${shellWord(keyFile)})`]),
+      `  ${cli} listen --server ${url} --state ${shellWord(state)} --user demo`,
+      `  ${cli} publish --server ${url} --user demo --title "Hello" --body "from Pushwire"`,
+      `Scoped keys (publish, register, status): ${cli} keys create --help`,
       '',
     ].join('\n'),
   );

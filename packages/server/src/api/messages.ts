@@ -34,15 +34,17 @@ const errors = {
 /** Serialised size of a JSON value, as it will be stored and sent (0 when absent). */
 const jsonBytes = (v: unknown): number => (v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v)));
 
-/** The 202 body of one accepted message. */
-function accepted(outcome: PublishOutcome) {
+/** The 202 body of one accepted message; `recipients` counts devices (a topic's current subscribers). */
+async function accepted(hub: Hub, { outcome, ttl }: Published) {
+  // A publish that created no entry (a user without devices) has no stored expiry: echo the TTL set.
+  const exp = outcome.entries.length > 0 ? outcome.exp : outcome.ts + ttl * 1000;
   return {
     id: outcome.id,
     duplicate: outcome.duplicate,
     ts: outcome.ts,
-    expiresAt: outcome.exp,
-    ttl: Math.round((outcome.exp - outcome.ts) / 1000),
-    recipients: outcome.entries.length,
+    expiresAt: exp,
+    ttl: Math.round((exp - outcome.ts) / 1000),
+    recipients: await hub.recipientsOf(outcome.entries),
     entries: outcome.entries,
   };
 }
@@ -66,6 +68,12 @@ export function checkTarget(p: Principal, to: Target): void {
   }
 }
 
+/** A stored publish, and the TTL (seconds) it was given. */
+interface Published {
+  outcome: PublishOutcome;
+  ttl: number;
+}
+
 /** Checks the target and payload limit, applies TTL defaults, publishes; resolves once durable. */
 async function publishOne(
   hub: Hub,
@@ -73,7 +81,7 @@ async function publishOne(
   body: PublishBody,
   budget?: EntryBudget,
   principal?: Principal,
-): Promise<PublishOutcome> {
+): Promise<Published> {
   if (principal) checkTarget(principal, body.to);
   const size = jsonBytes(body.data) + jsonBytes(body.notification);
   if (size > opts.maxPayload) {
@@ -83,20 +91,24 @@ async function publishOne(
       `data and notification are ${size} bytes; the limit is ${opts.maxPayload}`,
     );
   }
+  const ttl = Math.min(body.ttl ?? opts.defaultTtl, opts.maxTtl);
   return hub
     .publish({
       to: body.to,
       ...(budget !== undefined && { budget }),
-      ttl: Math.min(body.ttl ?? opts.defaultTtl, opts.maxTtl),
+      ttl,
       ...(body.id !== undefined && { id: body.id }),
       ...(body.data !== undefined && { data: body.data }),
       ...(body.notification !== undefined && { notification: body.notification }),
       ...(body.collapseKey !== undefined && { collapseKey: body.collapseKey }),
       ...(body.urgency !== undefined && { urgency: body.urgency }),
     })
-    .catch((err: unknown) => {
-      throw httpErrorOf(err);
-    });
+    .then(
+      (outcome) => ({ outcome, ttl }),
+      (err: unknown) => {
+        throw httpErrorOf(err);
+      },
+    );
 }
 
 /** `POST /v1/messages` and `POST /v1/messages/batch`. */
@@ -121,7 +133,9 @@ export function registerMessageRoutes(
       },
     },
     async (req, reply) =>
-      reply.code(202).send(accepted(await publishOne(hub, opts, req.body, undefined, principalOf(req)))),
+      reply
+        .code(202)
+        .send(await accepted(hub, await publishOne(hub, opts, req.body, undefined, principalOf(req)))),
   );
 
   app.post<{ Body: { messages: PublishBody[] } }>(
@@ -182,16 +196,21 @@ export function registerMessageRoutes(
         req.body.messages.map((m) => publishOne(hub, opts, m, budget, principal)),
       );
       let refused = 0;
-      const results = settled.map((s) => {
-        if (s.status === 'fulfilled') return accepted(s.value);
-        // A server failure fails the request; a refusal of this message (a full device backlog
-        // included, 507) is its result.
-        if (!(s.reason instanceof HttpError) || (s.reason.statusCode >= 500 && s.reason.statusCode !== 507)) {
-          throw s.reason;
-        }
-        refused++;
-        return { error: s.reason.code, message: s.reason.message, status: s.reason.statusCode };
-      });
+      const results = await Promise.all(
+        settled.map(async (s) => {
+          if (s.status === 'fulfilled') return accepted(hub, s.value);
+          // A server failure fails the request; a refusal of this message (a full device backlog
+          // included, 507) is its result.
+          if (
+            !(s.reason instanceof HttpError) ||
+            (s.reason.statusCode >= 500 && s.reason.statusCode !== 507)
+          ) {
+            throw s.reason;
+          }
+          refused++;
+          return { error: s.reason.code, message: s.reason.message, status: s.reason.statusCode };
+        }),
+      );
       return reply.code(202).send({ accepted: results.length - refused, refused, results });
     },
   );

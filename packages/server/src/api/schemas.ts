@@ -90,8 +90,14 @@ export const publishReply = {
     duplicate: { type: 'boolean' },
     ts: { type: 'integer' },
     expiresAt: { type: 'integer' },
-    ttl: { type: 'integer' },
-    recipients: { type: 'integer' },
+    ttl: {
+      type: 'integer',
+      description: 'TTL applied, in seconds (capped at the maximum; the default when absent)',
+    },
+    recipients: {
+      type: 'integer',
+      description: "devices the message is for: the user's devices, or the topic's current subscribers",
+    },
     entries: {
       type: 'array',
       items: { type: 'object', properties: { stream: { type: 'string' }, seq: { type: 'integer' } } },

@@ -321,6 +321,19 @@ export class Hub implements BusSink {
     return { ...result.record, duplicate: result.duplicate };
   }
 
+  /**
+   * Devices a publish is for: one per device stream, the current subscribers of each topic stream
+   * (stores without {@link Store.subscriberCount} count a topic as one).
+   */
+  async recipientsOf(entries: readonly { stream: string }[]): Promise<number> {
+    let n = 0;
+    for (const { stream } of entries) {
+      if (isDeviceStream(stream)) n++;
+      else n += this.store.subscriberCount ? await this.store.subscriberCount(stream.slice(2)) : 1;
+    }
+    return n;
+  }
+
   /** Hands appended entries to the sessions that follow their streams. */
   dispatch(entries: StoredEntry[]): void {
     for (const entry of entries) {

@@ -271,6 +271,20 @@ export function storeContract(
         expect(await store.subscribe('d1', 'news')).toBe(5);
       });
 
+      it('counts the devices following a topic (optional subscriberCount)', async () => {
+        if (!store.subscriberCount) return;
+        await store.createDevice(device('d2'));
+        expect(await store.subscriberCount('news')).toBe(0);
+        await store.subscribe('d1', 'news');
+        await store.subscribe('d2', 'news');
+        await store.subscribe('d2', 'other');
+        expect(await store.subscriberCount('news')).toBe(2);
+        await store.unsubscribe('d1', 'news');
+        expect(await store.subscriberCount('news')).toBe(1);
+        await store.deleteDevice('d2');
+        expect(await store.subscriberCount('news')).toBe(0);
+      });
+
       it('counts deliverable entries after the cursors of the device and its topics', async () => {
         await store.createDevice(device('d2'));
         await store.publish(one('old', 't:news'));

@@ -5,11 +5,14 @@
  * - `STORE_INVALID`: the input cannot be stored (e.g. data that JSON cannot serialise).
  * - `STORE_NOT_FOUND`: the operation names a device that does not exist.
  * - `STORE_SCHEMA`: the database was written by a newer Pushwire (schema version too high).
+ * - `STORE_BACKUP`: a file given as a backup is not one (not SQLite, not made by `pushwire backup`,
+ *   or damaged).
  * - `STORE_QUOTA`: the write would pass a configured bound ({@link QuotaError} says which).
  * - `STORE_UNAVAILABLE`: a networked engine (Redis) cannot be reached now; retry later (HTTP 503).
  *   A write that failed this way may or may not have happened: retrying a publish with its id is safe.
  */
 export type StoreErrorCode =
+  | 'STORE_BACKUP'
   | 'STORE_CLOSED'
   | 'STORE_IO'
   | 'STORE_INVALID'

@@ -3,6 +3,13 @@ export { type Quota, QuotaError, StoreError, type StoreErrorCode } from './error
 export { type DurabilityReport, RedisStore, type RedisStoreOptions } from './redis.js';
 export { RedisWebPushRegistry } from './redis-webpush.js';
 export { SqliteStore, type SqliteStoreOptions, type SqliteStoreStats } from './sqlite.js';
+export {
+  type BackupInfo,
+  backupSqlite,
+  inspectBackup,
+  RESTORE_SEQ_GAP,
+  restoreSqlite,
+} from './sqlite-backup.js';
 export type {
   DeviceRecord,
   EntryFate,

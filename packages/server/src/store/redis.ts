@@ -270,6 +270,10 @@ export class RedisStore implements Store {
     return this.run('topicsOf', () => this.redis.zrange(this.keys.device(deviceId).topics, 0, -1));
   }
 
+  subscriberCount(topic: string): Promise<number> {
+    return this.run('subscriberCount', () => this.redis.scard(this.keys.stream(`t:${topic}`).followers));
+  }
+
   ack(deviceId: string, cursors: Record<string, number>): Promise<void> {
     return this.run('ack', async () => {
       const entries = Object.entries(cursors);

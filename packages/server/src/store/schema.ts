@@ -107,8 +107,11 @@ const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
 /** Schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Brings the database to {@link SCHEMA_VERSION}, one transaction per step. */
-export function migrate(db: Database.Database): void {
+/**
+ * Brings the database to {@link SCHEMA_VERSION} (or to `target`: tests build the databases earlier
+ * releases wrote), one transaction per step.
+ */
+export function migrate(db: Database.Database, target = SCHEMA_VERSION): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new StoreError(
@@ -116,7 +119,7 @@ export function migrate(db: Database.Database): void {
       `database schema version ${current} is newer than this server's (${SCHEMA_VERSION})`,
     );
   }
-  for (let version = current; version < SCHEMA_VERSION; version++) {
+  for (let version = current; version < Math.min(target, SCHEMA_VERSION); version++) {
     db.transaction(() => {
       const step = MIGRATIONS[version]!;
       if (typeof step === 'string') db.exec(step);
@@ -242,6 +245,7 @@ export function prepareStatements(db: Database.Database) {
     topicsOf: s<[string], string>(
       'SELECT topic FROM subscriptions WHERE device_id = ? ORDER BY topic',
     ).pluck(),
+    subscriberCount: s<[string], number>('SELECT count(*) FROM subscriptions WHERE topic = ?').pluck(),
 
     cursorsOf: s<[string], { stream: string; seq: number }>(
       'SELECT stream, seq FROM cursors WHERE device_id = ?',

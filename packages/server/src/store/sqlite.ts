@@ -370,6 +370,10 @@ export class SqliteStore implements Store {
     return this.readOp(() => this.stmts.topicsOf.all(deviceId));
   }
 
+  async subscriberCount(topic: string): Promise<number> {
+    return this.readOp(() => this.stmts.subscriberCount.get(topic) ?? 0);
+  }
+
   async ack(deviceId: string, cursors: Record<string, number>): Promise<void> {
     this.assertOpen();
     let acks: Map<string, number> | undefined;

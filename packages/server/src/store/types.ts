@@ -160,6 +160,8 @@ export interface Store {
   subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number>;
   unsubscribe(deviceId: string, topic: string): Promise<void>;
   topicsOf(deviceId: string): Promise<string[]>;
+  /** Optional: how many devices follow a topic now (a publish's `recipients`). */
+  subscriberCount?(topic: string): Promise<number>;
 
   /** Appends publishes durably. Resolves once stored (batched with concurrent calls). */
   publish(item: PublishBatchItem): Promise<PublishResult>;

@@ -19,8 +19,9 @@ const TYPES: Record<string, string> = {
 /** Where the client SDK's browser bundle is built (`node scripts/build-browser.mjs`). */
 function sdkDir(): string | undefined {
   try {
-    const entry = createRequire(import.meta.url).resolve('@pushwire/client');
-    return join(dirname(entry), 'browser');
+    // The package's own directory (its entries differ by export condition: `require` gives dist/cjs).
+    const pkg = createRequire(import.meta.url).resolve('@pushwire/client/package.json');
+    return join(dirname(pkg), 'dist', 'browser');
   } catch {
     return undefined;
   }
@@ -29,8 +30,32 @@ function sdkDir(): string | undefined {
 /** Plain file names only (no slashes, no `..`): `name.ext` or `name.ext.map`. */
 const FILE = /^[a-z0-9-]+(\.[a-z0-9]+)*\.(html|js|mjs|css|map|svg)$/;
 
+/** `GET /`: what this server is, and where to go from here. */
+const HOME = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>Pushwire</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}li{margin:.3rem 0}</style>
+</head>
+<body>
+<h1>Pushwire</h1>
+<p>Self-hosted push: devices keep one resilient WebSocket to this server; app backends publish over HTTP.</p>
+<ul>
+<li><a href="/demo">Demo</a>: this browser tab as a device</li>
+<li><a href="/dashboard">Dashboard</a>: connections, message rates, devices (API key needed)</li>
+<li><a href="/docs">API docs</a> (<a href="/openapi.json">OpenAPI document</a>)</li>
+<li>Health: <a href="/healthz">/healthz</a> (liveness), <a href="/readyz">/readyz</a> (readiness)</li>
+</ul>
+<p>WebSocket endpoint: <code>/v1/connect</code>, subprotocol <code>pushwire.v1</code>.</p>
+</body>
+</html>
+`;
+
 /**
- * Serves the browser pages: `/demo` (a device in this browser tab), `/dashboard` (the operator's
+ * Serves the home page (`/`) and the browser pages: `/demo` (a device in this browser tab), `/dashboard` (the operator's
  * page; it asks for the API key and calls the JSON API with it) and the SDK bundle at
  * `/sdk/pushwire.js` (script tag, global `Pushwire`) and `/sdk/pushwire.mjs` (ES module).
  */
@@ -47,6 +72,14 @@ export function registerWebRoutes(app: FastifyInstance): void {
     }
     return payload;
   });
+
+  app.get('/', hide, (_req, reply) =>
+    reply
+      .header('content-type', TYPES['.html']!)
+      .header('cache-control', 'no-cache')
+      .header('x-content-type-options', 'nosniff')
+      .send(HOME),
+  );
 
   const send = async (reply: FastifyReply, dir: string | undefined, file: string) => {
     if (dir === undefined || !FILE.test(file)) return notFound(reply, file);

@@ -39,6 +39,7 @@ function start(register) {
   client.on('message', onMessage);
   client.on('notification', notify);
   client.on('error', (err) => {
+    if (err.serverCode === 'REPLACED') return openElsewhere();
     $('error').hidden = false;
     $('error').textContent = `${err.name}: ${err.message}`;
     if (err.name === 'AuthError' && storedDevice()) {
@@ -46,6 +47,32 @@ function start(register) {
     }
   });
   window.pushwireDemo = { client };
+}
+
+/**
+ * The stored device is open in another tab (or window) of this browser: this tab stops instead of
+ * taking the device back, which would make the two tabs replace each other forever.
+ */
+async function openElsewhere() {
+  closingOnPurpose = true;
+  await client?.close();
+  closingOnPurpose = false;
+  $('elsewhere').hidden = false;
+  $('device').hidden = true;
+}
+
+/**
+ * One tab holds the device: a Web Lock (where the browser has them; held until the tab closes).
+ * Resolves true when this tab got it; false when another tab has it (then this tab waits).
+ */
+function holdDevice() {
+  if (!navigator.locks) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    navigator.locks.request(STATE_KEY, { ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      return lock === null ? undefined : new Promise(() => {});
+    });
+  });
 }
 
 function showState(state) {
@@ -169,6 +196,13 @@ setInterval(() => {
   if (client?.state === 'open') $('cursors').textContent = JSON.stringify(client.cursors);
 }, 1000);
 
+$('use-here').addEventListener('click', () => {
+  // Take the device over: the other tab is told (REPLACED) and stops.
+  $('elsewhere').hidden = true;
+  if (navigator.locks) navigator.locks.request(STATE_KEY, { steal: true }, () => new Promise(() => {}));
+  start();
+});
+
 function showSetup() {
   $('setup').hidden = false;
   $('setup-demo').hidden = !demoKey;
@@ -184,5 +218,8 @@ try {
 } catch {
   demoKey = null;
 }
-if (storedDevice()) start();
+// One tab holds the device at a time: another tab says so and offers to take it over.
+if (!(await holdDevice()) && storedDevice()) {
+  $('elsewhere').hidden = false;
+} else if (storedDevice()) start();
 else showSetup();
