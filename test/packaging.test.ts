@@ -14,8 +14,9 @@ import { ROOT, tempDir, until } from './helpers/server.js';
  *
  * better-sqlite3 is compiled by its install script when no prebuilt binary can be downloaded (here:
  * no GitHub), which takes minutes. Its binary is kept in ~/.cache/pushwire-test (or
- * PUSHWIRE_TEST_CACHE), keyed by its version and Node's ABI, after the first such build; later runs
- * install with scripts off and put it in place. PUSHWIRE_PACK_FRESH=1 always builds.
+ * PUSHWIRE_TEST_CACHE), keyed by its version and Node's ABI, after the first such build; without
+ * one, the binary the clone's own install compiled (same version, same Node) is used. Such runs
+ * install with scripts off and put the binary in place. PUSHWIRE_PACK_FRESH=1 always builds.
  */
 
 const run = promisify(execFile);
@@ -113,7 +114,11 @@ describe('packages as a user installs them', () => {
       }
     ).version;
     const cached = join(CACHE, `better-sqlite3-${bsqlVersion}-${abi}.node`);
-    const fresh = process.env.PUSHWIRE_PACK_FRESH === '1' || !existsSync(cached);
+    // The same version compiled for this Node by the clone's own `npm ci` is as good as a cached
+    // one: the installed project gets the binary file only, never the clone's node_modules.
+    const own = join(ROOT, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node');
+    const prebuilt = existsSync(cached) ? cached : existsSync(own) ? own : undefined;
+    const fresh = process.env.PUSHWIRE_PACK_FRESH === '1' || prebuilt === undefined;
     const installArgs = ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-save', ...files];
     const binary = join(project, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node');
     if (fresh) {
@@ -124,7 +129,7 @@ describe('packages as a user installs them', () => {
     } else {
       await sh('npm', [...installArgs, '--ignore-scripts'], project);
       mkdirSync(join(binary, '..'), { recursive: true });
-      copyFileSync(cached, binary);
+      copyFileSync(prebuilt!, binary);
     }
     const installed = JSON.parse(
       readFileSync(join(project, 'node_modules/better-sqlite3/package.json'), 'utf8'),
