@@ -127,6 +127,9 @@ describe('first hour with pushwire', () => {
       expect(r.stderr()).toContain(`--server must start with http:// or https://`);
       expect(r.stderr()).toContain(`did you mean ${server.url}?`);
     }
+    const keys = cli(['keys', 'list', '--server', server.url.replace('http://', ''), '--api-key', API_KEY]);
+    expect(await finish(keys)).toBe(1);
+    expect(keys.stderr()).toContain(`did you mean ${server.url}?`);
   });
 
   it('publish that reaches no device says so on stderr and exits 0; recipients counts devices; ttl is echoed', async () => {

@@ -3,7 +3,7 @@ import { callConnector, exportDistributor, openBus, Variant } from '../distribut
 import { PushwireLink } from '../distributor/link.js';
 import { isToken, parseRegister, stringArg } from '../distributor/spec.js';
 import { type DistributorState, loadState, type Registration, saveState } from '../distributor/state.js';
-import { ApiError, api } from '../http.js';
+import { ApiError, api, checkServerUrl } from '../http.js';
 
 interface DistributorFlags {
   server: string;
@@ -43,6 +43,7 @@ async function ensureState(f: DistributorFlags): Promise<DistributorState> {
  * `org.unifiedpush.Connector2.Message` exactly as the sender posted it.
  */
 export async function distributorCommand(f: DistributorFlags): Promise<void> {
+  checkServerUrl(f.server);
   const state = await ensureState(f);
   const server = f.server;
   const auth = `Device ${state.deviceId}:${state.token}`;

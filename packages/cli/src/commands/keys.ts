@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { ApiError, api } from '../http.js';
+import { ApiError, api, checkServerUrl } from '../http.js';
 
 const SCOPES = ['publish', 'register', 'status', 'admin'];
 
@@ -51,7 +51,7 @@ export function parseRate(v: string): number {
 
 async function call<T>(what: string, f: Conn, method: string, path: string, body?: unknown): Promise<T> {
   try {
-    return await api<T>(f.server, f.apiKey, method, path, body);
+    return await api<T>(checkServerUrl(f.server), f.apiKey, method, path, body);
   } catch (err) {
     if (err instanceof ApiError) {
       process.stderr.write(`pushwire keys ${what}: ${err.message}\n`);
