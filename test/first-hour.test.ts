@@ -85,13 +85,19 @@ describe('first hour with pushwire', () => {
     expect(listenLine).not.toMatch(/^npx /);
     expect(listenLine).toContain(`--state ${join(dataDir, 'device.json')}`);
     expect(server.output()).toMatch(/from any directory/);
+    // The key is never on a printed command line (arguments are visible to other local users):
+    // the operator gave it to serve, so it is in their environment, as the banner says.
+    expect(listenLine).not.toContain(API_KEY);
+    expect(publishLine).not.toContain(API_KEY);
+    expect(server.output()).toMatch(/PUSHWIRE_API_KEY/);
+    const withKey = (line: string) => `PUSHWIRE_API_KEY=${API_KEY} exec ${line}`;
 
     const elsewhere = tmp.dir; // not the clone
-    const listen = run('sh', ['-c', `exec ${listenLine}`], elsewhere);
+    const listen = run('sh', ['-c', withKey(listenLine)], elsewhere);
     running.push(listen);
     await until(() => /device [\w-]{22} \(registered now\)/.test(listen.stderr()), 15_000, 'device id');
     await until(() => listen.stderr().includes('→ open'), 15_000, 'listen open');
-    const pub = run('sh', ['-c', publishLine], elsewhere);
+    const pub = run('sh', ['-c', withKey(publishLine)], elsewhere);
     expect(await finish(pub), pub.stderr()).toBe(0);
     const accepted = JSON.parse(pub.stdout()) as { id: string; recipients: number };
     expect(accepted.recipients).toBe(1);
@@ -103,7 +109,7 @@ describe('first hour with pushwire', () => {
     listen.proc.kill('SIGTERM');
     expect(await finish(listen)).toBe(0);
     // A second start names the same device, from the state file.
-    const again = run('sh', ['-c', `exec ${listenLine}`], elsewhere);
+    const again = run('sh', ['-c', withKey(listenLine)], elsewhere);
     running.push(again);
     const id = JSON.parse(readFileSync(join(dataDir, 'device.json'), 'utf8')).deviceId as string;
     await until(() => again.stderr().includes(`device ${id}, state in`), 15_000, 'device id again');
