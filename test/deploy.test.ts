@@ -141,13 +141,6 @@ describe('deploy/: Dockerfile and compose.yaml', () => {
     expect(Object.keys(compose.volumes).sort()).toEqual(['pushwire-data', 'redis-data']);
   });
 
-  it.runIf(spawnSync('docker', ['compose', 'version']).status === 0)(
-    'docker compose config accepts it',
-    () => {
-      const r = spawnSync('docker', ['compose', '-f', join(DEPLOY, 'compose.yaml'), 'config', '-q'], {
-        encoding: 'utf8',
-      });
-      expect(r.status, r.stderr).toBe(0);
-    },
-  );
+  // No Docker on the machines this suite runs on: `docker compose config` is not run here (no
+  // skipped test standing in for it); the shape checks above are what CI proves.
 });
