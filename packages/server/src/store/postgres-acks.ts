@@ -1,0 +1,134 @@
+import type pg from 'pg';
+
+/**
+ * Acks and last-seen times of the PostgreSQL store, coalesced: calls made while a write is in
+ * flight are gathered into the next one (one statement each for all cursors and all touches), so
+ * an ack stream costs a few round trips instead of one per message. Every call resolves once its
+ * value is committed. Until then, {@link pendingCursor} shows it to readers (cursorsOf), so an ack
+ * is visible to reads issued right after it.
+ * @internal
+ */
+
+/** Moves cursors forward only; ignores devices that no longer exist. $1 devices, $2 streams, $3 seqs. */
+const ACKS = `
+INSERT INTO cursors (device_id, stream, seq)
+SELECT u.d, u.s, u.q FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(d, s, q)
+WHERE EXISTS (SELECT 1 FROM devices WHERE id = u.d)
+ON CONFLICT (device_id, stream) DO UPDATE SET seq = greatest(cursors.seq, excluded.seq)`;
+
+/** $1 devices, $2 last-seen times. */
+const TOUCHES = `
+UPDATE devices SET last_seen = u.t FROM unnest($1::text[], $2::bigint[]) AS u(d, t) WHERE devices.id = u.d`;
+
+interface Pending {
+  /** device → stream → seq (the highest asked). */
+  acks: Map<string, Map<string, number>>;
+  touches: Map<string, number>;
+  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+}
+
+const empty = (): Pending => ({ acks: new Map(), touches: new Map(), waiters: [] });
+
+export class PostgresAcks {
+  private next = empty();
+  private inflight: Pending | undefined;
+  private scheduled = false;
+
+  constructor(private readonly write: (fn: (client: pg.PoolClient) => Promise<void>) => Promise<void>) {}
+
+  /** Queues cursor moves; resolves once written. */
+  ack(deviceId: string, cursors: [string, number][]): Promise<void> {
+    let acks = this.next.acks.get(deviceId);
+    if (!acks) {
+      acks = new Map();
+      this.next.acks.set(deviceId, acks);
+    }
+    for (const [stream, seq] of cursors) acks.set(stream, Math.max(acks.get(stream) ?? 0, seq));
+    return this.queued();
+  }
+
+  touch(deviceId: string, lastSeen: number): Promise<void> {
+    this.next.touches.set(deviceId, lastSeen);
+    return this.queued();
+  }
+
+  /** Highest cursor not yet written (queued or in flight) of a device on a stream; 0 when none. */
+  pendingCursor(deviceId: string, stream: string): number {
+    return Math.max(
+      this.next.acks.get(deviceId)?.get(stream) ?? 0,
+      this.inflight?.acks.get(deviceId)?.get(stream) ?? 0,
+    );
+  }
+
+  /** Cursors not yet written of a device. */
+  pendingCursors(deviceId: string): Map<string, number> {
+    const out = new Map(this.inflight?.acks.get(deviceId));
+    for (const [stream, seq] of this.next.acks.get(deviceId) ?? [])
+      out.set(stream, Math.max(out.get(stream) ?? 0, seq));
+    return out;
+  }
+
+  /** Drops queued (not yet sent) acks of a stream: an unsubscribe must not be undone by them. */
+  forget(deviceId: string, stream?: string): void {
+    if (stream === undefined) this.next.acks.delete(deviceId);
+    else this.next.acks.get(deviceId)?.delete(stream);
+    if (stream === undefined) this.next.touches.delete(deviceId);
+  }
+
+  /** Resolves once everything queued before the call is written (close). */
+  async flushed(): Promise<void> {
+    while (this.inflight || this.next.waiters.length > 0) {
+      await new Promise<void>((resolve) => {
+        const done = () => resolve();
+        (this.inflight ?? this.next).waiters.push({ resolve: done, reject: done });
+        this.schedule();
+      });
+    }
+  }
+
+  private queued(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.next.waiters.push({ resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inflight) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.inflight || this.next.waiters.length === 0) return;
+    const batch = this.next;
+    this.next = empty();
+    this.inflight = batch;
+    const devices: string[] = [];
+    const streams: string[] = [];
+    const seqs: number[] = [];
+    for (const [device, acks] of batch.acks) {
+      for (const [stream, seq] of acks) {
+        devices.push(device);
+        streams.push(stream);
+        seqs.push(seq);
+      }
+    }
+    try {
+      await this.write(async (client) => {
+        if (devices.length > 0) await client.query(ACKS, [devices, streams, seqs]);
+        if (batch.touches.size > 0)
+          await client.query(TOUCHES, [[...batch.touches.keys()], [...batch.touches.values()]]);
+      });
+      for (const w of batch.waiters) w.resolve();
+    } catch (err) {
+      for (const w of batch.waiters) w.reject(err);
+    } finally {
+      this.inflight = undefined;
+      if (this.next.waiters.length > 0) this.schedule();
+    }
+  }
+}

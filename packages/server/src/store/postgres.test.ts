@@ -1,0 +1,145 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PostgresServer, startPostgres } from '../../../../test/helpers/postgres.js';
+import { storeContract } from './contract.js';
+import { storeQuotaContract } from './contract-quotas.js';
+import { PostgresStore, type PostgresStoreOptions } from './postgres.js';
+import type { NewEntry, PublishBatchItem } from './types.js';
+
+const T = 1_700_000_000_000;
+const HOUR = 60 * 60 * 1000;
+
+const entry = (id: string, stream: string, extra: Partial<NewEntry> = {}): NewEntry => ({
+  id,
+  stream,
+  ts: T,
+  exp: T + HOUR,
+  data: { id },
+  ...extra,
+});
+const one = (id: string, stream: string, extra: Partial<NewEntry> = {}): PublishBatchItem => ({
+  id,
+  entries: [entry(id, stream, extra)],
+});
+
+let server: PostgresServer;
+let schemas = 0;
+const nextSchema = () => `test${++schemas}`;
+
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+// A fresh schema per test store on one private PostgreSQL.
+const open = (more: Partial<PostgresStoreOptions> = {}) =>
+  PostgresStore.connect({ url: server.url, schema: nextSchema(), ...more });
+
+storeContract('postgres', async () => ({ store: await open(), cleanup: async () => {} }));
+storeQuotaContract('postgres', async () => ({ store: await open(), cleanup: async () => {} }));
+
+describe('PostgresStore', () => {
+  it('hands out gap-free seqs in commit order to publishes from two stores (two nodes) at once', async () => {
+    const schema = nextSchema();
+    const [a, b] = await Promise.all([
+      PostgresStore.connect({ url: server.url, schema }),
+      PostgresStore.connect({ url: server.url, schema }),
+    ]);
+    try {
+      const n = 150;
+      const results = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          (i % 2 ? a : b).publish({
+            id: `p${i}`,
+            entries: ['s', 'd:x', `t:${i % 3}`].map((s) => entry(`p${i}`, s)),
+          }),
+        ),
+      );
+      const seqsOf = (stream: string) =>
+        results
+          .flatMap((r) => r.record.entries.filter((e) => e.stream === stream).map((e) => e.seq))
+          .sort((x, y) => x - y);
+      expect(seqsOf('s')).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect(seqsOf('d:x')).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      const read = await a.read('s', 0, 1000, T);
+      expect(read.map((e) => e.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      // The same entry (id) holds the seq its publish was told.
+      for (const r of results) expect(read[r.record.entries[0]!.seq - 1]?.id).toBe(r.record.id);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('detects the same id published through two stores at once: one append, one record', async () => {
+    const schema = nextSchema();
+    const [a, b] = await Promise.all([
+      PostgresStore.connect({ url: server.url, schema }),
+      PostgresStore.connect({ url: server.url, schema }),
+    ]);
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).publish(one(`same${i % 4}`, `s${i % 4}`))),
+      );
+      expect(results.filter((r) => !r.duplicate)).toHaveLength(4);
+      for (let k = 0; k < 4; k++) expect(await a.head(`s${k}`)).toBe(1);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('answers STORE_UNAVAILABLE while PostgreSQL is down, and works again once it is back', async () => {
+    const own = await startPostgres();
+    try {
+      const store = await PostgresStore.connect({ url: own.url, connectTimeoutMs: 1000 });
+      const first = await store.publish(one('before', 's'));
+      await own.kill();
+      await expect(store.publish(one('during', 's'))).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      expect(store.connected).toBe(false);
+      await own.start();
+      // Every acknowledged publish survived the crash (SIGKILL) and numbering continues.
+      expect((await store.read('s', 0, 10, T)).map((e) => e.id)).toEqual(['before']);
+      expect(store.connected).toBe(true);
+      const next = await store.publish(one('after', 's'));
+      expect(next.record.entries[0]!.seq).toBe(first.record.entries[0]!.seq + 1);
+      await store.close();
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
+
+  it('refuses a server that cannot be reached with STORE_UNAVAILABLE, naming it without the password', async () => {
+    const err = await PostgresStore.connect({
+      url: 'postgres://pushwire:secret@127.0.0.1:1/none',
+      connectTimeoutMs: 500,
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(String((err as Error).message)).not.toContain('secret');
+  });
+
+  it('refuses a database written by a newer Pushwire (STORE_SCHEMA) and a bad schema name', async () => {
+    const schema = nextSchema();
+    await (await PostgresStore.connect({ url: server.url, schema })).close();
+    const client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    await client.query(`UPDATE ${schema}.schema_version SET version = 999`);
+    await client.end();
+    await expect(PostgresStore.connect({ url: server.url, schema })).rejects.toMatchObject({
+      code: 'STORE_SCHEMA',
+    });
+    await expect(PostgresStore.connect({ url: server.url, schema: 'x; DROP TABLE y' })).rejects.toMatchObject(
+      {
+        code: 'STORE_INVALID',
+      },
+    );
+  });
+
+  it('reports the durability settings', async () => {
+    const store = await open();
+    const d = await store.checkDurability();
+    expect(d).toMatchObject({ fsync: 'on', synchronousCommit: 'on' });
+    expect(d.note).toMatch(/loses no acknowledged publish/);
+    await store.close();
+  });
+});
