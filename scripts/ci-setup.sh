@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# System packages the test suite needs (redis-server for the cluster tests, chromium for browser
+# System packages the test suite needs (redis-server and PostgreSQL's server for the store contract
+# and cluster tests, chromium for browser
 # tests, mosquitto and taskset for the benchmark smoke run against peers). Idempotent; needs root (CI runs as root). Skipped when everything is already present.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+# initdb, postgres and pg_ctl under /usr/lib/postgresql/N/bin (Debian's postgresql package).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v taskset >/dev/null || need+=(util-linux)

@@ -27,7 +27,7 @@ describe('cluster: Redis down', () => {
     expect(first.status).toBe(202);
     await until(() => apps[1]!.seen.has([first.body.id]), 5000, 'delivery before the outage');
 
-    await c.redis.kill();
+    await c.engine.kill();
     // Every node answers publishes with 503 and a JSON body, quickly, not after a long hang.
     const latencies: number[] = [];
     for (const url of urls) {
@@ -51,7 +51,7 @@ describe('cluster: Redis down', () => {
     await sleep(5000);
     for (const a of apps) expect(a.states).toEqual(['connecting', 'open']);
 
-    await c.redis.start();
+    await c.engine.start();
     const upAt = Date.now();
     // Publishing works again (through the other node too), and the message is delivered live.
     let id = '';

@@ -28,7 +28,7 @@ export const program = new Command('pushwire')
 const serve = program
   .command('serve')
   .description(
-    'run a Pushwire node (HTTP API and WebSocket on one port; embedded SQLite store, or Redis for a cluster)',
+    'run a Pushwire node (HTTP API and WebSocket on one port; embedded SQLite store, or Redis or PostgreSQL for a cluster)',
   )
   .addOption(new Option('--host <host>', 'address to listen on').env('PUSHWIRE_HOST').default('127.0.0.1'))
   .addOption(
@@ -92,6 +92,12 @@ const serve = program
   )
   .addOption(
     new Option('--redis-cluster', '--redis names one node of a Redis Cluster').env('PUSHWIRE_REDIS_CLUSTER'),
+  )
+  .addOption(
+    new Option(
+      '--postgres <url>',
+      'cluster mode: store on PostgreSQL (postgres://user:pass@host:port/db), bus on LISTEN/NOTIFY or on --redis; needs --api-key',
+    ).env('PUSHWIRE_POSTGRES'),
   )
   .addOption(
     new Option('--node-id <id>', "this node's id in the cluster (default: random)").env('PUSHWIRE_NODE_ID'),

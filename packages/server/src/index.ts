@@ -4,6 +4,7 @@
  */
 
 export { LocalBus } from './bus/local.js';
+export { PostgresBus, type PostgresBusOptions } from './bus/postgres.js';
 export { RedisBus, type RedisBusOptions } from './bus/redis.js';
 export type { Bus, BusSink, CatchUpScope, DeviceCommand } from './bus/types.js';
 export type { ServerOptions } from './config.js';

@@ -1,4 +1,10 @@
 export { type Quota, QuotaError, StoreError, type StoreErrorCode } from './errors.js';
+export {
+  type PostgresConnectionOptions,
+  type PostgresDurability,
+  PostgresStore,
+  type PostgresStoreOptions,
+} from './postgres.js';
 export { type DurabilityReport, RedisStore, type RedisStoreOptions } from './redis.js';
 export { SqliteStore, type SqliteStoreOptions, type SqliteStoreStats } from './sqlite.js';
 export type {

@@ -1,11 +1,8 @@
 import pg from 'pg';
 import { StoreError } from './errors.js';
 
-/**
- * Connections of the PostgreSQL engine (store and bus): a pool with the engine's settings, error
- * mapping, transactions with retry, and the server's durability settings.
- * @internal
- */
+// Connections of the PostgreSQL engine (store and bus): a pool with the engine's settings, error
+// mapping, transactions with retry, and the server's durability settings.
 
 /** Where and how to connect; shared by {@link PostgresStore} and the LISTEN/NOTIFY bus. */
 export interface PostgresConnectionOptions {
@@ -56,10 +53,13 @@ export function clientConfig(opts: PostgresConnectionOptions): pg.ClientConfig {
   };
 }
 
-/** A pool; errors of idle connections (the server went away) are absorbed: the next query sees them. */
+/** A pool; errors of its connections (the server went away) are absorbed: the next query sees them. */
 export function createPool(opts: PostgresConnectionOptions): pg.Pool {
   const pool = new pg.Pool({ ...clientConfig(opts), max: Math.max(1, opts.poolSize ?? 10) });
   pool.on('error', () => {});
+  // A connection the server ends while it is checked out (a crash mid-transaction) emits 'error'
+  // on the client itself: absorbed here; its query fails, and the pool drops it on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

@@ -14,6 +14,8 @@ import { StoreError } from './errors.js';
  * - `publishes` remembers each publish id for idempotency during the retention; inserted in the
  *   transaction that appends the entries, so a publish is all or nothing.
  * - `wake_tokens` and `webpush_subscriptions`: the APNs/FCM tokens and Web Push registry.
+ * - `presence`: which node holds each device's session, for the LISTEN/NOTIFY bus (expiring by
+ *   the server's clock).
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -91,6 +93,14 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX webpush_subscriptions_by_device ON webpush_subscriptions (device_id, created_at, id);
   CREATE INDEX webpush_subscriptions_revoked ON webpush_subscriptions (revoked_at) WHERE revoked_at IS NOT NULL;
+
+  CREATE TABLE presence (
+    device_id text PRIMARY KEY,
+    node text NOT NULL,
+    session text NOT NULL,
+    expires_at timestamptz NOT NULL
+  );
+  CREATE INDEX presence_by_node ON presence (node);
   `,
 ];
 

@@ -81,6 +81,8 @@ export class PostgresStore implements Store {
   private readonly acks: PostgresAcks;
   private closed = false;
   private up = true;
+  /** While the server is unreachable: probes it each second, so readiness comes back without traffic. */
+  private probe: NodeJS.Timeout | undefined;
   /** The schema holding the tables. */
   readonly schema: string;
   readonly wakeTokens: PostgresWakeTokens;
@@ -421,11 +423,34 @@ export class PostgresStore implements Store {
     if (this.closed) return;
     await this.acks.flushed().catch(() => {});
     this.closed = true;
+    this.stopProbe();
     await Promise.all([...this.inflight]);
     await this.pool.end().catch(() => {});
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────────
+
+  /** The server was found unreachable: not ready until a query succeeds (probed each second). */
+  private down(): void {
+    this.up = false;
+    if (this.probe || this.closed) return;
+    this.probe = setInterval(() => {
+      if (this.closed) return this.stopProbe();
+      this.pool.query('SELECT 1').then(
+        () => {
+          this.up = true;
+          this.stopProbe();
+        },
+        () => {},
+      );
+    }, 1000);
+    this.probe.unref();
+  }
+
+  private stopProbe(): void {
+    clearInterval(this.probe);
+    this.probe = undefined;
+  }
 
   private async getPublishRow(id: string): Promise<PublishRecord | undefined> {
     const row = (
@@ -460,7 +485,7 @@ export class PostgresStore implements Store {
         return value;
       },
       (err: unknown) => {
-        if (isUnavailable(err)) this.up = false;
+        if (isUnavailable(err)) this.down();
         else if (!(err instanceof StoreError) || err.code !== 'STORE_UNAVAILABLE') this.up = true;
         throw toPostgresStoreError(err, `${what} failed`);
       },
