@@ -297,8 +297,8 @@ export class PostgresBus implements Bus {
   }
 
   /**
-   * Runs a routing job; when it fails (PostgreSQL unreachable), keeps it for a retry a little
-   * later, a few times at most and within a bound: sessions it misses are caught up by the resync
+   * Runs a routing job; when it fails (PostgreSQL unreachable), keeps it for when PostgreSQL is
+   * back, a few times at most and within a bound: sessions it misses are caught up by the resync
    * that follows the listener's reconnect anyway.
    */
   private attempt(job: () => Promise<void>, tries = 0): void {
@@ -310,7 +310,9 @@ export class PostgresBus implements Bus {
         return;
       }
       this.backlog.push({ job, tries: tries + 1 });
-      if (!this.flushTimer) {
+      // While the listener is down, jobs wait for its reconnect (which flushes them); connected
+      // yet failing (a timeout), they are retried a little later, never in a tight loop.
+      if (this.listening && !this.flushTimer) {
         this.flushTimer = setTimeout(() => this.flushBacklog(), RETRY_MS);
         this.flushTimer.unref();
       }

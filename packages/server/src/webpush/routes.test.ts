@@ -10,8 +10,11 @@ import {
 } from '@pushwire/protocol';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PostgresServer, postgresBin, startPostgres } from '../../../../test/helpers/postgres.js';
 import { createPushwireServer, type PushwireServer } from '../server.js';
+import { PostgresStore } from '../store/postgres.js';
 import { SqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/types.js';
 import { MAX_PUSH_BODY } from './routes.js';
 
 const KEY = 'admin-key';
@@ -29,17 +32,44 @@ async function vapidKeys() {
   return { k, auth };
 }
 
-describe('web push routes (inject, no sockets)', () => {
-  let dir: string;
-  let store: SqliteStore;
+/** A private PostgreSQL shared by the PostgreSQL runs of this file, started on first use. */
+let pgServer: Promise<PostgresServer> | undefined;
+let pgSchemas = 0;
+afterAll(async () => {
+  await (await pgServer)?.stop();
+});
+const pgStore = async (schema = `wp${++pgSchemas}`) => {
+  pgServer ??= startPostgres();
+  return PostgresStore.connect({ url: (await pgServer).url, schema });
+};
+
+/** The engines Web Push runs on here: each opens an empty store and removes it after. */
+const ENGINES: { name: string; open(): Promise<{ store: Store; cleanup(): void }> }[] = [
+  {
+    name: 'SQLite',
+    async open() {
+      const dir = mkdtempSync(join(tmpdir(), 'pushwire-wp-'));
+      return {
+        store: SqliteStore.open({ path: join(dir, 'pushwire.db') }),
+        cleanup: () => rmSync(dir, { recursive: true, force: true }),
+      };
+    },
+  },
+  ...(postgresBin()
+    ? [{ name: 'PostgreSQL', open: async () => ({ store: await pgStore(), cleanup: () => {} }) }]
+    : []),
+];
+
+describe.each(ENGINES)('web push routes on $name (inject, no sockets)', (engine) => {
+  let cleanup: () => void;
+  let store: Store;
   let server: PushwireServer;
   let deviceId: string;
   let token: string;
   const receiver = generateWebPushKeys();
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pushwire-wp-'));
-    store = SqliteStore.open({ path: join(dir, 'pushwire.db') });
+    ({ store, cleanup } = await engine.open());
     server = createPushwireServer({
       store,
       apiKeys: [KEY],
@@ -50,8 +80,8 @@ describe('web push routes (inject, no sockets)', () => {
   });
   afterAll(async () => {
     await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+    cleanup();
+  }, 60_000);
 
   async function subscribe(body: Record<string, unknown> = {}, headers: Record<string, string> = admin) {
     const r = await server.app.inject({
@@ -255,4 +285,46 @@ describe('web push registry durability', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it.skipIf(!postgresBin())(
+    'on PostgreSQL, a subscription made through one node is pushed to through another',
+    async () => {
+      const schema = `wp${++pgSchemas}`;
+      const nodes = [
+        createPushwireServer({ store: await pgStore(schema), apiKeys: [KEY] }),
+        createPushwireServer({ store: await pgStore(schema), apiKeys: [KEY] }),
+      ];
+      try {
+        const [a, b] = nodes as [PushwireServer, PushwireServer];
+        const { deviceId } = (
+          await a.app.inject({ method: 'POST', url: '/v1/devices', headers: admin, payload: {} })
+        ).json() as { deviceId: string };
+        const sub = await a.app.inject({
+          method: 'POST',
+          url: `/v1/devices/${deviceId}/webpush`,
+          headers: admin,
+          payload: {},
+        });
+        expect(sub.statusCode).toBe(201);
+        const path = new URL(sub.json().endpoint).pathname;
+        expect((await b.app.inject({ method: 'POST', url: path, headers: { ttl: '5' } })).statusCode).toBe(
+          201,
+        );
+        expect(await b.options.store.read(`d:${deviceId}`, 0, 10, Date.now())).toHaveLength(1);
+        // Revoked through B: A's endpoint answers 410 Gone.
+        const revoked = await b.app.inject({
+          method: 'DELETE',
+          url: `/v1/devices/${deviceId}/webpush/${sub.json().subscriptionId}`,
+          headers: admin,
+        });
+        expect(revoked.statusCode).toBeLessThan(300);
+        expect((await a.app.inject({ method: 'POST', url: path, headers: { ttl: '5' } })).statusCode).toBe(
+          410,
+        );
+      } finally {
+        await Promise.all(nodes.map((n) => n.close()));
+      }
+    },
+    60_000,
+  );
 });
