@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import { QuotaError, StoreError } from './errors.js';
 import { PostgresAcks } from './postgres-acks.js';
-import { appendPublish, FOLLOWED } from './postgres-append.js';
 import {
   createPool,
   durabilityOf,
@@ -15,12 +14,12 @@ import {
 } from './postgres-conn.js';
 import { migratePostgres } from './postgres-schema.js';
 import { PostgresWakeTokens } from './postgres-wake.js';
-import { fromEntryRow, fromPublishRow, toDevice } from './rows.js';
+import { PostgresWriter } from './postgres-writer.js';
+import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import type { DeviceRow, EntryRow, PublishRow } from './schema.js';
 import type {
   DeviceLimits,
   DeviceRecord,
-  NewEntry,
   PublishBatchItem,
   PublishRecord,
   PublishResult,
@@ -49,13 +48,15 @@ const SWEEP_LOCK = 'pushwire-sweep:';
 /**
  * The store on PostgreSQL: every node of a cluster shares one database (one schema of it).
  *
- * Seqs: each stream has a row in `streams` whose head an append increments in its transaction,
- * holding the row's lock until COMMIT. Appends to one stream therefore run one transaction at a
- * time: seqs are gap-free (a rolled-back append gives its seq back) and committed in seq order, so
- * a reader never sees seq n + 1 before n. A publish to several streams locks them in name order
- * (no deadlock between publishes), appends, and inserts its publish record in the same
- * transaction: all or nothing. A concurrent publish with the same id waits on the record's key
- * and, once the first commits, rolls back and answers the first record (idempotency).
+ * Seqs: each stream has a row in `streams` holding its head. Publishes are group-committed (see
+ * postgres-writer.ts): a batch locks the rows of every stream it appends to, in name order (no
+ * deadlock between batches, on this node or others), reads their heads, assigns seqs in batch
+ * order and writes entries, publish records and new heads in a fixed number of statements, then
+ * commits: one fsync for the batch. The locks are held until COMMIT, so appends to one stream are
+ * committed one batch at a time, gap-free (a rolled-back batch gives its seqs back) and in seq
+ * order: a reader never sees seq n + 1 before n. A publish and its record are all or nothing. A
+ * concurrent publish with the same id (another node) waits on the record's key and, once the
+ * first commits, is answered the first record (idempotency); its batch runs again without it.
  *
  * Durability: `publish` resolves after COMMIT returned. With the default `synchronous_commit = on`
  * (and `fsync = on`), that is after the WAL flush: a crash of PostgreSQL loses no acknowledged
@@ -79,6 +80,7 @@ export class PostgresStore implements Store {
   private readonly retentionMs: number;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly acks: PostgresAcks;
+  private readonly writer: PostgresWriter;
   private closed = false;
   private up = true;
   /** While the server is unreachable: probes it each second, so readiness comes back without traffic. */
@@ -96,6 +98,11 @@ export class PostgresStore implements Store {
     this.retentionMs = Math.max(1, Math.floor(opts.retentionMs ?? 30 * DAY_MS));
     this.acks = new PostgresAcks((fn) => this.run('ack', () => transaction(this.pool, fn)));
     this.wakeTokens = new PostgresWakeTokens(pool, (what, op) => this.run(what, op));
+    this.writer = new PostgresWriter(pool, async (id) => {
+      const record = await this.getPublishRow(id);
+      if (!record) throw new StoreError('STORE_IO', `publish ${id}: record vanished`);
+      return { record, duplicate: true, appended: [] };
+    });
   }
 
   /**
@@ -334,28 +341,14 @@ export class PostgresStore implements Store {
 
   // ── streams ──────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Queues the publish for the next batch, in call order: the batch looks its id up, caps the
+   * expiry of entries to unfollowed topics, appends and commits (see postgres-batch.ts).
+   */
   publish(item: PublishBatchItem): Promise<PublishResult> {
     return this.run('publish', async () => {
-      if (item.fresh !== true) {
-        const prior = await this.getPublishRow(item.id);
-        if (prior) return { record: prior, duplicate: true, appended: [] };
-      }
-      const entries = await this.capUnfollowed(item);
-      const ts = entries[0]?.ts ?? this.clock();
-      const outcome = await transaction(this.pool, async (client) => {
-        const done = await appendPublish(client, item, entries, ts);
-        // Taken by a concurrent publish that committed first: undo this attempt.
-        if (done.taken) throw TAKEN;
-        return done;
-      }).catch((err: unknown) => {
-        if (err === TAKEN) return undefined;
-        throw err;
-      });
-      if (outcome && !outcome.taken)
-        return { record: outcome.record, duplicate: false, appended: outcome.appended };
-      const first = await this.getPublishRow(item.id);
-      if (!first) throw new StoreError('STORE_IO', `publish ${item.id}: record vanished`);
-      return { record: first, duplicate: true, appended: [] };
+      const rows = item.entries.map(toEntryRow);
+      return this.writer.publish({ item, rows, ts: item.entries[0]?.ts ?? this.clock() });
     });
   }
 
@@ -459,19 +452,6 @@ export class PostgresStore implements Store {
     return row && fromPublishRow(row);
   }
 
-  /** Entries with the expiry of those to topics nobody follows capped at `ts + ttl`. */
-  private async capUnfollowed(item: PublishBatchItem): Promise<NewEntry[]> {
-    const ttl = item.limits?.unfollowedTopicTtlMs;
-    if (ttl === undefined) return item.entries;
-    return Promise.all(
-      item.entries.map(async (e) => {
-        if (!e.stream.startsWith('t:') || e.exp <= e.ts + ttl) return e;
-        const r = await this.pool.query<{ followed: boolean }>(FOLLOWED, [e.stream.slice(2)]);
-        return r.rows[0]?.followed ? e : { ...e, exp: e.ts + ttl };
-      }),
-    );
-  }
-
   private assertOpen(): void {
     if (this.closed) throw new StoreError('STORE_CLOSED', 'store is closed');
   }
@@ -499,6 +479,3 @@ export class PostgresStore implements Store {
     return result;
   }
 }
-
-/** Thrown inside the publish transaction to roll it back when its id was taken meanwhile. */
-const TAKEN = new Error('publish id taken');
