@@ -49,7 +49,7 @@ export class PostgresWriter {
 
   private async commit(batch: PostgresWriter['queue']): Promise<void> {
     let todo = batch;
-    for (let round = 0; todo.length > 0; round++) {
+    while (todo.length > 0) {
       let outcomes: BatchOutcome[];
       try {
         outcomes = await transaction(this.pool, async (client) => {
