@@ -133,6 +133,9 @@ describe.skipIf(!postgresBin())('pushwire serve --postgres: startup checks', () 
     expect(down.code).toBe(1);
     expect(down.out).toMatch(/cannot use PostgreSQL at postgres:\/\/u:\*\*\*@127\.0\.0\.1:\d+\/db/);
     expect(down.out).not.toContain('secret');
+    const bad = await serveExits(['--postgres', 'db.internal:5432', '--api-key', 'k']);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toContain('not a PostgreSQL URL: "db.internal:5432" (expected postgres://');
     const nokey = await serveExits([], { PUSHWIRE_POSTGRES: `postgres://127.0.0.1:${port}/db` });
     expect(nokey.code).toBe(1);
     expect(nokey.out).toContain('--postgres: every node of a cluster must accept the same key');

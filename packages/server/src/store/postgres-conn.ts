@@ -42,6 +42,12 @@ const types = {
 
 /** Client settings every connection of the engine uses (search_path is the schema). */
 export function clientConfig(opts: PostgresConnectionOptions): pg.ClientConfig {
+  if (!/^postgres(ql)?:\/\/./.test(opts.url)) {
+    throw new StoreError(
+      'STORE_INVALID',
+      `not a PostgreSQL URL: ${JSON.stringify(redactUrl(opts.url))} (expected postgres://user:password@host:port/database)`,
+    );
+  }
   return {
     connectionString: opts.url,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 2000,

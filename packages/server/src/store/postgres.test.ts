@@ -157,6 +157,14 @@ describe('PostgresStore', () => {
     expect(String((err as Error).message)).not.toContain('secret');
   });
 
+  it('refuses what is not a PostgreSQL URL with STORE_INVALID', async () => {
+    for (const url of ['', 'db:5432', 'redis://127.0.0.1:6379', 'mysql://u:secret@h/db']) {
+      const err = await PostgresStore.connect({ url }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'STORE_INVALID' });
+      expect(String((err as Error).message)).not.toContain('secret');
+    }
+  });
+
   it('refuses a database written by a newer Pushwire (STORE_SCHEMA) and a bad schema name', async () => {
     const schema = nextSchema();
     await (await PostgresStore.connect({ url: server.url, schema })).close();
