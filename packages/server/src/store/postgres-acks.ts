@@ -2,23 +2,27 @@ import type pg from 'pg';
 
 /**
  * Acks and last-seen times of the PostgreSQL store, coalesced: calls made while a write is in
- * flight are gathered into the next one (one statement each for all cursors and all touches), so
- * an ack stream costs a few round trips instead of one per message. Every call resolves once its
+ * flight are gathered into the next one (one statement for all cursors and touches), so an ack
+ * stream costs a few round trips instead of one per message. Every call resolves once its
  * value is committed. Until then, {@link pendingCursor} shows it to readers (cursorsOf), so an ack
  * is visible to reads issued right after it.
  * @internal
  */
 
-/** Moves cursors forward only; ignores devices that no longer exist. $1 devices, $2 streams, $3 seqs. */
-const ACKS = `
-INSERT INTO cursors (device_id, stream, seq)
-SELECT u.d, u.s, u.q FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(d, s, q)
-WHERE EXISTS (SELECT 1 FROM devices WHERE id = u.d)
-ON CONFLICT (device_id, stream) DO UPDATE SET seq = greatest(cursors.seq, excluded.seq)`;
-
-/** $1 devices, $2 last-seen times. */
-const TOUCHES = `
-UPDATE devices SET last_seen = u.t FROM unnest($1::text[], $2::bigint[]) AS u(d, t) WHERE devices.id = u.d`;
+/**
+ * Moves cursors forward only (ignoring devices that no longer exist) and sets last-seen times, in
+ * one statement. $1 devices, $2 streams, $3 seqs; $4 devices, $5 last-seen times.
+ */
+const WRITE = `
+WITH a AS (
+  INSERT INTO cursors (device_id, stream, seq)
+  SELECT u.d, u.s, u.q FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(d, s, q)
+  WHERE EXISTS (SELECT 1 FROM devices WHERE id = u.d)
+  ON CONFLICT (device_id, stream) DO UPDATE SET seq = greatest(cursors.seq, excluded.seq)
+), t AS (
+  UPDATE devices SET last_seen = u.t FROM unnest($4::text[], $5::bigint[]) AS u(d, t) WHERE devices.id = u.d
+)
+SELECT 1`;
 
 interface Pending {
   /** device → stream → seq (the highest asked). */
@@ -119,9 +123,13 @@ export class PostgresAcks {
     }
     try {
       await this.write(async (client) => {
-        if (devices.length > 0) await client.query(ACKS, [devices, streams, seqs]);
-        if (batch.touches.size > 0)
-          await client.query(TOUCHES, [[...batch.touches.keys()], [...batch.touches.values()]]);
+        await client.query(WRITE, [
+          devices,
+          streams,
+          seqs,
+          [...batch.touches.keys()],
+          [...batch.touches.values()],
+        ]);
       });
       for (const w of batch.waiters) w.resolve();
     } catch (err) {

@@ -115,15 +115,21 @@ const RETRIES = 3;
 
 /**
  * Runs `fn` in a transaction (READ COMMITTED) on one pooled connection; resolves after COMMIT
- * returned, so whatever it wrote is durable by the server's `synchronous_commit`. A deadlock or
- * serialization failure rolls back and runs `fn` again.
+ * returned, so whatever it wrote is durable by the server's `synchronous_commit` (unless
+ * `durable: false`: then a crash may lose the last such commits). A deadlock or serialization
+ * failure rolls back and runs `fn` again.
  */
-export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function transaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  opts: { durable?: boolean } = {},
+): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const client = await pool.connect();
     let broken: unknown;
     try {
-      await client.query('BEGIN');
+      // Not durable: COMMIT returns without waiting for the WAL flush (a crash may lose it).
+      await client.query(opts.durable === false ? 'BEGIN; SET LOCAL synchronous_commit TO off' : 'BEGIN');
       const result = await fn(client);
       await client.query('COMMIT');
       return result;

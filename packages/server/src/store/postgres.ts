@@ -62,8 +62,10 @@ const SWEEP_LOCK = 'pushwire-sweep:';
  * (and `fsync = on`), that is after the WAL flush: a crash of PostgreSQL loses no acknowledged
  * publish. See {@link PostgresStore.checkDurability}.
  *
- * Acks and last-seen times are coalesced (one statement per round trip for all of them); reads
- * issued meanwhile see them.
+ * Acks and last-seen times are coalesced (one statement for all that arrive while one write is in
+ * flight) and committed without waiting for the WAL flush: a crash may lose the last few, so a
+ * device may be sent those messages again (the SDK drops them by seq and id), and last-seen
+ * times are a little older. Reads issued meanwhile see them.
  *
  * Failures: while PostgreSQL cannot be reached, operations reject with `STORE_UNAVAILABLE` (HTTP
  * 503); the pool connects again on the next operation. A publish that failed so may or may not
@@ -96,7 +98,9 @@ export class PostgresStore implements Store {
     this.schema = schemaOf(opts);
     this.clock = opts.clock ?? Date.now;
     this.retentionMs = Math.max(1, Math.floor(opts.retentionMs ?? 30 * DAY_MS));
-    this.acks = new PostgresAcks((fn) => this.run('ack', () => transaction(this.pool, fn)));
+    this.acks = new PostgresAcks((fn) =>
+      this.run('ack', () => transaction(this.pool, fn, { durable: false })),
+    );
     this.wakeTokens = new PostgresWakeTokens(pool, (what, op) => this.run(what, op));
     this.writer = new PostgresWriter(pool, async (id) => {
       const record = await this.getPublishRow(id);
