@@ -6,7 +6,8 @@ import type { DeviceCommand } from './types.js';
  * Channels and payloads of the LISTEN/NOTIFY bus (pure: no I/O).
  *
  * Channel names are identifiers of at most 63 bytes, while node ids, topics and schemas are longer
- * and free-form: a channel is `pw_` and 40 hex digits of SHA-256 over (schema, kind, name).
+ * and free-form: a channel is `pw_` and 40 hex digits of SHA-256 over `schema|kind|name` (schemas
+ * and node ids cannot contain `|`; PostgreSQL computes inbox names too, see `inboxSql`).
  *
  * A NOTIFY payload must be shorter than 8000 bytes. Entries are packed into as few payloads as fit;
  * an entry too large alone (a 4 KB payload with a notification, escaped as JSON) is sent by
@@ -31,7 +32,15 @@ export class PgChannels {
   constructor(private readonly schema: string) {}
 
   private name(kind: string, key: string): string {
-    return `pw_${createHash('sha256').update(`${this.schema}\0${kind}\0${key}`).digest('hex').slice(0, 40)}`;
+    return `pw_${createHash('sha256').update(`${this.schema}|${kind}|${key}`).digest('hex').slice(0, 40)}`;
+  }
+
+  /**
+   * SQL computing {@link inbox} of the column `node`, given the schema as parameter `$param`, so a
+   * statement can notify the node holding a device without a round trip to look it up first.
+   */
+  static inboxSql(param: string): string {
+    return `'pw_' || left(encode(sha256(convert_to(${param} || '|node|' || node, 'UTF8')), 'hex'), 40)`;
   }
 
   /** A node's inbox: device entries and device commands for it. */

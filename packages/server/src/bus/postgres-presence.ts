@@ -124,16 +124,4 @@ export class PostgresPresence {
     ]);
     return (r.rowCount ?? 0) > 0;
   }
-
-  /** The nodes holding these devices now (absent: offline). */
-  async holders(deviceIds: string[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    if (deviceIds.length === 0) return out;
-    const r = await this.o.pool.query<{ device_id: string; node: string }>(
-      'SELECT device_id, node FROM presence WHERE device_id = ANY($1::text[]) AND expires_at > now()',
-      [deviceIds],
-    );
-    for (const row of r.rows) out.set(row.device_id, row.node);
-    return out;
-  }
 }

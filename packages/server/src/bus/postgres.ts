@@ -35,6 +35,18 @@ const MAX_RETRIES = 30;
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** Interval of the listening connection's liveness check. */
 const PING_MS = 5000;
+/**
+ * Sends notifications in one statement, in order: to a given channel (`c`), or to the inbox of
+ * the node holding device `d` (looked up in `presence`; none when offline or held by this node).
+ * $1 channels, $2 devices, $3 payloads, $4 schema, $5 this node.
+ */
+const NOTIFY = `
+SELECT pg_notify(coalesce(u.c, ${PgChannels.inboxSql('$4::text')}), u.p)
+FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c, d, p, i)
+LEFT JOIN presence ON u.c IS NULL AND presence.device_id = u.d AND presence.expires_at > now()
+WHERE u.c IS NOT NULL OR (presence.node IS NOT NULL AND presence.node <> $5)
+ORDER BY u.i`;
+
 /** Reconnect delays of the listening connection. */
 const BACKOFF_MS = [100, 200, 500, 1000];
 
@@ -64,6 +76,7 @@ const BACKOFF_MS = [100, 200, 500, 1000];
 export class PostgresBus implements Bus {
   readonly nodeId: string;
   private readonly channels: PgChannels;
+  private readonly schema: string;
   private readonly inbox: string;
   private readonly ttl: number;
   private readonly log: Logger | undefined;
@@ -90,7 +103,8 @@ export class PostgresBus implements Bus {
     private readonly opts: PostgresBusOptions,
   ) {
     this.nodeId = opts.nodeId ?? randomBytes(6).toString('hex');
-    this.channels = new PgChannels(schemaOf(opts));
+    this.schema = schemaOf(opts);
+    this.channels = new PgChannels(this.schema);
     this.inbox = this.channels.inbox(this.nodeId);
     this.ttl = Math.max(1000, opts.presenceTtlMs ?? 60_000);
     this.log = opts.logger;
@@ -101,7 +115,10 @@ export class PostgresBus implements Bus {
       replaced: (device, session) => this.sink?.command(device, { t: 'replaced', session }),
       kick: (node, device, session) =>
         this.notify([
-          [this.channels.inbox(node), packCommand(this.nodeId, device, { t: 'replaced', session })],
+          [
+            { channel: this.channels.inbox(node) },
+            packCommand(this.nodeId, device, { t: 'replaced', session }),
+          ],
         ]),
     });
     const every = (ms: number, fn: () => void) => {
@@ -162,11 +179,7 @@ export class PostgresBus implements Bus {
 
   send(deviceId: string, cmd: DeviceCommand): void {
     if (this.sink?.holds(deviceId)) return this.sink.command(deviceId, cmd);
-    this.attempt(async () => {
-      const node = (await this.presence.holders([deviceId])).get(deviceId);
-      if (node !== undefined && node !== this.nodeId)
-        await this.notify([[this.channels.inbox(node), packCommand(this.nodeId, deviceId, cmd)]]);
-    });
+    this.attempt(() => this.notify([[{ device: deviceId }, packCommand(this.nodeId, deviceId, cmd)]]));
   }
 
   attached(deviceId: string, sessionId: string): void {
@@ -263,37 +276,32 @@ export class PostgresBus implements Bus {
     }
   }
 
+  /** Topic entries to their topics' channels, device entries to their holders' inboxes: one statement. */
   private async sendOut(topics: StoredEntry[], remote: StoredEntry[]): Promise<void> {
-    const out: [string, string][] = [];
-    const byTopic = new Map<string, StoredEntry[]>();
-    for (const e of topics) byTopic.set(e.stream, [...(byTopic.get(e.stream) ?? []), e]);
-    for (const [stream, list] of byTopic) {
-      for (const p of packEntries(this.nodeId, list)) out.push([this.channels.topic(stream), p]);
+    const out: [Target, string][] = [];
+    for (const [stream, list] of groupBy(topics, (e) => e.stream)) {
+      const channel = this.channels.topic(stream);
+      for (const p of packEntries(this.nodeId, list)) out.push([{ channel }, p]);
     }
-    if (remote.length > 0) {
-      const holders = await this.presence.holders([...new Set(remote.map((e) => deviceOf(e.stream)!))]);
-      const byNode = new Map<string, StoredEntry[]>();
-      for (const e of remote) {
-        const node = holders.get(deviceOf(e.stream)!);
-        if (node === undefined || node === this.nodeId) continue; // offline: it replays on connect
-        byNode.set(node, [...(byNode.get(node) ?? []), e]);
-      }
-      for (const [node, list] of byNode) {
-        for (const p of packEntries(this.nodeId, list)) out.push([this.channels.inbox(node), p]);
-      }
+    for (const [device, list] of groupBy(remote, (e) => deviceOf(e.stream)!)) {
+      for (const p of packEntries(this.nodeId, list)) out.push([{ device }, p]);
     }
     await this.notify(out);
   }
 
-  /** Sends notifications in one statement (one round trip, one transaction). */
-  private async notify(messages: [channel: string, payload: string][]): Promise<void> {
+  /** Sends notifications in one statement (one round trip), in order; see {@link NOTIFY}. */
+  private async notify(messages: [Target, string][]): Promise<void> {
     if (messages.length === 0) return;
+    await this.pool.query(NOTIFY, [
+      messages.map(([t]) => ('channel' in t ? t.channel : null)),
+      messages.map(([t]) => ('device' in t ? t.device : null)),
+      messages.map(([, p]) => p),
+      this.schema,
+      this.nodeId,
+    ]);
+    // Counted once sent: notifications handed to PostgreSQL (sent on to the listeners at COMMIT).
     this.counters.routed += messages.length;
     for (const [, p] of messages) if (p.includes('"r":[')) this.counters.byReference++;
-    await this.pool.query('SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS u(c, p)', [
-      messages.map(([c]) => c),
-      messages.map(([, p]) => p),
-    ]);
   }
 
   /**
@@ -410,6 +418,20 @@ export class PostgresBus implements Bus {
         this.onLost(client);
       });
   }
+}
+
+/** Where a notification goes: a channel, or the inbox of the node holding a device. */
+type Target = { channel: string } | { device: string };
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
