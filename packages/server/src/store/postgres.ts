@@ -139,12 +139,8 @@ export class PostgresStore implements Store {
    * Runs one statement on the store's pool (autocommit: durable when it resolves), for modules that
    * keep their own tables in the store's schema (Web Push registry). Returns the rows.
    */
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    what: string,
-    sql: string,
-    params: unknown[] = [],
-  ): Promise<R[]> {
-    return this.run(what, async () => (await this.pool.query<R>(sql, params)).rows);
+  query<R = Record<string, unknown>>(what: string, sql: string, params: unknown[] = []): Promise<R[]> {
+    return this.run(what, async () => (await this.pool.query(sql, params)).rows as R[]);
   }
 
   // ── devices ──────────────────────────────────────────────────────────────────────────────────
