@@ -10,11 +10,26 @@ import type pg from 'pg';
  */
 
 /**
- * Moves cursors forward only (ignoring devices that no longer exist) and sets last-seen times, in
- * one statement. $1 devices, $2 streams, $3 seqs; $4 devices, $5 last-seen times.
+ * Acks of a message that arrive this long after its expiry still count as a delivery (the entry
+ * was sent before it expired and the ack was in flight), as in SQLite's delivery log.
+ */
+const ACK_GRACE_MS = 10_000;
+
+/**
+ * Records the delivery of every deliverable entry an own-stream ack covers (past the stored
+ * cursor: the statement's snapshot has the old one), moves cursors forward only (ignoring devices
+ * that no longer exist) and sets last-seen times, in one statement. $1 devices, $2 streams, $3
+ * seqs; $4 devices, $5 last-seen times; $6 now, $7 grace.
  */
 const WRITE = `
-WITH a AS (
+WITH l AS (
+  INSERT INTO deliveries (device_id, seq, acked_at)
+  SELECT u.d, e.seq, $6::bigint FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(d, s, q)
+  JOIN entries e ON e.stream = u.s AND e.seq <= u.q AND NOT e.collapsed AND (e.exp > $6::bigint - $7::bigint OR e.exp <= e.ts)
+  WHERE u.s = 'd:' || u.d
+    AND e.seq > coalesce((SELECT seq FROM cursors c WHERE c.device_id = u.d AND c.stream = u.s), 0)
+  ON CONFLICT DO NOTHING
+), a AS (
   INSERT INTO cursors (device_id, stream, seq)
   SELECT u.d, u.s, u.q FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(d, s, q)
   WHERE EXISTS (SELECT 1 FROM devices WHERE id = u.d)
@@ -38,7 +53,11 @@ export class PostgresAcks {
   private inflight: Pending | undefined;
   private scheduled = false;
 
-  constructor(private readonly write: (fn: (client: pg.PoolClient) => Promise<void>) => Promise<void>) {}
+  constructor(
+    private readonly write: (fn: (client: pg.PoolClient) => Promise<void>) => Promise<void>,
+    /** Time of the acks (delivery log). */
+    private readonly clock: () => number,
+  ) {}
 
   /** Queues cursor moves; resolves once written. */
   ack(deviceId: string, cursors: [string, number][]): Promise<void> {
@@ -129,6 +148,8 @@ export class PostgresAcks {
           seqs,
           [...batch.touches.keys()],
           [...batch.touches.values()],
+          this.clock(),
+          ACK_GRACE_MS,
         ]);
       });
       for (const w of batch.waiters) w.resolve();

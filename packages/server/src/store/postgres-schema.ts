@@ -13,6 +13,8 @@ import { StoreError } from './errors.js';
  *   payload freed, until the sweep.
  * - `publishes` remembers each publish id for idempotency during the retention; inserted in the
  *   transaction that appends the entries, so a publish is all or nothing.
+ * - `deliveries`: when a device acknowledged each entry of its own stream (delivery status), kept
+ *   as long as publish records.
  * - `wake_tokens` and `webpush_subscriptions`: the APNs/FCM tokens and Web Push registry.
  * - `presence`: which node holds each device's session, for the LISTEN/NOTIFY bus (expiring by
  *   the server's clock).
@@ -72,6 +74,14 @@ const MIGRATIONS: readonly string[] = [
     seq bigint NOT NULL,
     PRIMARY KEY (device_id, stream)
   );
+
+  CREATE TABLE deliveries (
+    device_id text NOT NULL,
+    seq bigint NOT NULL,
+    acked_at bigint NOT NULL,
+    PRIMARY KEY (device_id, seq)
+  );
+  CREATE INDEX deliveries_by_time ON deliveries (acked_at);
 
   CREATE TABLE wake_tokens (
     device_id text PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,

@@ -115,6 +115,50 @@ describe('PostgresStore', () => {
     }
   });
 
+  it('delivery status: records the ack time of each entry an ack covers, not of skipped ones', async () => {
+    const store = await open();
+    try {
+      await store.createDevice({ id: 'd1', tokenHash: 'h', createdAt: 0, lastSeen: 0 });
+      await store.createDevice({ id: 'd2', tokenHash: 'h', createdAt: 0, lastSeen: 0 });
+      const now = Date.now();
+      const publish = (id: string, extra: Partial<NewEntry> = {}) => {
+        const ts = extra.ts ?? now;
+        return store.publish({ id, entries: [{ id, stream: 'd:d1', ts, exp: ts + HOUR, ...extra }] });
+      };
+      await publish('m1');
+      await publish('c1', { collapseKey: 'k' });
+      await publish('c2', { collapseKey: 'k' });
+      await publish('old', { ts: now - 2 * HOUR, exp: now - HOUR }); // long expired: skipped
+      await publish('m5');
+      void store.ack('d1', { 'd:d1': 5 }); // not awaited: entryFate writes pending acks first
+      for (const seq of [1, 3, 5]) {
+        const f = await store.entryFate('d:d1', seq);
+        expect(f.ackedAt).toBeGreaterThanOrEqual(now);
+        expect(f.cursor).toBe(5);
+      }
+      expect(await store.entryFate('d:d1', 2)).toMatchObject({
+        entry: 'collapsed',
+        collapsedBy: { id: 'c2', seq: 3 },
+      });
+      expect((await store.entryFate('d:d1', 2)).ackedAt).toBeUndefined();
+      expect((await store.entryFate('d:d1', 4)).ackedAt).toBeUndefined();
+      await store.sweep(Date.now());
+      expect(await store.entryFate('d:d1', 1)).toMatchObject({ entry: 'gone', ackedAt: expect.any(Number) });
+      await store.deleteDevice('d1');
+      expect((await store.entryFate('d:d1', 5)).cursor).toBeUndefined();
+
+      // A topic entry: subscribers at or past it, and behind it.
+      await store.subscribe('d2', 'news');
+      const { record } = await store.publish(one('n1', 't:news'));
+      expect((await store.entryFate('t:news', 1)).subscribers).toEqual({ atOrPast: 0, behind: 1 });
+      await store.ack('d2', { 't:news': record.entries[0]!.seq });
+      expect((await store.entryFate('t:news', 1)).subscribers).toEqual({ atOrPast: 1, behind: 0 });
+      expect((await store.recentEntries('t:news', 5)).map((e) => e.id)).toEqual(['n1']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('answers STORE_UNAVAILABLE while PostgreSQL is down, keeps what it acknowledged, and works again once it is back', async () => {
     const own = await startPostgres();
     try {

@@ -12,6 +12,7 @@ import {
   toPostgresStoreError,
   transaction,
 } from './postgres-conn.js';
+import { fateOf } from './postgres-delivery.js';
 import { migratePostgres } from './postgres-schema.js';
 import { PostgresWakeTokens } from './postgres-wake.js';
 import { PostgresWriter } from './postgres-writer.js';
@@ -20,6 +21,7 @@ import type { DeviceRow, EntryRow, PublishRow } from './schema.js';
 import type {
   DeviceLimits,
   DeviceRecord,
+  EntryFate,
   PublishBatchItem,
   PublishRecord,
   PublishResult,
@@ -98,8 +100,9 @@ export class PostgresStore implements Store {
     this.schema = schemaOf(opts);
     this.clock = opts.clock ?? Date.now;
     this.retentionMs = Math.max(1, Math.floor(opts.retentionMs ?? 30 * DAY_MS));
-    this.acks = new PostgresAcks((fn) =>
-      this.run('ack', () => transaction(this.pool, fn, { durable: false })),
+    this.acks = new PostgresAcks(
+      (fn) => this.run('ack', () => transaction(this.pool, fn, { durable: false })),
+      this.clock,
     );
     this.wakeTokens = new PostgresWakeTokens(pool, (what, op) => this.run(what, op));
     this.writer = new PostgresWriter(pool, async (id) => {
@@ -375,6 +378,14 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** What became of one entry of a publish (delivery status). Writes pending acks first. */
+  async entryFate(stream: string, seq: number): Promise<EntryFate> {
+    await this.acks.flushed();
+    const device = stream.startsWith('d:') ? stream.slice(2) : undefined;
+    const cursors = device === undefined ? {} : await this.cursorsOf(device);
+    return this.run('entryFate', () => fateOf(this.pool, stream, seq, cursors));
+  }
+
   /** Dashboard: the newest entries still stored in a stream, any state, newest first. */
   recentEntries(stream: string, limit: number): Promise<StoredEntry[]> {
     return this.run('recentEntries', async () => {
@@ -388,7 +399,7 @@ export class PostgresStore implements Store {
 
   /**
    * Deletes expired and collapsed entries, device-stream entries the device has acknowledged, and
-   * publish records older than the retention, in one transaction. One node sweeps at a time (an
+   * publish records and delivery times older than the retention, in one transaction. One node sweeps at a time (an
    * advisory lock); another node's call meanwhile returns 0. Heads stay in `streams`.
    */
   sweep(now: number): Promise<number> {
@@ -406,6 +417,7 @@ export class PostgresStore implements Store {
            WHERE c.stream = 'd:' || c.device_id AND e.stream = c.stream AND e.seq <= c.seq`,
         );
         await client.query('DELETE FROM publishes WHERE ts < $1', [now - this.retentionMs]);
+        await client.query('DELETE FROM deliveries WHERE acked_at < $1', [now - this.retentionMs]);
         return (expired.rowCount ?? 0) + (collapsed.rowCount ?? 0) + (acked.rowCount ?? 0);
       }),
     );
