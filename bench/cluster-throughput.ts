@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SUBPROTOCOL } from '@pushwire/protocol';
 import WebSocket from 'ws';
+import { type PostgresServer, startPostgres } from '../test/helpers/postgres.js';
 import { type RedisServer, startRedis } from '../test/helpers/redis.js';
 
 const CLI = new URL('../packages/cli/bin/pushwire.js', import.meta.url).pathname;
@@ -39,7 +40,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log(`Usage: npx tsx bench/cluster-throughput.ts [options]
-  --setups sqlite-1,redis-1,redis-3   which setups to run
+  --setups sqlite-1,redis-1,redis-3   which setups to run (also postgres-N: store and bus on PostgreSQL)
   --devices 300        connected devices (bare protocol clients, ack every message)
   --rate 500           publishes/s in the fixed-rate phase, for --rate-ms (default 5000)
   --concurrency 64     publishes in flight in the saturation phase, for --max-ms (default 5000)
@@ -230,6 +231,7 @@ async function runSetup(name: string): Promise<Record<string, unknown>> {
   const n = Number(count);
   const dirs: string[] = [];
   let redis: RedisServer | undefined;
+  let postgres: PostgresServer | undefined;
   const nodes: Node[] = [];
   const sockets: WebSocket[] = [];
   try {
@@ -237,6 +239,12 @@ async function runSetup(name: string): Promise<Record<string, unknown>> {
     if (engine === 'redis') {
       redis = await startRedis({ appendonly: true, args: ['--appendfsync', String(args.fsync)] });
       for (let i = 0; i < n; i++) extra.push(['--redis', redis.url, '--node-id', `bench${i}`]);
+    } else if (engine === 'postgres') {
+      // PostgreSQL's defaults: fsync and synchronous_commit on (a 202 means on disk). Its CPU is
+      // spent in backend processes, not counted below.
+      postgres = await startPostgres();
+      const url = await postgres.freshDatabase();
+      for (let i = 0; i < n; i++) extra.push(['--postgres', url, '--node-id', `bench${i}`]);
     } else {
       extra.push([]);
     }
@@ -278,6 +286,7 @@ async function runSetup(name: string): Promise<Record<string, unknown>> {
     for (const s of sockets) s.terminate();
     for (const node of nodes) if (node.proc.exitCode === null) process.kill(node.proc.pid!, 'SIGKILL');
     await redis?.stop();
+    await postgres?.stop();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 }

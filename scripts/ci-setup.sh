@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# System packages the test suite needs (redis-server for the cluster tests, chromium for browser
-# tests, firefox-esr for the autopush test, dbus-daemon for the UnifiedPush distributor test,
-# mosquitto and taskset for the benchmark smoke run against peers, systemd-analyze to verify
-# deploy/pushwire.service). Idempotent; needs root (CI runs as root). Skipped when everything is already present.
+# System packages the test suite needs (redis-server and PostgreSQL's server for the store contract
+# and cluster tests, chromium for browser tests, firefox-esr for the autopush test, dbus-daemon for
+# the UnifiedPush distributor test, mosquitto and taskset for the benchmark smoke run against peers,
+# systemd-analyze to verify deploy/pushwire.service). Idempotent; needs root (CI runs as root).
+# Skipped when everything is already present.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+# initdb, postgres and pg_ctl under /usr/lib/postgresql/N/bin (Debian's postgresql package).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)

@@ -1,10 +1,27 @@
 import type { ChildProcess } from 'node:child_process';
 import { createClient, memoryStorage, type PushwireClient } from '@pushwire/client';
 import { Collector } from '../helpers/collector.js';
-import { type RedisOptions, type RedisServer, startRedis } from '../helpers/redis.js';
+import { startPostgres } from '../helpers/postgres.js';
+import { type RedisOptions, startRedis } from '../helpers/redis.js';
 import { http, sleep, spawnServer, tempDir } from '../helpers/server.js';
 
-/** One `pushwire serve --redis` child process. */
+/** The shared engines a cluster runs on: the tests that kill nodes or the engine run on each. */
+export type EngineKind = 'redis' | 'postgres';
+
+/** Engines whose server binaries are installed here (PostgreSQL is skipped without them). */
+export const CLUSTER_ENGINES: EngineKind[] = ['redis', 'postgres'];
+
+/** The engine's server process, as the tests drive it. */
+export interface EngineServer {
+  url: string;
+  /** Kills it by PID (SIGKILL: a crash). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and data (after `kill`). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** One `pushwire serve --redis` (or `--postgres`) child process. */
 export interface Node {
   id: string;
   url: string;
@@ -14,22 +31,30 @@ export interface Node {
 }
 
 export interface Cluster {
-  redis: RedisServer;
+  kind: EngineKind;
+  /** Redis, or PostgreSQL (with AOF / fsync on: a restart keeps every acknowledged write). */
+  engine: EngineServer;
   nodes: Node[];
   /** Live nodes' URLs. */
   alive(): string[];
   /** `kill -9` of a node, by PID; resolves once it exited. */
   kill(node: Node): Promise<void>;
-  /** Kills every node and Redis, removes temp dirs. */
+  /** Kills every node and the engine, removes temp dirs. */
   stop(): Promise<void>;
 }
 
 /**
- * A real Redis on a free port and `n` real `pushwire serve --redis` processes on loopback ports,
- * each with its own node id; every node accepts the test API key.
+ * A real Redis (or PostgreSQL) on a free port and `n` real `pushwire serve --redis URL` (or
+ * `--postgres URL`: store on PostgreSQL, bus on LISTEN/NOTIFY) processes on loopback ports, each
+ * with its own node id; every node accepts the test API key.
  */
-export async function startCluster(n: number, redisOpts: RedisOptions = {}): Promise<Cluster> {
-  const redis = await startRedis(redisOpts);
+export async function startCluster(
+  n: number,
+  redisOpts: RedisOptions = {},
+  kind: EngineKind = 'redis',
+): Promise<Cluster> {
+  const engine: EngineServer = kind === 'redis' ? await startRedis(redisOpts) : await startPostgres();
+  const flag = kind === 'redis' ? '--redis' : '--postgres';
   const dirs: (() => void)[] = [];
   const nodes: Node[] = [];
   const kill = async (node: Node) => {
@@ -41,13 +66,14 @@ export async function startCluster(n: number, redisOpts: RedisOptions = {}): Pro
     await exited;
   };
   const cluster: Cluster = {
-    redis,
+    kind,
+    engine,
     nodes,
     alive: () => nodes.filter((x) => x.alive).map((x) => x.url),
     kill,
     stop: async () => {
       await Promise.all(nodes.map(kill));
-      await redis.stop();
+      await engine.stop();
       for (const d of dirs) d();
     },
   };
@@ -56,7 +82,7 @@ export async function startCluster(n: number, redisOpts: RedisOptions = {}): Pro
       Array.from({ length: n }, (_, i) => {
         const { dir, cleanup } = tempDir('pushwire-node-');
         dirs.push(cleanup);
-        return spawnServer(dir, 0, ['--redis', redis.url, '--node-id', `node${i}`]);
+        return spawnServer(dir, 0, [flag, engine.url, '--node-id', `node${i}`]);
       }),
     );
     started.forEach((s, i) => {

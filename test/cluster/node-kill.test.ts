@@ -1,9 +1,17 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { report, tally } from '../chaos/helpers.js';
 import { http, registerDevice, sleep, until } from '../helpers/server.js';
-import { type App, type Cluster, openApp, pick, publishUntilAccepted, startCluster } from './cluster.js';
+import {
+  type App,
+  CLUSTER_ENGINES,
+  type Cluster,
+  openApp,
+  pick,
+  publishUntilAccepted,
+  startCluster,
+} from './cluster.js';
 
-describe('cluster: kill -9 of a node under a steady publish rate', () => {
+describe.each(CLUSTER_ENGINES)('cluster on %s: kill -9 of a node under a steady publish rate', (engine) => {
   let cluster: Cluster | undefined;
   const apps: App[] = [];
   afterAll(async () => {
@@ -12,7 +20,7 @@ describe('cluster: kill -9 of a node under a steady publish rate', () => {
   });
 
   it("the dead node's devices move to the others and resume: lost 0, duplicated to the app 0", async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, {}, engine);
     const c = cluster;
     const urls = c.nodes.map((n) => n.url);
     // 9 devices, 3 per node: each client's list starts with its own node, then the others.
@@ -67,7 +75,10 @@ describe('cluster: kill -9 of a node under a steady publish rate', () => {
       'every delivery',
     ).catch((err) => {
       const missing = apps.map((a) => a.seen.lost(expected.get(a.deviceId)!));
-      report('cluster kill -9: timed out', { missing, states: apps.map((a) => a.states.join(',')) });
+      report(`cluster on ${engine}: kill -9 timed out`, {
+        missing,
+        states: apps.map((a) => a.states.join(',')),
+      });
       throw err;
     });
     await sleep(500);
@@ -86,7 +97,7 @@ describe('cluster: kill -9 of a node under a steady publish rate', () => {
       expect(a.seen.outOfOrder()).toEqual([]);
     }
     const deliveries = [...expected.values()].reduce((n, ids) => n + ids.length, 0);
-    report('cluster kill -9', {
+    report(`cluster on ${engine}: kill -9`, {
       published: sent.length,
       deliveries,
       received,

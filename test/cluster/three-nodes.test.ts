@@ -1,9 +1,17 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { report } from '../chaos/helpers.js';
 import { http, registerDevice, sleep, until } from '../helpers/server.js';
-import { type App, type Cluster, openApp, pick, publishUntilAccepted, startCluster } from './cluster.js';
+import {
+  type App,
+  CLUSTER_ENGINES,
+  type Cluster,
+  openApp,
+  pick,
+  publishUntilAccepted,
+  startCluster,
+} from './cluster.js';
 
-describe('cluster: three nodes on one Redis', () => {
+describe.each(CLUSTER_ENGINES)('cluster: three nodes on one %s', (engine) => {
   let cluster: Cluster | undefined;
   const apps: App[] = [];
   afterAll(async () => {
@@ -12,7 +20,7 @@ describe('cluster: three nodes on one Redis', () => {
   });
 
   it('devices on every node get every message once, in order, whichever node took the publish', async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, {}, engine);
     const urls = cluster.nodes.map((n) => n.url);
     // 12 devices of 4 users, registered on random nodes; device i connects to node i % 3 only.
     const users = ['u0', 'u1', 'u2', 'u3'];
@@ -93,7 +101,7 @@ describe('cluster: three nodes on one Redis', () => {
       unexpected += a.seen.messages.filter((m) => !want.has(m.id)).length;
       expect(a.seen.outOfOrder()).toEqual([]);
     }
-    report('cluster three nodes', {
+    report(`cluster three nodes on ${engine}`, {
       published: sent.length,
       deliveries: total,
       received,

@@ -1,19 +1,21 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPostgres } from '../helpers/postgres.js';
 import { PushProviders } from '../helpers/push-providers.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { startRedis } from '../helpers/redis.js';
 import { registerDevice, sleep, spawnServer, tempDir, until } from '../helpers/server.js';
 import { makeTestCertificates } from '../helpers/tls.js';
+import { CLUSTER_ENGINES, type EngineServer } from './cluster.js';
 
-// Two real `pushwire serve --redis` processes configured with the APNs flags (trusting the
+// Two real `pushwire serve --redis` (or `--postgres`) processes configured with the APNs flags (trusting the
 // stand-in's throw-away CA through NODE_EXTRA_CA_CERTS, as an operator would for a private CA):
 // the node that takes a publish asks the cluster's presence before waking a device.
 
-describe('wake-ups in a cluster (pushwire serve --apns-*)', () => {
+describe.each(CLUSTER_ENGINES)('wake-ups in a cluster on %s (pushwire serve --apns-*)', (engine) => {
   const tmp = tempDir('pushwire-cluster-wake-');
-  let redis: RedisServer;
+  let server: EngineServer;
   let providers: PushProviders;
   const nodes: Awaited<ReturnType<typeof spawnServer>>[] = [];
   const dirs: (() => void)[] = [];
@@ -23,7 +25,7 @@ describe('wake-ups in a cluster (pushwire serve --apns-*)', () => {
     providers = await new PushProviders().start(certs);
     const keyFile = join(tmp.dir, 'AuthKey.p8');
     writeFileSync(keyFile, providers.apnsKeyPem);
-    redis = await startRedis();
+    server = engine === 'redis' ? await startRedis() : await startPostgres();
     const previous = process.env.NODE_EXTRA_CA_CERTS;
     process.env.NODE_EXTRA_CA_CERTS = certs.caFile; // inherited by the children spawned now
     try {
@@ -32,7 +34,7 @@ describe('wake-ups in a cluster (pushwire serve --apns-*)', () => {
         dirs.push(cleanup);
         nodes.push(
           await spawnServer(dir, 0, [
-            ...['--redis', redis.url, '--node-id', id],
+            ...[`--${engine}`, server.url, '--node-id', id],
             ...['--apns-key', keyFile, '--apns-key-id', providers.keyId, '--apns-team-id', providers.teamId],
             ...['--apns-topic', providers.topic, '--apns-url', providers.url, '--wake-after', '0.3'],
           ]),
@@ -46,7 +48,7 @@ describe('wake-ups in a cluster (pushwire serve --apns-*)', () => {
 
   afterAll(async () => {
     for (const n of nodes) if (n.proc.exitCode === null) process.kill(n.proc.pid as number, 'SIGKILL');
-    await redis?.stop();
+    await server?.stop();
     await providers?.close();
     for (const d of dirs) d();
     tmp.cleanup();

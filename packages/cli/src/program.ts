@@ -36,7 +36,7 @@ export const program = new Command('pushwire')
 const serve = program
   .command('serve')
   .description(
-    'run a Pushwire node (HTTP API and WebSocket on one port; embedded SQLite store, or Redis for a cluster)',
+    'run a Pushwire node (HTTP API and WebSocket on one port; embedded SQLite store, or Redis or PostgreSQL for a cluster)',
   )
   .addOption(
     new Option(

@@ -180,6 +180,15 @@ export const SETTINGS: readonly Setting[] = [
     help: 'cluster mode: store and bus on Redis (redis://host:port); needs --api-key',
   },
   {
+    name: 'postgres',
+    key: 'postgres.url',
+    flag: '--postgres',
+    arg: '<url>',
+    type: 'string',
+    secret: 'url',
+    help: 'cluster mode: store on PostgreSQL (postgres://user:pass@host:port/db), bus on LISTEN/NOTIFY or on --redis; needs --api-key',
+  },
+  {
     name: 'redisCluster',
     key: 'redis.cluster',
     flag: '--redis-cluster',

@@ -7,6 +7,7 @@ export { DEMO_SUBSCRIBE, ensureDemoKey } from './api/demo.js';
 export { newScopedKey } from './api/keys.js';
 export * from './autopush/index.js';
 export { LocalBus } from './bus/local.js';
+export { PostgresBus, type PostgresBusOptions } from './bus/postgres.js';
 export { RedisBus, type RedisBusOptions } from './bus/redis.js';
 export type { Bus, BusSink, CatchUpScope, DeviceCommand } from './bus/types.js';
 export type { ServerOptions } from './config.js';

@@ -5,6 +5,8 @@ import {
   createPushwireServer,
   ensureDemoKey,
   newApiKey,
+  PostgresBus,
+  PostgresStore,
   RedisBus,
   RedisStore,
   SqliteStore,
@@ -28,6 +30,7 @@ export interface ServeFlags extends WakeFlags {
   publicUrl?: string;
   redis?: string;
   redisCluster?: boolean;
+  postgres?: string;
   nodeId?: string;
   webPush: boolean;
   autopush?: boolean;
@@ -58,8 +61,12 @@ interface Engine {
   lines: string[];
 }
 
-/** SQLite in the data dir, or (with --redis) store and bus on Redis after checking its durability. */
+/**
+ * SQLite in the data dir; with --postgres the store on PostgreSQL (bus on LISTEN/NOTIFY, or on
+ * Redis with --redis too); with --redis alone store and bus on Redis. Durability is checked.
+ */
 async function openEngine(f: ServeFlags, dataDir: string, logger: Logger): Promise<Engine> {
+  if (f.postgres) return openPostgres(f, f.postgres, logger);
   if (!f.redis) {
     const path = join(dataDir, 'pushwire.db');
     lockDataDir(dataDir);
@@ -70,12 +77,7 @@ async function openEngine(f: ServeFlags, dataDir: string, logger: Logger): Promi
   const store = await RedisStore.connect({ url, cluster });
   let bus: RedisBus | undefined;
   try {
-    bus = await RedisBus.connect({
-      url,
-      cluster,
-      logger,
-      ...(f.nodeId !== undefined && { nodeId: f.nodeId }),
-    });
+    bus = await redisBus(f, url, logger);
     const d = await store.checkDurability();
     const rdb = d.rdb === '' ? 'off' : d.rdb === 'unknown' ? 'unknown' : `save "${d.rdb}"`;
     const where = `${url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')}${cluster ? ' (Redis Cluster)' : ''}`;
@@ -87,6 +89,49 @@ async function openEngine(f: ServeFlags, dataDir: string, logger: Logger): Promi
       lines: [
         `Redis ${bus.version || '(version hidden)'} at ${where}: AOF ${d.aof ? 'on' : 'off'}, appendfsync ${d.appendfsync}, RDB ${rdb}`,
         `          ${d.note}`,
+        `Node id:  ${bus.nodeId}`,
+      ],
+    };
+  } catch (err) {
+    await bus?.close();
+    await store.close();
+    throw err;
+  }
+}
+
+/** A connection URL with its password hidden. */
+const hidePassword = (url: string) => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+
+/** The Redis bus of this node. */
+function redisBus(f: ServeFlags, url: string, logger: Logger): Promise<RedisBus> {
+  return RedisBus.connect({
+    url,
+    cluster: f.redisCluster === true,
+    logger,
+    ...(f.nodeId !== undefined && { nodeId: f.nodeId }),
+  });
+}
+
+/** The store on PostgreSQL; the bus on LISTEN/NOTIFY, or on Redis when --redis is given too. */
+async function openPostgres(f: ServeFlags, url: string, logger: Logger): Promise<Engine> {
+  const store = await PostgresStore.connect({ url });
+  let bus: Bus | undefined;
+  try {
+    const d = await store.checkDurability();
+    const where = hidePassword(url);
+    const onRedis = f.redis ? await redisBus(f, f.redis, logger) : undefined;
+    bus =
+      onRedis ??
+      (await PostgresBus.connect({ url, logger, ...(f.nodeId !== undefined && { nodeId: f.nodeId }) }));
+    logger.info({ postgres: where, node: bus.nodeId, ...d }, 'postgres');
+    if (d.fsync !== 'on' || d.synchronousCommit === 'off') logger.warn(d.note);
+    return {
+      store,
+      bus,
+      lines: [
+        `PostgreSQL ${d.version} at ${where} (schema ${store.schema}): fsync ${d.fsync}, synchronous_commit ${d.synchronousCommit}`,
+        `          ${d.note}`,
+        `Bus:      ${onRedis ? `Redis at ${hidePassword(f.redis!)}` : 'PostgreSQL LISTEN/NOTIFY'}`,
         `Node id:  ${bus.nodeId}`,
       ],
     };
@@ -138,18 +183,19 @@ export function cliCommand(): string {
 }
 
 /**
- * `pushwire serve`: one node on the embedded SQLite store, or (--redis) one node of a cluster on
- * Redis; drains on SIGTERM/SIGINT.
+ * `pushwire serve`: one node on the embedded SQLite store, or one node of a cluster on Redis
+ * (--redis) or PostgreSQL (--postgres); drains on SIGTERM/SIGINT.
  */
 export async function serveCommand(f: ServeFlags): Promise<void> {
-  if (f.redis && !f.apiKey) {
+  const shared = f.postgres ? '--postgres' : f.redis ? '--redis' : undefined;
+  if (shared && !f.apiKey) {
     throw new Error(
-      '--redis: every node of a cluster must accept the same key: give --api-key (or PUSHWIRE_API_KEY)',
+      `${shared}: every node of a cluster must accept the same key: give --api-key (or PUSHWIRE_API_KEY)`,
     );
   }
   const dataDir = resolve(f.data);
   // Private to the service account: the database, the API key and the Web Push keys live here.
-  if (!f.redis) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (!shared) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const { key, created } = f.apiKey ? { key: f.apiKey, created: false } : apiKeyFor(dataDir);
   const logger = pino({ level: f.logLevel, base: { pid: process.pid } }, destination(2));
   const tls = tlsOf(f);
@@ -157,7 +203,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   const { store, bus, lines } = await openEngine(f, dataDir, logger);
   const options = serverOptionsOf(f);
   // The demo page's key (register scope, demo/* topics): made once, kept in the data dir.
-  if (f.redis) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (shared) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const demo = store.apiKeys
     ? await ensureDemoKey(store.apiKeys, join(dataDir, 'demo-key'), Date.now())
     : undefined;
@@ -233,7 +279,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     );
   }
   logger.info(
-    { url, ...(f.redis ? { node: bus?.nodeId } : { dataDir }), wake: server.wake?.providers ?? [] },
+    { url, ...(shared ? { node: bus?.nodeId } : { dataDir }), wake: server.wake?.providers ?? [] },
     'listening',
   );
 }

@@ -90,7 +90,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
         ? `the store cannot write any more (${hub.failure.message})`
         : writeError
           ? `store writes are failing (${writeError.message}); ready again after a write succeeds`
-          : 'Redis is unreachable',
+          : 'the shared store or bus (Redis, PostgreSQL) is unreachable',
     });
   });
 

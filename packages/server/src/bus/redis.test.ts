@@ -2,63 +2,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../../../../test/helpers/redis.js';
 import { StoreError } from '../store/errors.js';
 import type { StoredEntry } from '../store/types.js';
+import { attach, busContract, entry, Sink, sleep, until } from './contract.js';
 import { LocalBus } from './local.js';
 import { RedisBus, type RedisBusOptions } from './redis.js';
-import type { BusSink, CatchUpScope, DeviceCommand } from './types.js';
-
-/** A node's delivery core, reduced to what the bus calls: records everything. */
-class Sink implements BusSink {
-  readonly entries: StoredEntry[] = [];
-  readonly commands: [string, DeviceCommand][] = [];
-  readonly resyncs: CatchUpScope[] = [];
-  readonly held = new Set<string>();
-  /** Stands in for the durable store: what a full resync reads back for the devices held here. */
-  constructor(private readonly stored: StoredEntry[] = []) {}
-  dispatch(entries: StoredEntry[]): void {
-    this.entries.push(...entries);
-  }
-  command(deviceId: string, cmd: DeviceCommand): void {
-    this.commands.push([deviceId, cmd]);
-  }
-  holds(deviceId: string): boolean {
-    return this.held.has(deviceId);
-  }
-  async resync(scope?: CatchUpScope): Promise<number> {
-    this.resyncs.push(scope);
-    // Like the hub: read each held device's stream from the store, skip what was delivered.
-    const seen = new Set(this.ids());
-    const missed = this.stored.filter(
-      (e) =>
-        !seen.has(e.id) &&
-        this.held.has(e.stream.slice(2)) &&
-        (!scope || ('device' in scope && scope.device === e.stream.slice(2))),
-    );
-    if (missed.length > 0) this.dispatch(missed);
-    return 0;
-  }
-  ids(): string[] {
-    return this.entries.map((e) => e.id);
-  }
-}
-
-const entry = (id: string, stream: string, seq = 1): StoredEntry => ({
-  id,
-  stream,
-  seq,
-  prevSeq: seq - 1,
-  ts: 1,
-  exp: 2,
-  data: { id },
-});
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 let redis: RedisServer;
 let prefixes = 0;
@@ -93,78 +39,8 @@ async function nodes(
   return out;
 }
 
-/** Attaches a device on a node and waits until its presence is confirmed (it asks for a catch-up). */
-async function attach(node: { bus: RedisBus; sink: Sink }, device: string, session: string) {
-  node.sink.held.add(device);
-  const before = node.sink.resyncs.length;
-  node.bus.attached(device, session);
-  await until(() => node.sink.resyncs.length > before, 'presence confirmed');
-}
-
 describe('RedisBus', () => {
-  it('routes a device entry to the node holding the device, and nowhere when it is offline', async () => {
-    const [a, b, c] = await nodes(3);
-    await attach(b!, 'dev1', 's1');
-    expect(b!.sink.resyncs).toContainEqual({ device: 'dev1' });
-    a!.bus.route([entry('m1', 'd:dev1'), entry('m2', 'd:nobody')]);
-    await until(() => b!.sink.entries.length === 1, 'm1 on b');
-    await sleep(100);
-    expect(b!.sink.ids()).toEqual(['m1']);
-    expect(a!.sink.entries).toEqual([]);
-    expect(c!.sink.entries).toEqual([]);
-    expect(await a!.bus.isOnline('dev1')).toBe(true);
-    expect(await a!.bus.isOnline('nobody')).toBe(false);
-  });
-
-  it('hands entries of local devices over in-process, without Redis', async () => {
-    const [a] = await nodes(1);
-    a!.sink.held.add('dev1'); // no presence in Redis at all
-    a!.bus.route([entry('m1', 'd:dev1')]);
-    expect(a!.sink.ids()).toEqual(['m1']); // synchronously
-  });
-
-  it('fans a topic entry out to exactly the nodes that follow it, once each', async () => {
-    const [a, b, c] = await nodes(3);
-    b!.bus.followed('t:news');
-    c!.bus.followed('t:news');
-    await until(() => b!.sink.resyncs.length + c!.sink.resyncs.length === 2, 'subscriptions confirmed');
-    expect(b!.sink.resyncs).toEqual([{ stream: 't:news' }]);
-    a!.bus.route([entry('m1', 't:news')]);
-    b!.bus.route([entry('m2', 't:news', 2)]);
-    await until(() => b!.sink.entries.length === 2 && c!.sink.entries.length === 2, 'fan-out');
-    await sleep(100);
-    expect(b!.sink.ids().sort()).toEqual(['m1', 'm2']); // m2 locally, not again from Redis
-    expect(c!.sink.ids().sort()).toEqual(['m1', 'm2']);
-    // The publisher without followers still offers it locally (its hub finds nobody).
-    expect(a!.sink.ids()).toEqual(['m1']);
-
-    c!.bus.unfollowed('t:news');
-    await sleep(100);
-    a!.bus.route([entry('m3', 't:news', 3)]);
-    await until(() => b!.sink.entries.length === 3, 'm3 on b');
-    await sleep(100);
-    expect(c!.sink.ids()).not.toContain('m3');
-  });
-
-  it('routes device commands to the holder, and tells an older holder its session was replaced', async () => {
-    const [a, b] = await nodes(2);
-    await attach(a!, 'dev1', 'old');
-    a!.bus.send('dev1', { t: 'follow', topic: 'x', seq: 0 }); // local: applied at once
-    expect(a!.sink.commands).toEqual([['dev1', { t: 'follow', topic: 'x', seq: 0 }]]);
-    b!.bus.send('dev1', { t: 'unfollow', topic: 'x' });
-    await until(() => a!.sink.commands.length === 2, 'command on a');
-    expect(a!.sink.commands[1]).toEqual(['dev1', { t: 'unfollow', topic: 'x' }]);
-
-    await attach(b!, 'dev1', 'new');
-    await until(() => a!.sink.commands.length === 3, 'replaced on a');
-    expect(a!.sink.commands[2]).toEqual(['dev1', { t: 'replaced', session: 'old' }]);
-    // The old session's close (its hub detaches it) must not remove the new presence.
-    a!.sink.held.delete('dev1');
-    a!.bus.detached('dev1', 'old');
-    await sleep(100);
-    a!.bus.route([entry('m1', 'd:dev1')]);
-    await until(() => b!.sink.entries.length === 1, 'm1 on b');
-  });
+  busContract(nodes);
 
   it("a dead node's presence expires within the TTL; a closed node's is removed at once", async () => {
     const [a, b, c] = await nodes(3, { presenceTtlMs: 1200 });

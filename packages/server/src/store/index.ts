@@ -1,5 +1,11 @@
 export { type ApiKeyRecord, type ApiKeyStore, SCOPES, type Scope } from './api-keys.js';
 export { type Quota, QuotaError, StoreError, type StoreErrorCode } from './errors.js';
+export {
+  type PostgresConnectionOptions,
+  type PostgresDurability,
+  PostgresStore,
+  type PostgresStoreOptions,
+} from './postgres.js';
 export { type DurabilityReport, RedisStore, type RedisStoreOptions } from './redis.js';
 export { RedisWebPushRegistry } from './redis-webpush.js';
 export { SqliteStore, type SqliteStoreOptions, type SqliteStoreStats } from './sqlite.js';

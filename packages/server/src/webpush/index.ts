@@ -1,4 +1,5 @@
 export { type PushRequestHeaders, parsePushHeaders } from './headers.js';
+export { PostgresWebPushRegistry } from './postgres-registry.js';
 export type { WebPushRegistry, WebPushSubscriptionRecord } from './registry.js';
 export { MAX_PUSH_BODY, registerWebPush, type WebPushOptions } from './routes.js';
 export { SqliteWebPushRegistry } from './sqlite-registry.js';

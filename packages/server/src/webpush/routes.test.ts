@@ -10,8 +10,10 @@ import {
 } from '@pushwire/protocol';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PostgresServer, startPostgres } from '../../../../test/helpers/postgres.js';
 import { startRedis } from '../../../../test/helpers/redis.js';
 import { createPushwireServer, type PushwireServer } from '../server.js';
+import { PostgresStore } from '../store/postgres.js';
 import { RedisStore } from '../store/redis.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
@@ -32,6 +34,17 @@ async function vapidKeys() {
   return { k, auth };
 }
 
+/** A private PostgreSQL shared by the PostgreSQL runs of this file, started on first use. */
+let pgServer: Promise<PostgresServer> | undefined;
+let pgSchemas = 0;
+afterAll(async () => {
+  await (await pgServer)?.stop();
+});
+const pgStore = async (schema = `wp${++pgSchemas}`) => {
+  pgServer ??= startPostgres();
+  return PostgresStore.connect({ url: (await pgServer).url, schema });
+};
+
 /** The engines the routes run on: each gives a fresh store and what removes it afterwards. */
 const engines: { name: string; open: () => Promise<{ store: Store; cleanup: () => Promise<void> }> }[] = [
   {
@@ -50,6 +63,7 @@ const engines: { name: string; open: () => Promise<{ store: Store; cleanup: () =
       return { store, cleanup: () => redis.stop() };
     },
   })),
+  { name: 'PostgreSQL', open: async () => ({ store: await pgStore(), cleanup: async () => {} }) },
 ];
 
 describe.each(engines)('web push routes on $name (inject, no sockets)', (engine) => {
@@ -73,7 +87,7 @@ describe.each(engines)('web push routes on $name (inject, no sockets)', (engine)
   afterAll(async () => {
     await server?.close();
     await cleanup?.();
-  });
+  }, 60_000);
 
   async function subscribe(body: Record<string, unknown> = {}, headers: Record<string, string> = admin) {
     const r = await server.app.inject({
@@ -277,6 +291,40 @@ describe('web push registry durability', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('on PostgreSQL, a subscription made through one node is pushed to through another', async () => {
+    const schema = `wp${++pgSchemas}`;
+    const nodes = [
+      createPushwireServer({ store: await pgStore(schema), apiKeys: [KEY] }),
+      createPushwireServer({ store: await pgStore(schema), apiKeys: [KEY] }),
+    ];
+    try {
+      const [a, b] = nodes as [PushwireServer, PushwireServer];
+      const { deviceId } = (
+        await a.app.inject({ method: 'POST', url: '/v1/devices', headers: admin, payload: {} })
+      ).json() as { deviceId: string };
+      const sub = await a.app.inject({
+        method: 'POST',
+        url: `/v1/devices/${deviceId}/webpush`,
+        headers: admin,
+        payload: {},
+      });
+      expect(sub.statusCode).toBe(201);
+      const path = new URL(sub.json().endpoint).pathname;
+      expect((await b.app.inject({ method: 'POST', url: path, headers: { ttl: '5' } })).statusCode).toBe(201);
+      expect(await b.options.store.read(`d:${deviceId}`, 0, 10, Date.now())).toHaveLength(1);
+      // Revoked through B: A's endpoint answers 410 Gone.
+      const revoked = await b.app.inject({
+        method: 'DELETE',
+        url: `/v1/devices/${deviceId}/webpush/${sub.json().subscriptionId}`,
+        headers: admin,
+      });
+      expect(revoked.statusCode).toBeLessThan(300);
+      expect((await a.app.inject({ method: 'POST', url: path, headers: { ttl: '5' } })).statusCode).toBe(410);
+    } finally {
+      await Promise.all(nodes.map((n) => n.close()));
+    }
+  }, 60_000);
 });
 
 describe.each(engines)(

@@ -1,9 +1,18 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { report, tally } from '../chaos/helpers.js';
 import { http, registerDevice, sleep, until } from '../helpers/server.js';
-import { type App, type Cluster, openApp, pick, publishUntilAccepted, startCluster } from './cluster.js';
+import {
+  type App,
+  CLUSTER_ENGINES,
+  type Cluster,
+  openApp,
+  pick,
+  publishUntilAccepted,
+  startCluster,
+} from './cluster.js';
 
-describe('cluster: Redis restarted (AOF on, appendfsync always)', () => {
+// Redis with AOF and appendfsync always; PostgreSQL as configured by default (fsync, synchronous_commit on).
+describe.each(CLUSTER_ENGINES)('cluster on %s: the engine killed (SIGKILL) and restarted', (engine) => {
   let cluster: Cluster | undefined;
   const apps: App[] = [];
   afterAll(async () => {
@@ -11,8 +20,8 @@ describe('cluster: Redis restarted (AOF on, appendfsync always)', () => {
     await cluster?.stop();
   });
 
-  it('nodes reconnect to Redis; every acknowledged publish survives and is delivered once', async () => {
-    cluster = await startCluster(3, { appendonly: true });
+  it('nodes reconnect to the engine; every acknowledged publish survives and is delivered once', async () => {
+    cluster = await startCluster(3, { appendonly: true }, engine);
     const c = cluster;
     const urls = c.nodes.map((n) => n.url);
     const creds = await Promise.all(Array.from({ length: 9 }, () => registerDevice(pick(urls))));
@@ -40,7 +49,7 @@ describe('cluster: Redis restarted (AOF on, appendfsync always)', () => {
       for (const cr of toTopic ? creds : [target]) expected.get(cr.deviceId)!.push(id);
     };
 
-    // A steady stream of publishes (4 at a time) while Redis is killed (SIGKILL) and started again.
+    // A steady stream of publishes (4 at a time) while the engine is killed (SIGKILL) and started again.
     let stop = false;
     const publishers = Array.from({ length: 4 }, async () => {
       while (!stop && n < 400) {
@@ -49,17 +58,17 @@ describe('cluster: Redis restarted (AOF on, appendfsync always)', () => {
       }
     });
     await sleep(1000);
-    await c.redis.kill();
+    await c.engine.kill();
     const downAt = Date.now();
     await sleep(1500);
-    await c.redis.start();
+    await c.engine.start();
     const upAt = Date.now();
     await sleep(1500);
     stop = true;
     await Promise.all(publishers);
     const after = sent.length;
 
-    // Nodes are back on Redis: ready again, and the offline devices connect now.
+    // Nodes are back on the engine: ready again, and the offline devices connect now.
     for (const url of urls) {
       await until(async () => (await http(url, 'GET', '/readyz')).status === 200, 10_000, `${url} ready`);
     }
@@ -69,7 +78,7 @@ describe('cluster: Redis restarted (AOF on, appendfsync always)', () => {
       30_000,
       'every delivery',
     ).catch((err) => {
-      report('cluster redis restart: timed out', {
+      report(`cluster ${engine} restart: timed out`, {
         missing: apps.map((a) => a.seen.lost(expected.get(a.deviceId)!)),
       });
       throw err;
@@ -86,18 +95,18 @@ describe('cluster: Redis restarted (AOF on, appendfsync always)', () => {
       expect(a.seen.outOfOrder()).toEqual([]);
     }
     const deliveries = [...expected.values()].reduce((x, ids) => x + ids.length, 0);
-    report('cluster redis restart', {
+    report(`cluster ${engine} restart`, {
       published: after,
       deliveries,
       received,
       duplicated,
       lost,
       answered503: statuses.filter((s) => s === 503).length,
-      redisDownMs: upAt - downAt,
+      engineDownMs: upAt - downAt,
     });
     expect(statuses).toContain(503); // the outage was seen by publishers, and answered cleanly
     expect({ lost, duplicated, received }).toEqual({ lost: 0, duplicated: 0, received: deliveries });
-    // The online devices never lost their sockets: Redis going away is not a reason to drop them.
+    // The online devices never lost their sockets: the engine going away is not a reason to drop them.
     for (const a of apps.slice(0, 6)) expect(a.states).toEqual(['connecting', 'open']);
   }, 120_000);
 });
