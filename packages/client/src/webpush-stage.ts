@@ -1,11 +1,12 @@
 import type { MessageFrame, WebPushKeys } from '@pushwire/protocol';
 import { ConnectionError, type PushwireError, WebPushError, type WebPushErrorReason } from './errors.js';
 import type { StateKeeper } from './keeper.js';
+import type { PushMessage } from './message.js';
 import { errorText, type LoadOps, type WireWebPush } from './webpush.js';
 
 /** A Web Push message after the stage: decrypted and handed over, or processed without reaching the app. */
 export interface Opened {
-  message: MessageFrame;
+  message: PushMessage & { t: 'msg' };
   /** False when the message could not be read: it is remembered, saved and acked, not handed over. */
   handOver: boolean;
 }
