@@ -50,7 +50,7 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
   const requests = createRequests();
   const disposers: Disposer[] = [];
   let closing: Promise<void> | undefined;
-  /** Loads the stored state on the first attempt and restores the heartbeat memory then (once). */
+  /** Whether the heartbeat memory was restored from storage (on the first attempt, once). */
   let hbRestored = false;
   const http = () => o.servers[machine.server]!.http;
 
