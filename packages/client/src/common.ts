@@ -2,14 +2,7 @@
  * The public surface shared by the browser/neutral entry (`index.ts`) and the Node entry
  * (`node.ts`). Each entry adds its own `createClient` with its default transport.
  */
-export {
-  type BackoffOptions,
-  backoffDelay,
-  DEFAULT_BACKOFF,
-  goawayDelay,
-  type Random,
-  rateLimitedDelay,
-} from './backoff.js';
+export { type BackoffOptions, DEFAULT_BACKOFF, type Random } from './backoff.js';
 export type { BrowserEnvironment } from './browser.js';
 export type { ClientEvents, PushwireClient } from './client.js';
 export { type Clock, systemClock } from './clock.js';
@@ -43,7 +36,6 @@ export {
   type FixedHeartbeatOptions,
   fixedHeartbeat,
   type HeartbeatPolicy,
-  type HeartbeatState,
   type LearnedHeartbeat,
 } from './heartbeat.js';
 export type { NotificationMessage, PushMessage } from './message.js';

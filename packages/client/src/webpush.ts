@@ -1,13 +1,5 @@
-import type { MessageFrame, WebPushKeys } from '@pushwire/protocol';
 import { type FetchLike, request } from './credentials.js';
-import type { Delivery } from './delivery.js';
-import {
-  ClosedError,
-  ConnectionError,
-  type PushwireError,
-  WebPushError,
-  type WebPushErrorReason,
-} from './errors.js';
+import { ClosedError, WebPushError, type WebPushErrorReason } from './errors.js';
 import type { StateKeeper } from './keeper.js';
 import type { StoredWebPush } from './storage/types.js';
 
@@ -39,20 +31,13 @@ export interface PushSubscribeOptions {
   applicationServerKey?: string | ArrayBuffer | ArrayBufferView | null;
 }
 
-/** What {@link WebPush} needs from the client. */
+/** What {@link WebPush} (and the code it loads) needs from the client. */
 export interface WebPushDeps {
   keeper: Pick<StateKeeper, 'load' | 'credentials' | 'save' | 'webpush'>;
-  delivery: Pick<Delivery, 'isNew' | 'receive'>;
   /** HTTP base of the server (`https://host[:port][/prefix]`). */
   http(): string;
   fetch: FetchLike | undefined;
   closed(): boolean;
-  report(error: PushwireError): void;
-  /**
-   * The Web Push code could not be loaded to decrypt a message: end the session without
-   * processing it (nor anything behind it), so that the server replays them after a reconnect.
-   */
-  fail(error: PushwireError): void;
 }
 
 /** The `data` of a Web Push message on the wire: `{ webpush: { sub, body? } }` (docs/protocol.md). */
@@ -61,25 +46,37 @@ export interface WireWebPush {
   body?: string;
 }
 
+/** The Web Push code loaded on demand (webpush-ops.ts). */
+export type Ops = typeof import('./webpush-ops.js');
+
+/** Loads the Web Push code (once; again after a failure); a failure is a {@link WebPushError} with `reason`. */
+export type LoadOps = (reason: WebPushErrorReason) => Promise<Ops>;
+
 /**
- * Web Push for a Pushwire device (RFC 8030 subscriptions on the Pushwire server, RFC 8291
- * payloads): makes and keeps the receiver's keys, manages the server-side subscription, and
- * decrypts incoming Web Push messages before they reach {@link Delivery}.
- *
- * This part is always loaded: it spots Web Push messages and keeps the order. Everything else
- * (HTTP, WebCrypto, RFC 8291) is in webpush-ops.ts, loaded by a dynamic `import()` on the first
- * `pushSubscribe`/`pushUnsubscribe` or Web Push message, so bundlers split it off.
- *
- * Messages keep their order: a Web Push message is decrypted (asynchronously, WebCrypto) in a
- * queue, and every message behind it waits in the same queue until it is handed over. A message
- * that cannot be decrypted is reported as a {@link WebPushError} and processed without being
- * handed over (saved, acknowledged), so it never blocks the stream. When the code cannot even be
- * loaded (offline, a deploy removed the chunk), the message and everything behind it are left
- * unprocessed and the session ends ({@link WebPushDeps.fail}): the server replays them.
+ * The loader of the Web Push code for one client, shared by subscribing ({@link createWebPush})
+ * and decrypting (webpush-stage.ts). The dynamic `import()` is here, in always-loaded code, so
+ * bundlers split webpush-ops.ts off into a chunk of its own.
+ */
+export function webPushLoader(): LoadOps {
+  let ops: Promise<Ops> | undefined;
+  return (reason) => {
+    ops ??= import('./webpush-ops.js').catch((cause: unknown) => {
+      ops = undefined;
+      throw cause;
+    });
+    return ops.catch((cause: unknown) => {
+      throw new WebPushError(reason, `loading the Web Push code failed: ${errorText(cause)}`, { cause });
+    });
+  };
+}
+
+/**
+ * The Web Push subscription of a Pushwire device (RFC 8030 subscriptions on the Pushwire
+ * server): makes and keeps the receiver's keys and manages the server-side subscription. The
+ * HTTP and WebCrypto work is in webpush-ops.ts, loaded on the first `pushSubscribe` or
+ * `pushUnsubscribe`. Incoming Web Push messages are decrypted by the stage in webpush-stage.ts.
  */
 export interface WebPush {
-  /** True when no message is waiting for a decryption. */
-  readonly idle: boolean;
   /** The stored subscription, or null. */
   current(): Promise<WebPushSubscription | null>;
   /**
@@ -93,79 +90,18 @@ export interface WebPush {
    * its keys. Resolves true when there was one, false when there was none.
    */
   unsubscribe(): Promise<boolean>;
-  /** Handles one `msg` frame: Web Push messages are decrypted first; order is kept. */
-  receive(frame: MessageFrame): void;
-  /** The client closed: messages still waiting are dropped (they are replayed next time). */
-  dispose(): void;
 }
 
-type Ops = typeof import('./webpush-ops.js');
-type Reason = WebPushErrorReason;
-
-export function createWebPush(d: WebPushDeps): WebPush {
+export function createWebPush(d: WebPushDeps, load: LoadOps): WebPush {
   const { keeper } = d;
-  let ops: Promise<Ops> | undefined;
-  /** Incoming messages waiting behind a decryption. */
-  let queue: Promise<void> = Promise.resolve();
-  let queued = 0;
-  /** Bumped when queued messages must be dropped (closed, or the code failed to load). */
-  let epoch = 0;
-  /** The keys of the stored subscription, imported (by their private scalar `d`). */
-  let cached: { d: string; keys: Promise<WebPushKeys> } | undefined;
-
-  /** Loads the Web Push code (once; again after a failure). */
-  const load = (reason: Reason): Promise<Ops> => {
-    ops ??= import('./webpush-ops.js').catch((cause: unknown) => {
-      ops = undefined;
-      throw cause;
-    });
-    return ops.catch((cause: unknown) => {
-      throw new WebPushError(reason, `loading the Web Push code failed: ${errorText(cause)}`, { cause });
-    });
-  };
-
   const forget = (): void => {
     keeper.webpush = undefined;
-    cached = undefined;
   };
-
   /** Subscribing and unsubscribing (one instance: it runs them one at a time). */
   let manager: ReturnType<Ops['webPushOps']> | undefined;
-  const manage = (reason: Reason) => load(reason).then((m) => (manager ??= m.webPushOps(d, kit, forget)));
-
-  /** Decrypts one new Web Push message; on failure reports it and asks for it to be skipped. */
-  const open = async (m: Ops, frame: MessageFrame, wire: WireWebPush) => {
-    const stored = keeper.webpush;
-    const skip = (reason: Reason, text: string, cause?: unknown) => {
-      d.report(new WebPushError(reason, `message ${frame.id}: ${text}`, { messageId: frame.id, cause }));
-      return { message: frame, handOver: false };
-    };
-    if (stored?.subscriptionId !== wire.sub) {
-      return skip('NO_SUBSCRIPTION', `no keys of subscription ${wire.sub}`);
-    }
-    if (wire.body === undefined) {
-      const { data: _none, ...rest } = frame; // a push without payload: no data, as in a browser
-      return { message: { ...rest, webpush: true as const }, handOver: true };
-    }
-    try {
-      if (cached?.d !== stored.keys.d) {
-        const keys = m.importWebPushKeys(stored.keys);
-        cached = { d: stored.keys.d, keys };
-        keys.catch(() => {
-          if (cached?.keys === keys) cached = undefined;
-        });
-      }
-      const data = await m.decrypt(wire.body, await cached.keys);
-      return { message: { ...frame, data, webpush: true as const }, handOver: true };
-    } catch (cause) {
-      return skip('DECRYPT_FAILED', errorText(cause), cause);
-    }
-  };
-
+  const manage = (reason: WebPushErrorReason) =>
+    load(reason).then((m) => (manager ??= m.webPushOps(d, kit, forget)));
   return {
-    get idle() {
-      return queued === 0;
-    },
     async current() {
       await keeper.load();
       const stored = keeper.webpush;
@@ -173,50 +109,11 @@ export function createWebPush(d: WebPushDeps): WebPush {
     },
     subscribe: (options = {}) => manage('SUBSCRIBE_FAILED').then((m) => m.subscribe(options)),
     unsubscribe: () => manage('UNSUBSCRIBE_FAILED').then((m) => m.unsubscribe()),
-    receive(frame) {
-      const wire = webPushOf(frame.data);
-      if (queued === 0 && wire === undefined) {
-        d.delivery.receive(frame);
-        return;
-      }
-      const mine = epoch;
-      const current = () => mine === epoch;
-      queued++;
-      queue = queue
-        .then(async () => {
-          if (!current()) return;
-          let opened: { message: MessageFrame; handOver: boolean } = { message: frame, handOver: true };
-          if (wire !== undefined && d.delivery.isNew(frame)) {
-            let m: Ops;
-            try {
-              m = await load('DECRYPT_FAILED');
-            } catch (cause) {
-              if (!current()) return;
-              epoch++; // drop what waits behind it too: all of it comes again
-              d.fail(
-                new ConnectionError(`cannot decrypt message ${frame.id} now: ${errorText(cause)}`, { cause }),
-              );
-              return;
-            }
-            opened = await open(m, frame, wire);
-          }
-          if (current()) d.delivery.receive(opened.message, opened.handOver);
-        })
-        .catch((cause: unknown) => {
-          d.report(new WebPushError('DECRYPT_FAILED', 'handling a message failed', { cause }));
-        })
-        .finally(() => {
-          queued--;
-        });
-    },
-    dispose() {
-      epoch++;
-    },
   };
 }
 
 /** `data.webpush` of a Web Push message, or undefined for any other message. */
-function webPushOf(data: unknown): WireWebPush | undefined {
+export function webPushOf(data: unknown): WireWebPush | undefined {
   if (typeof data !== 'object' || data === null || !('webpush' in data)) return undefined;
   const wp = (data as { webpush: unknown }).webpush;
   if (typeof wp !== 'object' || wp === null) return undefined;
