@@ -11,11 +11,6 @@ export const SUBPROTOCOL = 'pushwire.v1';
 /** Protocol version carried in hello and welcome. */
 export const PROTOCOL_VERSION = 1;
 
-/** Stream name of a device's own stream. */
-export const deviceStream = (deviceId: string): string => `d:${deviceId}`;
-/** Stream name of a topic's stream. */
-export const topicStream = (topic: string): string => `t:${topic}`;
-
 /** Delivery urgency, as in RFC 8030 section 5.3. */
 export type Urgency = 'very-low' | 'low' | 'normal' | 'high';
 export const URGENCIES: readonly Urgency[] = ['very-low', 'low', 'normal', 'high'];

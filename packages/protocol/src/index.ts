@@ -7,4 +7,5 @@
 export * from './codec.js';
 export * from './errors.js';
 export * from './frames.js';
+export * from './streams.js';
 export * from './webpush-crypto.js';
