@@ -12,6 +12,7 @@ import {
 } from '@pushwire/server';
 import { destination, type Logger, pino } from 'pino';
 import { lockDataDir } from '../data-lock.js';
+import { EXIT, type ExitStatus } from '../exit.js';
 import { SETTINGS } from '../serve-settings.js';
 import { type WakeFlags, wakeOptionsOf } from '../wake-options.js';
 
@@ -139,9 +140,10 @@ export function cliCommand(): string {
 
 /**
  * `pushwire serve`: one node on the embedded SQLite store, or (--redis) one node of a cluster on
- * Redis; drains on SIGTERM/SIGINT.
+ * Redis; drains on SIGTERM/SIGINT. Resolves when it has stopped: 0 once drained, 1 when the drain
+ * failed or a second signal came first.
  */
-export async function serveCommand(f: ServeFlags): Promise<void> {
+export async function serveCommand(f: ServeFlags): Promise<ExitStatus> {
   if (f.redis && !f.apiKey) {
     throw new Error(
       '--redis: every node of a cluster must accept the same key: give --api-key (or PUSHWIRE_API_KEY)',
@@ -175,21 +177,26 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   });
   // Signals are handled from before the port opens, so a SIGTERM at any moment drains cleanly.
   let stopping = false;
+  let finish!: (status: ExitStatus) => void;
+  const stopped = new Promise<ExitStatus>((resolve) => {
+    finish = resolve;
+  });
   const stop = (signal: string) => {
     if (stopping) {
       logger.warn('second signal: exiting now');
-      process.exit(1);
+      finish(EXIT.FAILURE);
+      return;
     }
     stopping = true;
     logger.info({ signal, windowMs: f.drainWindow }, 'draining');
     server.drain().then(
       () => {
         logger.info('drained, bye');
-        process.exit(0);
+        finish(EXIT.OK);
       },
       (err: unknown) => {
         logger.error({ err }, 'drain failed');
-        process.exit(1);
+        finish(EXIT.FAILURE);
       },
     );
   };
@@ -236,4 +243,5 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     { url, ...(f.redis ? { node: bus?.nodeId } : { dataDir }), wake: server.wake?.providers ?? [] },
     'listening',
   );
+  return stopped;
 }
