@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { CommanderError, InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { EXIT, EXIT_CODES, exitCodesHelp, exitCodesMarkdown, exitStatusOf } from './exit.js';
+import { CommandError, EXIT, EXIT_CODES, exitCodesHelp, exitCodesMarkdown, exitStatusOf } from './exit.js';
 import { ApiError } from './http.js';
 import { main } from './program.js';
 
@@ -23,6 +23,8 @@ describe('exit statuses', () => {
     expect(exitStatusOf(new ApiError(0, 'UNREACHABLE', 'cannot reach'))).toBe(EXIT.UNREACHABLE);
     expect(exitStatusOf(new InvalidArgumentError('give --scope'))).toBe(EXIT.FAILURE);
     expect(exitStatusOf(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)'))).toBe(EXIT.OK);
+    expect(exitStatusOf(new CommandError('NO_STORE', 'no store'))).toBe(EXIT.FAILURE);
+    expect(exitStatusOf(new CommandError('X', 'refused', EXIT.REFUSED))).toBe(EXIT.REFUSED);
     expect(exitStatusOf(new Error('disk full'))).toBe(EXIT.FAILURE);
     expect(exitStatusOf('thrown string')).toBe(EXIT.FAILURE);
   });

@@ -61,8 +61,21 @@ export function exitCodesMarkdown(): string {
   ].join('\n');
 }
 
+/** A command cannot do what it was asked; `code` names why (e.g. `NO_STORE`). */
+export class CommandError extends Error {
+  override readonly name = 'CommandError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly exitStatus: ExitStatus = EXIT.FAILURE,
+  ) {
+    super(message);
+  }
+}
+
 /** The exit status of an error thrown by a command or by commander. */
 export function exitStatusOf(err: unknown): ExitStatus {
+  if (err instanceof CommandError) return err.exitStatus;
   if (err instanceof ApiError) return err.status === 0 ? EXIT.UNREACHABLE : EXIT.REFUSED;
   if (err instanceof CommanderError && err.exitCode === EXIT.OK) return EXIT.OK;
   return EXIT.FAILURE;

@@ -18,7 +18,7 @@ import { EXIT, type ExitStatus, exitCodesHelp, exitStatusOf } from './exit.js';
 import { ApiError } from './http.js';
 import { addOptions, type FlagsOf, type OptionTable } from './options.js';
 
-export { EXIT, EXIT_CODES, type ExitStatus } from './exit.js';
+export { CommandError, EXIT, EXIT_CODES, type ExitStatus } from './exit.js';
 export type { FlagsOf, OptionSpec, OptionTable } from './options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { backupSqlite } from '@pushwire/server';
+import { CommandError } from '../exit.js';
 import type { FlagsOf, OptionTable } from '../options.js';
 
 /** The options of `pushwire backup`. */
@@ -27,7 +28,7 @@ export const BACKUP_OPTIONS = {
 export async function backupCommand(f: FlagsOf<typeof BACKUP_OPTIONS>): Promise<void> {
   const dir = resolve(f.data);
   const db = join(dir, 'pushwire.db');
-  if (!existsSync(db)) throw new Error(`${dir} holds no Pushwire store (no pushwire.db)`);
+  if (!existsSync(db)) throw new CommandError('NO_STORE', `${dir} holds no Pushwire store (no pushwire.db)`);
   const out = resolve(f.out);
   const keyFile = join(dir, 'api-key');
   const apiKey = existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : undefined;

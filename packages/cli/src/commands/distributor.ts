@@ -3,7 +3,7 @@ import { callConnector, exportDistributor, openBus, Variant } from '../distribut
 import { PushwireLink } from '../distributor/link.js';
 import { isToken, parseRegister, stringArg } from '../distributor/spec.js';
 import { type DistributorState, loadState, type Registration, saveState } from '../distributor/state.js';
-import { EXIT, type ExitStatus } from '../exit.js';
+import { CommandError, EXIT, type ExitStatus } from '../exit.js';
 import { ApiError, api, checkServerUrl } from '../http.js';
 import type { FlagsOf, OptionTable } from '../options.js';
 
@@ -48,14 +48,18 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function ensureState(f: DistributorFlags): Promise<DistributorState> {
   const saved = loadState(f.state);
   if (saved) return saved;
-  if (!f.apiKey) throw new Error(`${f.state} holds no device yet: give --api-key to register one`);
+  if (!f.apiKey)
+    throw new CommandError('NO_DEVICE', `${f.state} holds no device yet: give --api-key to register one`);
   let d: { deviceId: string; token: string };
   try {
     d = await api(f.server, f.apiKey, 'POST', '/v1/devices', {});
   } catch (err) {
     // Like `listen`: a registration that fails stops the command (exit status 1), with the cause.
     if (err instanceof ApiError)
-      throw new Error(`registration failed (${err.message}): check --api-key and --server`);
+      throw new CommandError(
+        'REGISTRATION_FAILED',
+        `registration failed (${err.message}): check --api-key and --server`,
+      );
     throw err;
   }
   const state: DistributorState = {

@@ -7,7 +7,7 @@ import {
   WebPushError,
   type WebPushSubscription,
 } from '@pushwire/client/node';
-import { EXIT, type ExitStatus } from '../exit.js';
+import { CommandError, EXIT, type ExitStatus } from '../exit.js';
 import { checkServerUrl } from '../http.js';
 import { type FlagsOf, type OptionTable, repeatable } from '../options.js';
 
@@ -113,7 +113,8 @@ function heartbeatOption(value: string) {
   if (value === 'adaptive') return 'adaptive' as const;
   const seconds = Number(value);
   if (!Number.isFinite(seconds) || seconds < 1)
-    throw new Error(
+    throw new CommandError(
+      'BAD_HEARTBEAT',
       `--heartbeat must be a number of seconds ≥ 1 or "adaptive", not ${JSON.stringify(value)}`,
     );
   return { interval: seconds, pongTimeout: Math.min(10, Math.max(2, seconds)) };
@@ -188,7 +189,7 @@ export async function listenCommand(f: ListenFlags): Promise<ExitStatus> {
   const storage = fileStorage(f.state);
   const saved = await storage.load();
   if (!saved?.credentials && !f.apiKey)
-    throw new Error(`${f.state} holds no device yet: give --api-key to register one`);
+    throw new CommandError('NO_DEVICE', `${f.state} holds no device yet: give --api-key to register one`);
 
   const servers = f.server
     .split(',')

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { inspectBackup, RESTORE_SEQ_GAP, restoreSqlite } from '@pushwire/server';
 import { DataDirLockedError, lockDataDir } from '../data-lock.js';
+import { CommandError } from '../exit.js';
 import type { FlagsOf, OptionTable } from '../options.js';
 
 /** The options of `pushwire restore`. */
@@ -46,7 +47,10 @@ export async function restoreCommand(f: FlagsOf<typeof RESTORE_OPTIONS>): Promis
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     if (existsSync(db)) {
       if (!f.force) {
-        throw new Error(`${dir} already holds a store: restore into an empty data dir, or give --force`);
+        throw new CommandError(
+          'STORE_EXISTS',
+          `${dir} already holds a store: restore into an empty data dir, or give --force`,
+        );
       }
       for (const suffix of ['', '-wal', '-shm']) {
         if (existsSync(db + suffix)) renameSync(db + suffix, `${db}.before-restore-${stamp}${suffix}`);
