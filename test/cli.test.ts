@@ -251,8 +251,8 @@ describe('the pushwire command line', () => {
       15_000,
       'listen told the token is gone',
     );
-    l.proc.kill('SIGTERM');
-    await finish(l);
+    // A token the server refuses is fatal: listen stops by itself, non-zero (scripts and systemd see it).
+    expect(await finish(l), l.stderr()).toBe(1);
 
     // A rotation it asked for is survived: a message published after it arrives.
     const state2 = join(tmp.dir, 'rotating2.json');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import dbus, { type MessageBus, Variant } from 'dbus-next';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
-import { API_KEY, CLI, startServer, tempDir, until } from './helpers/server.js';
+import { API_KEY, CLI, http, startServer, tempDir, until } from './helpers/server.js';
 
 /**
  * `pushwire distributor` against a connector written here from the UnifiedPush D-Bus spec's XML
@@ -132,12 +132,13 @@ describe('pushwire distributor: UnifiedPush over D-Bus', () => {
     );
     distributor = obj.getInterface('org.unifiedpush.Distributor2') as unknown as typeof distributor;
   };
+  /** Stops the distributor with `signal`; its exit code (null when killed by the signal). */
   const stopDistributor = async (signal: NodeJS.Signals) => {
     const p = dist?.proc;
-    if (!p || p.exitCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
+    if (!p || p.exitCode !== null) return p?.exitCode;
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
     p.kill(signal);
-    await exited;
+    return exited;
   };
   const register = (args: Record<string, Variant>) => distributor.Register!(args);
   const s = (v: string) => new Variant('s', v);
@@ -238,7 +239,7 @@ describe('pushwire distributor: UnifiedPush over D-Bus', () => {
   });
 
   it('survives its own restart (SIGTERM, then kill -9): nothing lost, nothing repeated', async () => {
-    await stopDistributor('SIGTERM');
+    expect(await stopDistributor('SIGTERM')).toBe(0);
     await push('four: while stopped');
     await push('five: while stopped');
     await startDistributor();
@@ -285,4 +286,15 @@ describe('pushwire distributor: UnifiedPush over D-Bus', () => {
     expect(app.unregistered).toEqual([token]);
     expect((await fetch(endpoint, { method: 'POST', headers: { ttl: '60' } })).status).toBe(410);
   });
+
+  it('stops with exit 1 when the server refuses its device (the token rotated elsewhere)', async () => {
+    const p = dist!.proc;
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    const { deviceId } = JSON.parse(
+      await import('node:fs').then((fs) => fs.readFileSync(stateFile, 'utf8')),
+    ) as { deviceId: string };
+    expect((await http(server.url, 'POST', `/v1/devices/${deviceId}/token`)).status).toBe(200);
+    expect(await exited, dist!.log()).toBe(1);
+    expect(dist!.log()).toMatch(/the server refused this device \(UNAUTHORIZED/);
+  }, 40_000);
 });

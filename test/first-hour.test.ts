@@ -17,8 +17,8 @@ interface Run {
   lines: () => Record<string, unknown>[];
 }
 
-function run(cmd: string, args: string[], cwd = ROOT): Run {
-  const proc = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(cmd: string, args: string[], cwd = ROOT, env = process.env): Run {
+  const proc = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout?.on('data', (d) => {
@@ -89,15 +89,16 @@ describe('first hour with pushwire', () => {
     // the operator gave it to serve, so it is in their environment, as the banner says.
     expect(listenLine).not.toContain(API_KEY);
     expect(publishLine).not.toContain(API_KEY);
-    expect(server.output()).toMatch(/PUSHWIRE_API_KEY/);
-    const withKey = (line: string) => `PUSHWIRE_API_KEY=${API_KEY} exec ${line}`;
 
     const elsewhere = tmp.dir; // not the clone
-    const listen = run('sh', ['-c', withKey(listenLine)], elsewhere);
+    // The banner's advice: the admin key in PUSHWIRE_API_KEY (this server was given it, so it prints no export line).
+    expect(server.output()).toMatch(/The admin key goes in\s+PUSHWIRE_API_KEY/);
+    const withKey = { ...process.env, PUSHWIRE_API_KEY: API_KEY };
+    const listen = run('sh', ['-c', `exec ${listenLine}`], elsewhere, withKey);
     running.push(listen);
     await until(() => /device [\w-]{22} \(registered now\)/.test(listen.stderr()), 15_000, 'device id');
     await until(() => listen.stderr().includes('→ open'), 15_000, 'listen open');
-    const pub = run('sh', ['-c', withKey(publishLine)], elsewhere);
+    const pub = run('sh', ['-c', publishLine], elsewhere, withKey);
     expect(await finish(pub), pub.stderr()).toBe(0);
     const accepted = JSON.parse(pub.stdout()) as { id: string; recipients: number };
     expect(accepted.recipients).toBe(1);
@@ -109,7 +110,7 @@ describe('first hour with pushwire', () => {
     listen.proc.kill('SIGTERM');
     expect(await finish(listen)).toBe(0);
     // A second start names the same device, from the state file.
-    const again = run('sh', ['-c', withKey(listenLine)], elsewhere);
+    const again = run('sh', ['-c', `exec ${listenLine}`], elsewhere, withKey);
     running.push(again);
     const id = JSON.parse(readFileSync(join(dataDir, 'device.json'), 'utf8')).deviceId as string;
     await until(() => again.stderr().includes(`device ${id}, state in`), 15_000, 'device id again');

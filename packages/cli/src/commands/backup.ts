@@ -1,20 +1,34 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { backupSqlite } from '@pushwire/server';
+import { CommandError } from '../exit.js';
+import type { FlagsOf, OptionTable } from '../options.js';
 
-interface BackupFlags {
-  data: string;
-  out: string;
-}
+/** The options of `pushwire backup`. */
+export const BACKUP_OPTIONS = {
+  data: {
+    flag: '--data',
+    arg: '<dir>',
+    help: 'data directory of the server',
+    env: 'PUSHWIRE_DATA',
+    default: './pushwire-data',
+  },
+  out: {
+    flag: '--out',
+    arg: '<file>',
+    help: 'backup file to write (replaced atomically when complete)',
+    required: true,
+  },
+} as const satisfies OptionTable;
 
 /**
  * `pushwire backup`: a consistent copy of a data dir's store (and its API key) in one file, taken
  * while the server runs (SQLite's online backup API); `pushwire restore` puts it back.
  */
-export async function backupCommand(f: BackupFlags): Promise<void> {
+export async function backupCommand(f: FlagsOf<typeof BACKUP_OPTIONS>): Promise<void> {
   const dir = resolve(f.data);
   const db = join(dir, 'pushwire.db');
-  if (!existsSync(db)) throw new Error(`${dir} holds no Pushwire store (no pushwire.db)`);
+  if (!existsSync(db)) throw new CommandError('NO_STORE', `${dir} holds no Pushwire store (no pushwire.db)`);
   const out = resolve(f.out);
   const keyFile = join(dir, 'api-key');
   const apiKey = existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : undefined;

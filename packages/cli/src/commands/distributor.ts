@@ -3,14 +3,40 @@ import { callConnector, exportDistributor, openBus, Variant } from '../distribut
 import { PushwireLink } from '../distributor/link.js';
 import { isToken, parseRegister, stringArg } from '../distributor/spec.js';
 import { type DistributorState, loadState, type Registration, saveState } from '../distributor/state.js';
+import { CommandError, EXIT, type ExitStatus } from '../exit.js';
 import { ApiError, api, checkServerUrl } from '../http.js';
+import type { FlagsOf, OptionTable } from '../options.js';
 
-interface DistributorFlags {
-  server: string;
-  apiKey?: string;
-  state: string;
-  bus: string;
-}
+/** The options of `pushwire distributor`. */
+export const DISTRIBUTOR_OPTIONS = {
+  server: {
+    flag: '--server',
+    arg: '<url>',
+    help: 'server base URL, e.g. https://push.example.com',
+    required: true,
+    env: 'PUSHWIRE_SERVER',
+  },
+  apiKey: {
+    flag: '--api-key',
+    arg: '<key>',
+    help: 'API key, to register this machine as a device on first run',
+    env: 'PUSHWIRE_API_KEY',
+  },
+  state: {
+    flag: '--state',
+    arg: '<file>',
+    help: 'state file: device credentials, cursor, registered apps',
+    required: true,
+  },
+  bus: {
+    flag: '--bus',
+    arg: '<session|address>',
+    help: 'the D-Bus to serve on: the session bus, or a D-Bus address',
+    default: 'session',
+  },
+} as const satisfies OptionTable;
+
+type DistributorFlags = FlagsOf<typeof DISTRIBUTOR_OPTIONS>;
 
 const log = (text: string) => process.stderr.write(`pushwire distributor: ${text}\n`);
 
@@ -22,8 +48,20 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function ensureState(f: DistributorFlags): Promise<DistributorState> {
   const saved = loadState(f.state);
   if (saved) return saved;
-  if (!f.apiKey) throw new Error(`${f.state} holds no device yet: give --api-key to register one`);
-  const d = await api<{ deviceId: string; token: string }>(f.server, f.apiKey, 'POST', '/v1/devices', {});
+  if (!f.apiKey)
+    throw new CommandError('NO_DEVICE', `${f.state} holds no device yet: give --api-key to register one`);
+  let d: { deviceId: string; token: string };
+  try {
+    d = await api(f.server, f.apiKey, 'POST', '/v1/devices', {});
+  } catch (err) {
+    // Like `listen`: a registration that fails stops the command (exit status 1), with the cause.
+    if (err instanceof ApiError)
+      throw new CommandError(
+        'REGISTRATION_FAILED',
+        `registration failed (${err.message}): check --api-key and --server`,
+      );
+    throw err;
+  }
   const state: DistributorState = {
     server: f.server,
     deviceId: d.deviceId,
@@ -41,8 +79,10 @@ async function ensureState(f: DistributorFlags): Promise<DistributorState> {
  * `org.unifiedpush.Distributor2` on the bus; each registration is a Web Push subscription of one
  * Pushwire device; one Pushwire session carries every app's pushes, each handed to its app with
  * `org.unifiedpush.Connector2.Message` exactly as the sender posted it.
+ *
+ * Resolves when it has stopped: 0 after SIGINT/SIGTERM, 1 when the server refuses the device.
  */
-export async function distributorCommand(f: DistributorFlags): Promise<void> {
+export async function distributorCommand(f: DistributorFlags): Promise<ExitStatus> {
   checkServerUrl(f.server);
   const state = await ensureState(f);
   const server = f.server;
@@ -165,6 +205,10 @@ export async function distributorCommand(f: DistributorFlags): Promise<void> {
     save();
   };
 
+  let finish!: (status: ExitStatus) => void;
+  const finished = new Promise<ExitStatus>((resolve) => {
+    finish = resolve;
+  });
   const link = new PushwireLink(server, state.deviceId, state.token, {
     onMessage: deliver,
     cursor: () => state.cursor,
@@ -174,7 +218,7 @@ export async function distributorCommand(f: DistributorFlags): Promise<void> {
     },
     onFatal: (code, message) => {
       log(`the server refused this device (${code}: ${message}); remove ${f.state} to register again`);
-      process.exit(1);
+      finish(EXIT.FAILURE);
     },
   });
   link.start();
@@ -184,11 +228,12 @@ export async function distributorCommand(f: DistributorFlags): Promise<void> {
     link.stop().then(
       () => {
         bus.disconnect();
-        process.exit(0);
+        finish(EXIT.OK);
       },
-      () => process.exit(1),
+      () => finish(EXIT.FAILURE),
     );
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  return finished;
 }

@@ -1,20 +1,8 @@
 import { InvalidArgumentError } from 'commander';
-import { ApiError, api, checkServerUrl } from '../http.js';
+import { api, checkServerUrl } from '../http.js';
+import { type FlagsOf, type OptionTable, repeatable } from '../options.js';
 
 const SCOPES = ['publish', 'register', 'status', 'admin'];
-
-interface Conn {
-  server: string;
-  apiKey: string;
-}
-
-interface CreateFlags extends Conn {
-  scope: string[];
-  topics: string[];
-  subscribe: string[];
-  rate?: number;
-  label?: string;
-}
 
 interface KeyShown {
   id: string;
@@ -49,25 +37,75 @@ export function parseRate(v: string): number {
   return n;
 }
 
-async function call<T>(what: string, f: Conn, method: string, path: string, body?: unknown): Promise<T> {
-  try {
-    return await api<T>(checkServerUrl(f.server), f.apiKey, method, path, body);
-  } catch (err) {
-    if (err instanceof ApiError) {
-      process.stderr.write(`pushwire keys ${what}: ${err.message}\n`);
-      process.exit(err.status === 0 ? 3 : 2);
-    }
-    throw err;
-  }
+/** The options every `keys` command takes: where the server is, and an admin key. */
+const CONNECTION = {
+  server: { flag: '--server', arg: '<url>', help: 'server base URL', required: true, env: 'PUSHWIRE_SERVER' },
+  apiKey: {
+    flag: '--api-key',
+    arg: '<key>',
+    help: 'admin API key (prefer PUSHWIRE_API_KEY: arguments are visible to other local users)',
+    required: true,
+    env: 'PUSHWIRE_API_KEY',
+  },
+} as const satisfies OptionTable;
+
+/** The options of `pushwire keys create`. */
+export const KEYS_CREATE_OPTIONS = {
+  scope: {
+    flag: '--scope',
+    arg: '<scopes>',
+    help: 'publish, register, status, admin (comma-separated, repeatable)',
+    required: true,
+    parse: parseScopes,
+    default: [],
+  },
+  topics: {
+    flag: '--topics',
+    arg: '<pattern>',
+    help: 'publish: topic pattern it may publish to (repeatable; e.g. news/*)',
+    parse: repeatable,
+    default: [],
+  },
+  subscribe: {
+    flag: '--subscribe',
+    arg: '<pattern>',
+    help: 'register: topic pattern its devices may subscribe to (repeatable; e.g. demo/*, user-{user}/*)',
+    parse: repeatable,
+    default: [],
+  },
+  rate: {
+    flag: '--rate',
+    arg: '<n/s>',
+    help: 'requests per second (token bucket), e.g. 10/s',
+    parse: parseRate,
+  },
+  label: { flag: '--label', arg: '<text>', help: 'what the key is for' },
+  ...CONNECTION,
+} as const satisfies OptionTable;
+
+/** The options of `pushwire keys list`. */
+export const KEYS_LIST_OPTIONS = {
+  ...CONNECTION,
+  json: { flag: '--json', help: 'one JSON object per line' },
+} as const satisfies OptionTable;
+
+/** The options of `pushwire keys revoke`. */
+export const KEYS_REVOKE_OPTIONS = CONNECTION;
+
+type Conn = FlagsOf<typeof CONNECTION>;
+
+/** One call of the keys API; a refusal or an unreachable server is thrown as an `ApiError`. */
+function call<T>(f: Conn, method: string, path: string, body?: unknown): Promise<T> {
+  return api<T>(checkServerUrl(f.server), f.apiKey, method, path, body);
 }
 
 /**
  * `pushwire keys create`: prints the new key alone on stdout (shown once: the server keeps only
  * its hash), and what it may do on stderr.
  */
-export async function keysCreateCommand(f: CreateFlags): Promise<void> {
+export async function keysCreateCommand(f: FlagsOf<typeof KEYS_CREATE_OPTIONS>): Promise<void> {
   if (f.scope.length === 0) throw new InvalidArgumentError('give --scope');
-  const made = await call<KeyShown & { key: string }>('create', f, 'POST', 'v1/keys', {
+  const made = await call<KeyShown & { key: string }>(f, 'POST', 'v1/keys', {
     scopes: f.scope,
     ...(f.label !== undefined && { label: f.label }),
     ...(f.topics.length > 0 && { topics: f.topics }),
@@ -81,8 +119,8 @@ export async function keysCreateCommand(f: CreateFlags): Promise<void> {
 }
 
 /** `pushwire keys list`: id, label, scopes, created, last used (never the key). */
-export async function keysListCommand(f: Conn & { json?: boolean }): Promise<void> {
-  const { keys } = await call<{ keys: KeyShown[] }>('list', f, 'GET', 'v1/keys');
+export async function keysListCommand(f: FlagsOf<typeof KEYS_LIST_OPTIONS>): Promise<void> {
+  const { keys } = await call<{ keys: KeyShown[] }>(f, 'GET', 'v1/keys');
   if (f.json) {
     for (const k of keys) process.stdout.write(`${JSON.stringify(k)}\n`);
     return;
@@ -109,8 +147,8 @@ export async function keysListCommand(f: Conn & { json?: boolean }): Promise<voi
 }
 
 /** `pushwire keys revoke ID`: refused at once by every node. */
-export async function keysRevokeCommand(id: string, f: Conn): Promise<void> {
-  await call('revoke', f, 'DELETE', `v1/keys/${encodeURIComponent(id)}`);
+export async function keysRevokeCommand(f: Conn, id: string): Promise<void> {
+  await call(f, 'DELETE', `v1/keys/${encodeURIComponent(id)}`);
   process.stdout.write(`revoked ${id}\n`);
 }
 

@@ -7,22 +7,72 @@ import {
   WebPushError,
   type WebPushSubscription,
 } from '@pushwire/client/node';
+import { CommandError, EXIT, type ExitStatus } from '../exit.js';
 import { checkServerUrl } from '../http.js';
+import { type FlagsOf, type OptionTable, repeatable } from '../options.js';
 
-interface ListenFlags {
-  server: string;
-  apiKey?: string;
-  state: string;
-  user?: string;
-  topic: string[];
-  exec?: string;
-  notify?: boolean;
-  heartbeat: string;
-  networkKey?: string;
-  webpush?: boolean;
-  vapidKey?: string;
-  rotateToken?: boolean;
-}
+/** The options of `pushwire listen`. */
+export const LISTEN_OPTIONS = {
+  server: {
+    flag: '--server',
+    arg: '<urls>',
+    help: 'server base URL, or several separated by commas (tried in turn on failure)',
+    required: true,
+    env: 'PUSHWIRE_SERVER',
+  },
+  apiKey: {
+    flag: '--api-key',
+    arg: '<key>',
+    help: 'API key, to register on first run',
+    env: 'PUSHWIRE_API_KEY',
+  },
+  state: {
+    flag: '--state',
+    arg: '<file>',
+    help: 'state file: credentials, cursors, dedupe window',
+    required: true,
+  },
+  user: { flag: '--user', arg: '<alias>', help: 'register the device for this user' },
+  topic: {
+    flag: '--topic',
+    arg: '<name>',
+    help: 'subscribe to a topic (repeatable)',
+    parse: repeatable,
+    default: [],
+  },
+  exec: {
+    flag: '--exec',
+    arg: '<cmd>',
+    help: 'run a shell command per message, with the message JSON on stdin',
+  },
+  notify: { flag: '--notify', help: 'show a desktop notification per message (notify-send)' },
+  heartbeat: {
+    flag: '--heartbeat',
+    arg: '<seconds|adaptive>',
+    help: 'heartbeat interval in seconds, or "adaptive"',
+    default: 'adaptive',
+  },
+  networkKey: {
+    flag: '--network-key',
+    arg: '<key>',
+    help: 'name of the current network (adaptive heartbeat memory)',
+  },
+  webpush: {
+    flag: '--webpush',
+    help: 'take Web Push messages: print the subscription for your backend as the first line, decrypt each message',
+  },
+  vapidKey: {
+    flag: '--vapid-key',
+    arg: '<key>',
+    help: "your backend's VAPID public key: bind the subscription to it (implies --webpush)",
+  },
+  rotateToken: {
+    flag: '--rotate-token',
+    help: 'rotate the device token once connected (also on SIGHUP); the state file keeps the new one',
+  },
+} as const satisfies OptionTable;
+
+type ListenFlags = FlagsOf<typeof LISTEN_OPTIONS>;
 
 const log = (text: string) => process.stderr.write(`pushwire listen: ${text}\n`);
 
@@ -63,7 +113,8 @@ function heartbeatOption(value: string) {
   if (value === 'adaptive') return 'adaptive' as const;
   const seconds = Number(value);
   if (!Number.isFinite(seconds) || seconds < 1)
-    throw new Error(
+    throw new CommandError(
+      'BAD_HEARTBEAT',
       `--heartbeat must be a number of seconds ≥ 1 or "adaptive", not ${JSON.stringify(value)}`,
     );
   return { interval: seconds, pongTimeout: Math.min(10, Math.max(2, seconds)) };
@@ -123,8 +174,11 @@ async function webPushSubscription(
  * With `--webpush` (or `--vapid-key`), the first line is the device's Web Push subscription,
  * `{"type":"webpush-subscription","subscription":{endpoint,expirationTime,keys}}`, for a Web Push
  * backend; messages that arrive before it is known wait, so that it is always the first line.
+ *
+ * Resolves when it has stopped: 0 after SIGINT/SIGTERM, 1 after a fatal error (a token or
+ * registration the server refuses, the device connected elsewhere, Web Push subscribe failing).
  */
-export async function listenCommand(f: ListenFlags): Promise<void> {
+export async function listenCommand(f: ListenFlags): Promise<ExitStatus> {
   const heartbeat = heartbeatOption(f.heartbeat);
   let notify = false;
   if (f.notify) {
@@ -135,7 +189,7 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
   const storage = fileStorage(f.state);
   const saved = await storage.load();
   if (!saved?.credentials && !f.apiKey)
-    throw new Error(`${f.state} holds no device yet: give --api-key to register one`);
+    throw new CommandError('NO_DEVICE', `${f.state} holds no device yet: give --api-key to register one`);
 
   const servers = f.server
     .split(',')
@@ -189,16 +243,28 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
   };
   showDevice();
   let stopping = false;
-  let exitCode = 0;
+  let finish!: (status: ExitStatus) => void;
+  const finished = new Promise<ExitStatus>((resolve) => {
+    finish = resolve;
+  });
+  /** Stops once: closes the client (unless it closed itself), prints what was held, waits for --exec. */
+  const stop = (status: ExitStatus, closeClient = true) => {
+    if (stopping) return;
+    stopping = true;
+    release();
+    const closed = closeClient
+      ? client.close().then(
+          () => status,
+          () => EXIT.FAILURE,
+        )
+      : Promise.resolve(status);
+    void closed.then((s) => execChain.then(() => finish(s)));
+  };
   client.on('state', ({ from, to }) => {
     log(`${from} → ${to}`);
     if (to === 'open') showDevice();
-    // Closed without being asked to (a fatal error): print what was received, then exit non-zero.
-    if (to === 'closed' && !stopping) {
-      stopping = true;
-      release();
-      execChain.then(() => process.exit(exitCode || 1));
-    }
+    // Closed without being asked to: a fatal error (logged by the error handler below).
+    if (to === 'closed' && !stopping) stop(EXIT.FAILURE, false);
   });
   client.on('error', (err: Error & { code?: string; serverCode?: string; fatal?: boolean }) => {
     log(`${err.code ?? err.name}: ${describe(err)}`);
@@ -206,16 +272,10 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
       // Another process connected as this device (the same --state twice): taking turns forever
       // helps nobody, so this one stops.
       log(`this device is connected elsewhere (another listen with --state ${f.state}?): stopping`);
-      exitCode = 1;
-      if (!stopping) {
-        stopping = true;
-        release();
-        client.close().finally(() => execChain.then(() => process.exit(1)));
-      }
+      stop(EXIT.FAILURE);
       return;
     }
     if (!err.fatal) return;
-    exitCode = 1;
     if (saved?.credentials && (err.code === 'ERR_AUTH' || err.serverCode === 'UNAUTHORIZED')) {
       log(
         `the server refused device ${saved.credentials.deviceId} (wrong token, or its data was reset): delete ${f.state} to register anew`,
@@ -259,20 +319,12 @@ export async function listenCommand(f: ListenFlags): Promise<void> {
       (err: Error) => {
         if (stopping) return; // closed by a signal meanwhile
         log(`Web Push subscribe failed: ${err.message}`);
-        release();
-        client.close().finally(() => execChain.then(() => process.exit(1)));
+        stop(EXIT.FAILURE);
       },
     );
   }
 
-  const stop = () => {
-    stopping = true;
-    release();
-    client.close().then(
-      () => execChain.then(() => process.exit(0)),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  process.on('SIGINT', () => stop(EXIT.OK));
+  process.on('SIGTERM', () => stop(EXIT.OK));
+  return finished;
 }

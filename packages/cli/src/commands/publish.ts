@@ -1,22 +1,44 @@
 import { InvalidArgumentError } from 'commander';
-import { ApiError, api, checkServerUrl } from '../http.js';
+import { api, checkServerUrl } from '../http.js';
+import { type FlagsOf, int, type OptionTable } from '../options.js';
 
-interface PublishFlags {
-  server: string;
-  apiKey: string;
-  device?: string;
-  user?: string;
-  topic?: string;
-  title?: string;
-  body?: string;
-  data?: string;
-  ttl?: number;
-  collapseKey?: string;
-  urgency?: string;
-  id?: string;
-}
+/** The options of `pushwire publish`. */
+export const PUBLISH_OPTIONS = {
+  server: {
+    flag: '--server',
+    arg: '<url>',
+    help: 'server base URL, e.g. http://127.0.0.1:8787',
+    required: true,
+    env: 'PUSHWIRE_SERVER',
+  },
+  apiKey: { flag: '--api-key', arg: '<key>', help: 'API key', required: true, env: 'PUSHWIRE_API_KEY' },
+  device: { flag: '--device', arg: '<id>', help: 'send to one device' },
+  user: { flag: '--user', arg: '<alias>', help: "send to all of a user's devices" },
+  topic: { flag: '--topic', arg: '<name>', help: 'send to every subscriber of a topic' },
+  title: { flag: '--title', arg: '<text>', help: 'notification title' },
+  body: { flag: '--body', arg: '<text>', help: 'notification body' },
+  data: { flag: '--data', arg: '<json>', help: 'JSON payload for the app' },
+  ttl: { flag: '--ttl', arg: '<seconds>', help: 'time to live; 0 = only if online now', parse: int('--ttl') },
+  collapseKey: {
+    flag: '--collapse-key',
+    arg: '<key>',
+    help: 'a newer message with this key replaces an undelivered older one',
+  },
+  urgency: {
+    flag: '--urgency',
+    arg: '<urgency>',
+    help: 'delivery urgency',
+    choices: ['very-low', 'low', 'normal', 'high'],
+  },
+  id: { flag: '--id', arg: '<id>', help: 'message id (idempotency key)' },
+} as const satisfies OptionTable;
 
-/** `pushwire publish`: one POST /v1/messages; prints the accepted message as JSON. */
+type PublishFlags = FlagsOf<typeof PUBLISH_OPTIONS>;
+
+/**
+ * `pushwire publish`: one POST /v1/messages; prints the accepted message as JSON. A refusal or an
+ * unreachable server is thrown as an `ApiError` (exit status 2 or 3).
+ */
 export async function publishCommand(f: PublishFlags): Promise<void> {
   const server = checkServerUrl(f.server);
   const targets = [
@@ -46,26 +68,18 @@ export async function publishCommand(f: PublishFlags): Promise<void> {
     ...(f.collapseKey !== undefined && { collapseKey: f.collapseKey }),
     ...(f.urgency !== undefined && { urgency: f.urgency }),
   };
-  try {
-    const accepted = await api<{ recipients?: number; duplicate?: boolean }>(
-      server,
-      f.apiKey,
-      'POST',
-      'v1/messages',
-      message,
-    );
-    process.stdout.write(`${JSON.stringify(accepted)}\n`);
-    if (accepted.recipients === 0) {
-      const why = f.user
-        ? `user ${JSON.stringify(f.user)} has no devices`
-        : `topic ${JSON.stringify(f.topic)} has no subscribers (a device subscribed later does not get it)`;
-      process.stderr.write(`pushwire publish: accepted, but no device will receive it: ${why}\n`);
-    }
-  } catch (err) {
-    if (err instanceof ApiError) {
-      process.stderr.write(`pushwire publish: ${err.message}\n`);
-      process.exit(err.status === 0 ? 3 : 2);
-    }
-    throw err;
+  const accepted = await api<{ recipients?: number; duplicate?: boolean }>(
+    server,
+    f.apiKey,
+    'POST',
+    'v1/messages',
+    message,
+  );
+  process.stdout.write(`${JSON.stringify(accepted)}\n`);
+  if (accepted.recipients === 0) {
+    const why = f.user
+      ? `user ${JSON.stringify(f.user)} has no devices`
+      : `topic ${JSON.stringify(f.topic)} has no subscribers (a device subscribed later does not get it)`;
+    process.stderr.write(`pushwire publish: accepted, but no device will receive it: ${why}\n`);
   }
 }

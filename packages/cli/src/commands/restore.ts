@@ -2,19 +2,31 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { inspectBackup, RESTORE_SEQ_GAP, restoreSqlite } from '@pushwire/server';
 import { DataDirLockedError, lockDataDir } from '../data-lock.js';
+import { CommandError } from '../exit.js';
+import type { FlagsOf, OptionTable } from '../options.js';
 
-interface RestoreFlags {
-  from: string;
-  data: string;
-  force?: boolean;
-}
+/** The options of `pushwire restore`. */
+export const RESTORE_OPTIONS = {
+  from: { flag: '--from', arg: '<file>', help: 'backup file written by pushwire backup', required: true },
+  data: {
+    flag: '--data',
+    arg: '<dir>',
+    help: 'data directory to restore into (empty, or --force)',
+    env: 'PUSHWIRE_DATA',
+    default: './pushwire-data',
+  },
+  force: {
+    flag: '--force',
+    help: 'replace the store the data dir holds (kept beside it as pushwire.db.before-restore-…)',
+  },
+} as const satisfies OptionTable;
 
 /**
  * `pushwire restore`: puts a `pushwire backup` file in place as a data dir's store. Refuses a data
  * dir a server is running on (its lock), and one that already holds a store unless `--force` (which
  * keeps the old one beside it). Writes the backup's API key when the dir has none.
  */
-export async function restoreCommand(f: RestoreFlags): Promise<void> {
+export async function restoreCommand(f: FlagsOf<typeof RESTORE_OPTIONS>): Promise<void> {
   const from = resolve(f.from);
   const dir = resolve(f.data);
   const info = inspectBackup(from); // checked before anything in the data dir changes
@@ -35,7 +47,10 @@ export async function restoreCommand(f: RestoreFlags): Promise<void> {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     if (existsSync(db)) {
       if (!f.force) {
-        throw new Error(`${dir} already holds a store: restore into an empty data dir, or give --force`);
+        throw new CommandError(
+          'STORE_EXISTS',
+          `${dir} already holds a store: restore into an empty data dir, or give --force`,
+        );
       }
       for (const suffix of ['', '-wal', '-shm']) {
         if (existsSync(db + suffix)) renameSync(db + suffix, `${db}.before-restore-${stamp}${suffix}`);

@@ -1,7 +1,23 @@
 import { type Command, Option } from 'commander';
+import { EXIT, type ExitStatus } from '../exit.js';
+import type { FlagsOf, OptionTable } from '../options.js';
 import { formatConfig, readConfigFile, resolveConfig } from '../serve-config.js';
 import { envOf, SETTINGS, type Setting } from '../serve-settings.js';
 import { type ServeFlags, serveCommand } from './serve.js';
+
+/** The options of `pushwire serve` besides its settings: where the settings file is, and what to do with it. */
+export const SERVE_FILE_OPTIONS = {
+  config: {
+    flag: '--config',
+    arg: '<file>',
+    help: 'configuration file (TOML); flags and PUSHWIRE_* variables override it',
+    env: 'PUSHWIRE_CONFIG',
+  },
+  printConfig: {
+    flag: '--print-config',
+    help: 'print the effective configuration (secrets redacted) and exit',
+  },
+} as const satisfies OptionTable;
 
 /** Help text of a setting: meaning, default, variable and file key. */
 function helpOf(s: Setting): string {
@@ -36,9 +52,12 @@ function givenFlags(cmd: Command): Record<string, string | boolean> {
   return flags;
 }
 
-/** The `serve` action: resolves flag > env > file > default, then prints it or runs the node. */
-export async function runServe(cmd: Command): Promise<void> {
-  const { config, printConfig } = cmd.opts<{ config?: string; printConfig?: boolean }>();
+/**
+ * The `serve` action: resolves flag > env > file > default, then prints it or runs the node;
+ * resolves when done.
+ */
+export async function runServe(cmd: Command): Promise<ExitStatus> {
+  const { config, printConfig } = cmd.opts<FlagsOf<typeof SERVE_FILE_OPTIONS>>();
   const config_ = config && config !== '' ? config : undefined;
   const resolved = resolveConfig({
     flags: givenFlags(cmd),
@@ -47,7 +66,7 @@ export async function runServe(cmd: Command): Promise<void> {
   });
   if (printConfig) {
     process.stdout.write(formatConfig(resolved));
-    return;
+    return EXIT.OK;
   }
-  await serveCommand(resolved.values as unknown as ServeFlags);
+  return serveCommand(resolved.values as unknown as ServeFlags);
 }

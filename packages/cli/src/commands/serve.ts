@@ -14,6 +14,7 @@ import {
 } from '@pushwire/server';
 import { destination, type Logger, pino } from 'pino';
 import { lockDataDir } from '../data-lock.js';
+import { EXIT, type ExitStatus } from '../exit.js';
 import { SETTINGS } from '../serve-settings.js';
 import { type WakeFlags, wakeOptionsOf } from '../wake-options.js';
 
@@ -184,9 +185,10 @@ export function cliCommand(): string {
 
 /**
  * `pushwire serve`: one node on the embedded SQLite store, or one node of a cluster on Redis
- * (--redis) or PostgreSQL (--postgres); drains on SIGTERM/SIGINT.
+ * (--redis) or PostgreSQL (--postgres); drains on SIGTERM/SIGINT. Resolves when it has stopped: 0
+ * once drained, 1 when the drain failed or a second signal came first.
  */
-export async function serveCommand(f: ServeFlags): Promise<void> {
+export async function serveCommand(f: ServeFlags): Promise<ExitStatus> {
   const shared = f.postgres ? '--postgres' : f.redis ? '--redis' : undefined;
   if (shared && !f.apiKey) {
     throw new Error(
@@ -221,21 +223,26 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
   });
   // Signals are handled from before the port opens, so a SIGTERM at any moment drains cleanly.
   let stopping = false;
+  let finish!: (status: ExitStatus) => void;
+  const stopped = new Promise<ExitStatus>((resolve) => {
+    finish = resolve;
+  });
   const stop = (signal: string) => {
     if (stopping) {
       logger.warn('second signal: exiting now');
-      process.exit(1);
+      finish(EXIT.FAILURE);
+      return;
     }
     stopping = true;
     logger.info({ signal, windowMs: f.drainWindow }, 'draining');
     server.drain().then(
       () => {
         logger.info('drained, bye');
-        process.exit(0);
+        finish(EXIT.OK);
       },
       (err: unknown) => {
         logger.error({ err }, 'drain failed');
-        process.exit(1);
+        finish(EXIT.FAILURE);
       },
     );
   };
@@ -282,4 +289,5 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     { url, ...(shared ? { node: bus?.nodeId } : { dataDir }), wake: server.wake?.providers ?? [] },
     'listening',
   );
+  return stopped;
 }
