@@ -1,8 +1,10 @@
 import { base64urlDecode, base64urlEncode, decryptAes128gcm, generateWebPushKeys } from '@pushwire/protocol';
-import { deviceIdOfUaid } from '@pushwire/server';
+import { deviceIdOfUaid, PostgresStore, RedisStore, type Store } from '@pushwire/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { AutopushClient } from './helpers/autopush-client.js';
+import { startPostgres } from './helpers/postgres.js';
+import { startRedis } from './helpers/redis.js';
 import { API_KEY, startServer, until } from './helpers/server.js';
 import { type BrowserSubscription, sendWebPush } from './helpers/webpush-http.js';
 
@@ -298,4 +300,60 @@ describe('autopush endpoint (GET /v1/autopush)', () => {
       await t.stop();
     }
   });
+});
+
+/** The cluster engines keep Web Push subscriptions too, so autopush serves on them as on SQLite. */
+const engines: { name: string; open: () => Promise<{ store: Store; stop: () => Promise<void> }> }[] = [
+  {
+    name: 'Redis',
+    open: async () => {
+      const redis = await startRedis();
+      return { store: await RedisStore.connect({ url: redis.url }), stop: () => redis.stop() };
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    open: async () => {
+      const pg = await startPostgres();
+      return { store: await PostgresStore.connect({ url: pg.url }), stop: () => pg.stop() };
+    },
+  },
+];
+
+describe.each(engines)('autopush on the $name store', (engine) => {
+  it('register, three pushes in order once, an unacked one resent at the next hello, unregister → 410', async () => {
+    const { store, stop } = await engine.open();
+    const s = await startServer({ store, autopush: true, webPush: { rate: 1000, burst: 1000 } });
+    try {
+      const c = await AutopushClient.open(s.url);
+      const uaid = await c.hello();
+      const { channelID, sub, open } = await subscribe(c);
+      const sent = ['one', 'two', 'three'];
+      for (const p of sent) expect((await sendWebPush(sub, p, vapid)).status).toBe(201);
+      const got: string[] = [];
+      for (let i = 0; i < sent.length; i++) {
+        const n = await c.next((m) => m.messageType === 'notification');
+        got.push(await open(n));
+        if (i < sent.length - 1)
+          c.send({ messageType: 'ack', updates: [{ channelID, version: n.version, code: 100 }] });
+      }
+      expect(got).toEqual(sent);
+      c.close();
+      await c.whenClosed();
+      // 'three' was never acknowledged: it comes again, and only it.
+      const c2 = await AutopushClient.open(s.url);
+      expect(await c2.hello(uaid)).toBe(uaid);
+      const again = await c2.next((m) => m.messageType === 'notification');
+      expect(await open(again)).toBe('three');
+      c2.send({ messageType: 'ack', updates: [{ channelID, version: again.version, code: 100 }] });
+      c2.send({ messageType: 'unregister', channelID, code: 200 });
+      expect((await c2.next((m) => m.messageType === 'unregister')).status).toBe(200);
+      expect(c2.messages.filter((m) => m.messageType === 'notification')).toEqual([]); // nothing after it
+      expect((await sendWebPush(sub, 'gone', vapid)).status).toBe(410);
+      c2.close();
+    } finally {
+      await s.stop();
+      await stop();
+    }
+  }, 60_000);
 });
