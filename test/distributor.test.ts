@@ -249,13 +249,16 @@ describe('pushwire distributor: UnifiedPush over D-Bus', () => {
     await until(() => app.messages.length >= 6, 15_000, 'the message sent after kill -9');
     await push('seven');
     await until(() => app.messages.length >= 7, 15_000, 'the last message');
-    await new Promise((r) => setTimeout(r, 500));
+    // A marker after the seven: a repeated push would reach the app before it (one ordered stream).
+    await push('eight: marker');
+    const marker = sent.at(-1)!;
+    await until(() => app.messages.some((m) => m.message.equals(marker)), 15_000, 'the marker');
     const received = app.messages.map((m) => m.message);
     const duplicated = received.length - new Set(received.map((b) => b.toString('base64'))).size;
     const lost = sent.filter((b) => !received.some((r) => r.equals(b))).length;
     expect({ sent: sent.length, received: received.length, duplicated, lost }).toEqual({
-      sent: 7,
-      received: 7,
+      sent: 8,
+      received: 8,
       duplicated: 0,
       lost: 0,
     });
