@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, CLI, sleep, spawnServer, tempDir, until } from './helpers/server.js';
+import { API_KEY, CLI, spawnServer, tempDir, until } from './helpers/server.js';
 
 interface Run {
   proc: ChildProcess;
@@ -216,9 +216,11 @@ describe('the pushwire command line', () => {
     ];
     const l2 = run(['listen', '--server', server.url, '--state', state]);
     await until(() => l2.lines().length === 3, 10_000, 'resumed lines');
-    await sleep(300);
-    expect(l2.lines().map((m) => m.id)).toEqual(ids);
-    expect(l2.lines().map((m) => m.seq)).toEqual([2, 3, 4]);
+    // A marker after the three: a repeated line would be printed before the marker's.
+    const marker = (await publish('--device', saved.deviceId, '--data', '"marker"')).json!.id;
+    await until(() => l2.lines().some((m) => m.id === marker), 10_000, 'the marker line');
+    expect(l2.lines().map((m) => m.id)).toEqual([...ids, marker]);
+    expect(l2.lines().map((m) => m.seq)).toEqual([2, 3, 4, 5]);
     l2.proc.kill('SIGTERM');
     await finish(l2);
   });

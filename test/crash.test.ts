@@ -1,8 +1,9 @@
 import { createClient, memoryStorage, type PushwireClient } from '@pushwire/client';
 import { afterAll, describe, expect, it } from 'vitest';
+import { echo, nothingPending } from './helpers/barrier.js';
 import { Collector } from './helpers/collector.js';
 import { RawClient } from './helpers/raw-client.js';
-import { http, registerDevice, sleep, spawnServer, tempDir, until } from './helpers/server.js';
+import { http, registerDevice, spawnServer, tempDir, until } from './helpers/server.js';
 
 describe('server process: kill -9 and SIGTERM (real `pushwire serve`)', () => {
   const dirs: (() => void)[] = [];
@@ -36,11 +37,14 @@ describe('server process: kill -9 and SIGTERM (real `pushwire serve`)', () => {
     c.on('message', col.onMessage);
     try {
       await until(() => col.received >= 300, 15_000, 'all messages after restart');
-      await sleep(300);
+      // A marker after the 300: a duplicate of any of them would reach the app before it.
+      const marker = await echo(second.url, { device: dev.deviceId }, (id) => col.has([id]));
       expect(col.lost(accepted)).toEqual([]);
       expect(col.duplicated).toBe(0);
-      expect(col.received).toBe(300);
+      expect(col.received).toBe(301);
+      expect(col.messages.at(-1)?.id).toBe(marker);
       expect(col.outOfOrder()).toEqual([]);
+      await nothingPending(second.url, dev.deviceId);
     } finally {
       await c.close();
       second.proc.kill('SIGKILL');

@@ -1,15 +1,18 @@
 import { createClient, memoryStorage, type PushwireClient } from '@pushwire/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { echo, nothingPending } from './helpers/barrier.js';
 import { Collector } from './helpers/collector.js';
-import { API_KEY, http, registerDevice, sleep, startServer, until } from './helpers/server.js';
+import { API_KEY, http, registerDevice, startServer, until } from './helpers/server.js';
 
 type Started = Awaited<ReturnType<typeof startServer>>;
 
 describe('end to end: SDK ↔ real server on loopback', () => {
   let s: Started;
+  /** Added to the server's clock: expiry is tested by moving it, not by waiting out a TTL. */
+  let skewMs = 0;
   const clients: PushwireClient[] = [];
   beforeAll(async () => {
-    s = await startServer();
+    s = await startServer({ clock: { now: () => Date.now() + skewMs } });
   });
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
@@ -62,19 +65,18 @@ describe('end to end: SDK ↔ real server on loopback', () => {
     for (let i = 0; i < 200; i++) sent.push(await publish({ to: { device: dev.deviceId }, data: { i } }));
     const { c, col } = connect({ url: s.url, credentials: dev, storage });
     await until(() => col.received === 200, 15_000, '200 messages');
-    await sleep(200);
-    expect(col.received).toBe(200);
+    // A marker after the 200: a duplicate or a stray replay would arrive before it.
+    const marker = await echo(s.url, { device: dev.deviceId }, (id) => col.has([id]));
+    expect(col.received).toBe(201);
     expect(col.duplicated).toBe(0);
     expect(col.lost(sent)).toEqual([]);
     expect(col.outOfOrder()).toEqual([]);
-    expect(col.messages.map((m) => (m.data as { i: number }).i)).toEqual([...Array(200).keys()]);
+    expect(col.messages.map((m) => m.id)).toEqual([...sent, marker]);
+    expect(col.messages.slice(0, 200).map((m) => (m.data as { i: number }).i)).toEqual([
+      ...Array(200).keys(),
+    ]);
     // Acked: the server holds nothing pending for this device any more.
-    await until(
-      async () =>
-        (await http<{ pending: number }>(s.url, 'GET', `/v1/devices/${dev.deviceId}`)).body.pending === 0,
-      5000,
-      'acks',
-    );
+    await nothingPending(s.url, dev.deviceId);
     await c.close();
   });
 
@@ -92,8 +94,8 @@ describe('end to end: SDK ↔ real server on loopback', () => {
     ids.push(await publish({ to: { device: dev.deviceId } }));
     const b = connect({ url: s.url, credentials: dev, storage });
     await until(() => b.col.received === 1, 5000, 'third');
-    await sleep(200);
-    expect(b.col.messages.map((m) => m.id)).toEqual([ids[2]]);
+    const marker = await echo(s.url, { device: dev.deviceId }, (id) => b.col.has([id]));
+    expect(b.col.messages.map((m) => m.id)).toEqual([ids[2], marker]);
   });
 
   it('the SDK drops a message id it has already processed even when the server replays it', async () => {
@@ -109,8 +111,9 @@ describe('end to end: SDK ↔ real server on loopback', () => {
     await storage.save({ ...state, cursors: {} });
     const b = connect({ url: s.url, credentials: dev, storage });
     await until(() => b.c.state === 'open', 5000, 'open');
-    await sleep(300);
-    expect(b.col.received).toBe(0);
+    // The replay of `id` comes before the marker on the device stream: only the marker reaches the app.
+    const marker = await echo(s.url, { device: dev.deviceId }, (m) => b.col.has([m]));
+    expect(b.col.messages.map((m) => m.id)).toEqual([marker]);
     expect(a.col.messages[0]!.id).toBe(id);
   });
 
@@ -125,19 +128,19 @@ describe('end to end: SDK ↔ real server on loopback', () => {
     expect(col.messages[0]!.id).toBe(now);
     const late = connect({ url: s.url, credentials: offline, storage: memoryStorage() });
     await until(() => late.c.state === 'open', 5000, 'open');
-    await sleep(300);
-    expect(late.col.received).toBe(0);
+    const marker = await echo(s.url, { device: offline.deviceId }, (id) => late.col.has([id]));
+    expect(late.col.messages.map((m) => m.id)).toEqual([marker]);
   });
 
   it('an expired message is never delivered', async () => {
     const dev = await registerDevice(s.url);
     await publish({ to: { device: dev.deviceId }, ttl: 1, data: 'stale' });
     const fresh = await publish({ to: { device: dev.deviceId }, ttl: 60, data: 'fresh' });
-    await sleep(1100);
+    skewMs += 1100; // the server's clock passes the 1 s TTL
     const { c, col } = connect({ url: s.url, credentials: dev, storage: memoryStorage() });
     await until(() => col.received === 1, 5000, 'fresh message');
-    await sleep(200);
-    expect(col.messages.map((m) => m.id)).toEqual([fresh]);
+    const marker = await echo(s.url, { device: dev.deviceId }, (id) => col.has([id]));
+    expect(col.messages.map((m) => m.id)).toEqual([fresh, marker]);
     expect(c.state).toBe('open');
   });
 
@@ -148,8 +151,8 @@ describe('end to end: SDK ↔ real server on loopback', () => {
     const last = await publish({ to: { device: dev.deviceId }, collapseKey: 'score', data: '2-0' });
     const { col } = connect({ url: s.url, credentials: dev, storage: memoryStorage() });
     await until(() => col.received === 2, 5000, 'two messages');
-    await sleep(200);
-    expect(col.messages.map((m) => m.data)).toEqual(['other', '2-0']);
+    await echo(s.url, { device: dev.deviceId }, (id) => col.has([id]));
+    expect(col.messages.map((m) => m.data)).toEqual(['other', '2-0', { marker: true }]);
     expect(col.messages[1]!.id).toBe(last);
   });
 
@@ -162,8 +165,10 @@ describe('end to end: SDK ↔ real server on loopback', () => {
       await publish({ to: { topic: 'weather' }, data: 'sun' }),
     ];
     for (const { col } of conns) await until(() => col.received === 2, 5000, 'broadcast');
+    // A marker on the topic: a second copy of either broadcast would reach each app before it.
+    const marker = await echo(s.url, { topic: 'weather' }, (id) => conns.every(({ col }) => col.has([id])));
     for (const { col } of conns) {
-      expect(col.messages.map((m) => m.id)).toEqual(ids);
+      expect(col.messages.map((m) => m.id)).toEqual([...ids, marker]);
       expect(col.duplicated).toBe(0);
     }
   });
@@ -175,8 +180,8 @@ describe('end to end: SDK ↔ real server on loopback', () => {
     await publish({ to: { device: dev.deviceId }, id: 'invoice-42' });
     await publish({ to: { device: dev.deviceId }, id: 'invoice-42' });
     await until(() => col.received === 1, 5000, 'message');
-    await sleep(300);
-    expect(col.messages.length).toBe(1);
+    const marker = await echo(s.url, { device: dev.deviceId }, (id) => col.has([id]));
+    expect(col.messages.map((m) => m.id)).toEqual(['invoice-42', marker]);
   });
 
   it('async iterator yields messages in order', async () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { SqliteStore } from '@pushwire/server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawClient } from './helpers/raw-client.js';
-import { http, registerDevice, sleep, startServer, tempDir, until } from './helpers/server.js';
+import { http, registerDevice, startServer, tempDir, until } from './helpers/server.js';
 
 /** Issue 12: what one client can take from the others (admission, early frames, request rate, cursors). */
 
@@ -83,13 +83,15 @@ describe('gateway limits (real sockets)', () => {
         release = r;
       });
       const topicsOf = store.topicsOf.bind(store);
+      const held = { entered: false };
       store.topicsOf = async (id: string) => {
         const topics = await topicsOf(id);
+        held.entered = true;
         await gate;
         return topics;
       };
       const started = await startServer({ store });
-      return { started, release, cleanup };
+      return { started, release, cleanup, held };
     }
 
     it('are all handled, in order, after welcome (not just the first 16)', async () => {
@@ -102,7 +104,12 @@ describe('gateway limits (real sockets)', () => {
         c.hello(dev.deviceId, dev.token);
         for (let ref = 1; ref <= 100; ref++) c.send(JSON.stringify({ t: 'sub', topic: `early${ref}`, ref }));
         socketOf(c).uncork();
-        await sleep(300); // let them arrive while the handshake is held
+        // Barriers instead of a sleep: the handshake is held at the gate, and the server has read
+        // every byte the client wrote (the 100 frames arrived while it is held).
+        await until(() => g.held.entered, 5000, 'the handshake at the gate');
+        const [server] = s.server.gateway.sockets.open;
+        const read = () => (server as unknown as { socket: { bytesRead: number } }).socket.bytesRead;
+        await until(() => read() === socketOf(c).bytesWritten, 5000, 'the frames read');
         g.release();
         await c.next('welcome');
         const refs: number[] = [];

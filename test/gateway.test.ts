@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { SqliteStore } from '@pushwire/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pendingOf } from './helpers/barrier.js';
 import { RawClient } from './helpers/raw-client.js';
 import { http, registerDevice, startServer, tempDir, until } from './helpers/server.js';
 
@@ -40,7 +41,9 @@ describe('gateway: handshake, frames, bad input (real sockets)', () => {
     const err = await c.next('error', 3000);
     expect(err).toMatchObject({ code: 'HANDSHAKE_TIMEOUT', fatal: true });
     expect((await c.whenClosed()).code).toBe(4008);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    // 500 ms deadline: well before the client would notice anything itself, with room for a
+    // loaded machine's late timers.
+    expect(Date.now() - t0).toBeLessThan(3500);
   });
 
   it('refuses a wrong token with UNAUTHORIZED and close code 4001', async () => {
@@ -99,12 +102,18 @@ describe('gateway: handshake, frames, bad input (real sockets)', () => {
     const pinging = await openSession({ hb: 1 });
     const timer = setInterval(() => pinging.c.send('p'), 500);
     const t0 = Date.now();
-    expect((await silent.c.whenClosed(5000)).code).toBe(4010);
+    expect((await silent.c.whenClosed(10_000)).code).toBe(4010);
     const detected = Date.now() - t0;
+    // Idle limit hb + grace = 2 s: never before it; after it within the sweep's granularity, with
+    // room for a loaded 2-core machine (timers and the sweep run late there, never early).
     expect(detected).toBeGreaterThanOrEqual(1500);
-    expect(detected).toBeLessThan(3000);
-    await new Promise((r) => setTimeout(r, 1500));
+    expect(detected).toBeLessThan(6000);
+    // The pinging session outlives the idle limit twice over (its own 2 s from t0, then 2 s more):
+    // it is still served, which a pong to a fresh request shows (not just "no close seen yet").
+    await until(() => Date.now() - t0 >= 4000, 10_000, 'two idle limits');
     clearInterval(timer);
+    pinging.c.send('{"t":"sub","topic":"still-here","ref":7}');
+    expect(await pinging.c.next('subbed', 5000, (f) => f.ref === 7)).toMatchObject({ topic: 'still-here' });
     expect(pinging.c.closed).toBeUndefined();
     pinging.c.close();
   });
@@ -118,12 +127,16 @@ describe('gateway: handshake, frames, bad input (real sockets)', () => {
 
   it('low urgency waits for the device heartbeat; anything else flushes it first, in order', async () => {
     const { c, dev } = await openSession({ hb: 30 });
+    const delivered = s.server.hub.counters.delivered;
     const low = await http<{ id: string }>(s.url, 'POST', '/v1/messages', {
       to: { device: dev.deviceId },
       urgency: 'low',
       data: 1,
     });
-    await new Promise((r) => setTimeout(r, 300));
+    // Barrier: the server has handed the entry to the session (its delivered counter moved) and
+    // still reports it pending, one HTTP round trip later. A frame written then would be here now.
+    await until(() => s.server.hub.counters.delivered >= delivered + 1, 5000, 'the hand-over');
+    expect(await pendingOf(s.url, dev.deviceId)).toBe(1);
     expect(c.frames.filter((f) => f.t === 'msg')).toEqual([]);
     c.send('p');
     const first = await c.next('msg');

@@ -1,8 +1,11 @@
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { SqliteStore, SqliteWebPushRegistry } from '@pushwire/server';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordPurges } from './helpers/purges.js';
 import { RawClient } from './helpers/raw-client.js';
-import { API_KEY, http, registerDevice, startServer, until } from './helpers/server.js';
+import { API_KEY, http, registerDevice, startServer, tempDir, until } from './helpers/server.js';
 
 type Started = Awaited<ReturnType<typeof startServer>>;
 
@@ -216,10 +219,15 @@ describe('quotas (small bounds)', () => {
 describe('Web Push subscriptions per device', () => {
   it('counts revoked subscriptions toward the bound until the sweep purges them', async () => {
     let now = Date.now();
+    const { dir, cleanup } = tempDir();
+    const store = SqliteStore.open({ path: join(dir, 'pushwire.db') });
+    const registry = SqliteWebPushRegistry.onStore(store);
+    const purges = recordPurges(registry);
     const s = await startServer({
+      store,
       clock: { now: () => now },
       sweepIntervalMs: 50,
-      webPush: { maxSubscriptionsPerDevice: 2, revokedRetention: 60 },
+      webPush: { registry, maxSubscriptionsPerDevice: 2, revokedRetention: 60 },
     });
     try {
       const dev = await registerDevice(s.url);
@@ -231,15 +239,18 @@ describe('Web Push subscriptions per device', () => {
       expect(refused.status).toBe(409);
       expect(refused.body).toMatchObject({ error: 'TOO_MANY_SUBSCRIPTIONS' });
       now += 59_000; // within the retention: still counted
-      await new Promise((r) => setTimeout(r, 200));
+      // A sweep has run on the moved clock (cutoff 59 s - 60 s after the revocation) and kept it.
+      await until(() => purges.cutoffs.includes(now - 60_000), 10_000, 'a sweep at +59 s');
       expect((await http(s.url, 'POST', path, {})).status).toBe(409);
       now += 2_000;
+      await until(() => purges.cutoffs.includes(now - 60_000), 10_000, 'a sweep at +61 s');
       const list = async () =>
         (await http<{ subscriptions: unknown[] }>(s.url, 'GET', path)).body.subscriptions.length;
-      await until(async () => (await list()) === 1, 5000);
+      expect(await list()).toBe(1);
       expect((await http(s.url, 'POST', path, {})).status).toBe(201);
     } finally {
       await s.stop();
+      cleanup();
     }
   });
 });

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { RawClient } from './helpers/raw-client.js';
-import { http, registerDevice, startServer } from './helpers/server.js';
+import { http, registerDevice, startServer, until } from './helpers/server.js';
 
 /** A pino logger at `level` whose JSON lines are kept in memory. */
 function captureLogger(level: string) {
@@ -68,9 +68,9 @@ describe('structured logs (pino)', () => {
       await bad.opened();
       bad.hello(device.deviceId, 'not-the-token');
       await bad.whenClosed();
-      await new Promise((r) => setTimeout(r, 50));
-
       const count = (msg: string) => lines.filter((l) => l.msg === msg).length;
+      // The refusal is logged when the server closes the socket: wait for that line, not a while.
+      await until(() => count('session refused: unauthorized') >= 1, 5000, 'the refusal line');
       expect(count('session open')).toBe(2);
       expect(count('session closed')).toBe(2);
       expect(count('session refused: unauthorized')).toBe(1);

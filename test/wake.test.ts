@@ -1,9 +1,10 @@
 import { createClient } from '@pushwire/client/node';
 import type { PushwireServer } from '@pushwire/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countingWakeClock } from './helpers/barrier.js';
 import { PushProviders } from './helpers/push-providers.js';
 import { RawClient } from './helpers/raw-client.js';
-import { API_KEY, http, registerDevice, sleep, startServer, tempDir, until } from './helpers/server.js';
+import { API_KEY, http, registerDevice, startServer, tempDir, until } from './helpers/server.js';
 import { makeTestCertificates } from './helpers/tls.js';
 
 // Content-free wake-ups through APNs and FCM, against stand-ins on real HTTP/2 over TLS (a
@@ -11,14 +12,22 @@ import { makeTestCertificates } from './helpers/tls.js';
 
 const SECRET = 'the launch code is 0000';
 const WAKE_AFTER_S = 0.3;
-/** Long enough past wake-after that a second wake, if the server were to send one, would be here. */
-const SETTLE_MS = 1500;
 
 describe('wake-ups through APNs and FCM', () => {
   let providers: PushProviders;
   let s: Awaited<ReturnType<typeof startServer>>;
   let server: PushwireServer;
   const tmp = tempDir('pushwire-wake-');
+  // Real timers, counted: once a wake is counted as sent and no wake timer is armed, no further
+  // wake can come without a new message or the end of a session (a barrier instead of a sleep).
+  const wakeClock = countingWakeClock();
+  const sentTotal = () => (server.wake?.counters.sent.apns ?? 0) + (server.wake?.counters.sent.fcm ?? 0);
+  /** Waits until `n` wakes are counted as sent, then checks nothing else is scheduled. */
+  async function settled(n: number) {
+    await until(() => sentTotal() >= n, 10_000, `${n} wakes counted`);
+    expect(sentTotal()).toBe(n);
+    expect(wakeClock.armed).toBe(0);
+  }
 
   beforeAll(async () => {
     const certs = makeTestCertificates(tmp.dir);
@@ -39,6 +48,7 @@ describe('wake-ups through APNs and FCM', () => {
           ca: certs.ca,
         },
         afterSeconds: WAKE_AFTER_S,
+        clock: wakeClock,
       },
     });
     server = s.server;
@@ -76,9 +86,10 @@ describe('wake-ups through APNs and FCM', () => {
   it('a message to an offline device produces exactly one wake, with no message content on the wire', async () => {
     const token = 'a1'.repeat(32);
     const dev = await deviceWith('apns', token);
+    const before = sentTotal();
     expect((await publish(dev.deviceId)).status).toBe(202);
     await until(() => apnsTo(token).length === 1, 10_000, 'the wake');
-    await sleep(SETTLE_MS);
+    await settled(before + 1);
     const sent = apnsTo(token);
     expect(sent).toHaveLength(1);
     const [wake] = sent;
@@ -110,14 +121,17 @@ describe('wake-ups through APNs and FCM', () => {
     await publish(dev.deviceId);
     const msg = await c.next('msg');
     c.send(JSON.stringify({ t: 'ack', acks: { [msg.stream]: msg.seq } }));
-    await sleep(SETTLE_MS);
+    // The publish was answered: had it armed a wake, the timer would be counted now.
+    expect(wakeClock.armed).toBe(0);
     expect(apnsTo(token)).toHaveLength(0);
 
     c.ws.close();
     await c.whenClosed();
     await until(async () => !(await server.hub.isOnline(dev.deviceId)), 5000, 'offline');
+    const before = sentTotal();
     await publish(dev.deviceId);
     await until(() => apnsTo(token).length === 1, 10_000, 'the wake after going offline');
+    await settled(before + 1);
   });
 
   it('a session that ends with a message unacknowledged leads to one wake', async () => {
@@ -127,13 +141,15 @@ describe('wake-ups through APNs and FCM', () => {
     await c.opened();
     c.hello(dev.deviceId, dev.token);
     await c.next('welcome');
+    const before = sentTotal();
     await publish(dev.deviceId);
     await c.next('msg'); // received, never acknowledged: the app was suspended
-    await sleep(SETTLE_MS); // the message's own wake timer passes while the session is open
+    // Handed to a session on this node: the message arms no wake of its own while the session is open.
+    expect(wakeClock.armed).toBe(0);
     expect(apnsTo(token)).toHaveLength(0);
     c.ws.terminate(); // no close frame, as when the OS takes the socket away
     await until(() => apnsTo(token).length === 1, 10_000, 'the wake after the session ended');
-    await sleep(SETTLE_MS);
+    await settled(before + 1);
     expect(apnsTo(token)).toHaveLength(1);
   });
 
@@ -141,9 +157,10 @@ describe('wake-ups through APNs and FCM', () => {
     const token = `fcm-${'c'.repeat(150)}`;
     const dev = await deviceWith('fcm', token);
     const oauthBefore = providers.oauth.length;
+    const before = sentTotal();
     await Promise.all(Array.from({ length: 100 }, (_, i) => publish(dev.deviceId, { id: `burst-${i}` })));
     await until(() => fcmTo(token).length === 1, 10_000, 'the wake');
-    await sleep(SETTLE_MS);
+    await settled(before + 1);
     const sent = fcmTo(token);
     expect(sent).toHaveLength(1);
     expect(sent[0]?.problems).toEqual([]);

@@ -11,10 +11,11 @@ import {
   SUBPROTOCOL,
   type WebPushKeys,
 } from '@pushwire/protocol';
+import type { PushwireServer } from '@pushwire/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush, { type PushSubscription, type WebPushError } from 'web-push';
 import { RawClient } from './helpers/raw-client.js';
-import { API_KEY, ROOT, spawnServer, startServer, tempDir } from './helpers/server.js';
+import { API_KEY, ROOT, spawnServer, startServer, tempDir, until } from './helpers/server.js';
 import { httpsJson, makeTestCertificates, type TestCertificates } from './helpers/tls.js';
 
 /**
@@ -42,6 +43,7 @@ describe('Web Push interop: web-push library and CLI → Pushwire over HTTPS', (
   let agent: Agent;
   let stop: () => Promise<void>;
   let cleanup: () => void;
+  let server: PushwireServer;
   const vapid = webpush.generateVAPIDKeys();
   const clients: RawClient[] = [];
 
@@ -50,7 +52,7 @@ describe('Web Push interop: web-push library and CLI → Pushwire over HTTPS', (
     cleanup = tmp.cleanup;
     certs = makeTestCertificates(tmp.dir);
     const s = await startServer({ tls: { cert: certs.cert, key: certs.key } });
-    ({ url, stop } = s);
+    ({ url, stop, server } = s);
     agent = new Agent({ ca: certs.ca });
   });
   afterAll(async () => {
@@ -207,8 +209,16 @@ describe('Web Push interop: web-push library and CLI → Pushwire over HTTPS', (
   it('Urgency takes effect: a low-urgency push waits for the online device heartbeat, a high one does not', async () => {
     const s = await subscriber(vapid.publicKey);
     const c = await connect(s.device);
+    const delivered = server.hub.counters.delivered;
     expect((await send(s, 'later', { urgency: 'low' })).statusCode).toBe(201);
-    await new Promise((r) => setTimeout(r, 300));
+    // Barrier: the server has handed the push to the session (its delivered counter moved) and still
+    // reports it pending, one HTTPS round trip later. A frame written then would be here now.
+    await until(() => server.hub.counters.delivered >= delivered + 1, 5000, 'the hand-over');
+    const info = await httpsJson<{ pending: number }>(`${url}/v1/devices/${s.device.deviceId}`, {
+      ca: certs.ca,
+      headers: { authorization: `Bearer ${API_KEY}` },
+    });
+    expect(info.body.pending).toBe(1);
     expect(c.frames.filter((f) => f.t === 'msg')).toEqual([]);
     c.send('p'); // the device's heartbeat: its radio is awake
     expect((await receive(c, s.keys)).text).toBe('later');

@@ -349,8 +349,11 @@ describe('bounded sockets (Pushwire limits on top of RFC 6455)', () => {
         sent += batch.length;
         if (!c.sock.write(batch)) await new Promise((r) => c.sock.once('drain', r));
       }
-      await new Promise((r) => setTimeout(r, 100));
+      // Barrier: the server has read every byte the client wrote (not "100 ms have passed").
+      const server = (ws as unknown as { socket: { bytesRead: number } } | undefined)?.socket;
+      await until(() => c.closed || server?.bytesRead === c.sock.bytesWritten, 20_000, 'the flood read');
       clearInterval(sampler);
+      expect(c.closed).toBe(false);
       expect(sent).toBeGreaterThan(25 * 1024 * 1024); // 26 MiB of pings: past every kernel buffer
       expect(ws?.queuedBytes).toBeLessThanOrEqual(16 * 1024 + 2 * 127);
       expect(max).toBeLessThanOrEqual(16 * 1024 + 2 * 127);

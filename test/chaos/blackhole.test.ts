@@ -93,8 +93,8 @@ describe.sequential('chaos: silent black-hole of an idle connection', () => {
         expect(e.detections).toHaveLength(rounds);
         // Found by the heartbeat (no pong in time): nothing else ever reached the client.
         expect(e.errors).toEqual(Array(rounds).fill('ERR_TIMEOUT'));
-        // Timers on a loaded 2-core box may fire a little late: 500 ms of slack.
-        for (const d of e.detections) expect(d).toBeLessThanOrEqual(bound + 500);
+        // Timers on a loaded 2-core box may fire late (never early): 1.5 s of room over the bound.
+        for (const d of e.detections) expect(d).toBeLessThanOrEqual(bound + 1500);
         expect(t).toEqual({ sent: rounds, received: rounds, duplicated: 0, lost: 0 });
         expect(e.col.outOfOrder()).toEqual([]);
       }

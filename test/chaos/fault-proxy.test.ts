@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep, until } from '../helpers/server.js';
+import { until } from '../helpers/server.js';
 import { FaultProxy } from './fault-proxy.js';
 
 /** A TCP echo server on loopback that remembers how each of its sockets ended. */
@@ -70,16 +70,18 @@ describe('fault proxy (TCP, loopback)', () => {
     const before = echo.endings.length;
     const [conn] = proxy.blackholeAll();
     c.s.write('bbbb');
-    await sleep(200);
+    // Barrier: the proxy has read the four bytes and dropped them (not merely "not yet forwarded").
+    await until(() => conn!.dropped.up === 4, 5000, 'the bytes dropped');
     expect(c.got()).toBe('a');
-    expect(conn!.dropped.up).toBe(4);
     c.s.end(); // the client gives up: its FIN must not reach the server either
-    await sleep(200);
-    expect(echo.endings.length).toBe(before);
-    expect(c.ended()).toBeUndefined();
+    // Barrier: the proxy has read the FIN (its client-side socket ended) ...
+    await until(() => conn!.client.readableEnded, 5000, 'the FIN at the proxy');
+    // ... and the echo server has served a newer connection since: a FIN passed on would be there.
     const d = await dial(proxy.port);
     d.s.write('new');
     await until(() => d.got() === 'new', 2000, 'echo on a new connection');
+    expect(echo.endings.length).toBe(before);
+    expect(c.ended()).toBeUndefined();
     d.s.destroy();
     conn!.destroy();
   });
@@ -113,27 +115,37 @@ describe('fault proxy (TCP, loopback)', () => {
   });
 
   it('NAT idle: a mapping idle past the timeout is dropped silently, a busy one is kept', async () => {
-    proxy.natIdleMs = 300;
+    // 1 s NAT, a byte every 100 ms on the busy mapping: ten times inside the timeout, so a loaded
+    // machine's late timers cannot make the busy one look idle.
+    proxy.natIdleMs = 1000;
+    let keep: ReturnType<typeof setInterval> | undefined;
     try {
       const idle = await dial(proxy.port);
       const busy = await dial(proxy.port);
       const [ci, cb] = proxy.history.slice(-2);
-      for (let i = 0; i < 6; i++) {
+      let dots = 0;
+      keep = setInterval(() => {
         busy.s.write('.');
-        await sleep(100);
-      }
+        dots++;
+      }, 100);
+      await until(() => ci!.blackholed !== undefined, 10_000, 'the idle mapping dropped');
+      clearInterval(keep);
+      expect(dots).toBeGreaterThanOrEqual(5); // the busy one was in use all along
       idle.s.write('late');
       busy.s.write('!');
-      await sleep(150);
+      // Barriers: the proxy dropped 'late' (counted) and the busy one's '!' came back.
+      await until(() => ci!.dropped.up === 4, 5000, "'late' dropped");
+      await until(() => busy.got().endsWith('!'), 5000, "the busy one's echo");
       expect(ci!.blackholed?.reason).toBe('nat-idle');
       expect(idle.got()).toBe('');
       expect(idle.ended()).toBeUndefined();
       expect(cb!.blackholed).toBeUndefined();
-      expect(busy.got()).toBe('......!');
+      expect(busy.got()).toBe(`${'.'.repeat(dots)}!`);
       idle.s.destroy();
       busy.s.destroy();
       ci!.destroy();
     } finally {
+      clearInterval(keep);
       proxy.natIdleMs = undefined;
     }
   });

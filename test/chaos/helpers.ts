@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Collector } from '../helpers/collector.js';
-import { CLI, http } from '../helpers/server.js';
+import { CLI, http, until } from '../helpers/server.js';
 
 /** The counts every chaos scenario asserts. */
 export interface Tally {
@@ -157,4 +157,30 @@ export function steadyPublisher(opts: {
       return done;
     },
   };
+}
+
+/**
+ * Echo barrier for a swarm: publishes a marker to every device and waits until each client has
+ * seen its own. A device stream is delivered in order, so a duplicate or late replay of anything
+ * sent before would have reached that client first. Returns the markers' ids (not part of `sent`).
+ */
+export async function markEvery(
+  url: string,
+  deviceIds: readonly string[],
+  seen: (device: number) => ReadonlyMap<string, number>,
+  timeoutMs = 30_000,
+): Promise<Set<string>> {
+  const ids: string[] = [];
+  for (let i = 0; i < deviceIds.length; i += 40) {
+    const batch = deviceIds.slice(i, i + 40);
+    const got = await Promise.all(
+      batch.map((d) => publish(url, { to: { device: d }, data: { marker: true } })),
+    );
+    for (const id of got) {
+      if (id === undefined) throw new Error('a marker was not accepted');
+      ids.push(id);
+    }
+  }
+  await until(() => ids.every((id, i) => seen(i).has(id)), timeoutMs, 'a marker on every device');
+  return new Set(ids);
 }

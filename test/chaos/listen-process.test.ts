@@ -77,7 +77,9 @@ describe.sequential('chaos: a `pushwire listen` process', () => {
     const deliveredAfterMs = Date.now() - contAt;
     const after = run.states().slice(statesBefore);
     const reopened = after.find((x) => x.to === 'open');
-    await sleep(500);
+    // A marker after the three: a repeated line would be printed before the marker's.
+    const marker = (await publish(s.url, { to: { user }, data: { marker: true } }))!;
+    await until(() => run.messages().some((m) => m.id === marker), 10_000, 'the marker');
     const c = counts(sent, run);
     report('SIGSTOP past the idle timeout, then SIGCONT (pushwire listen --heartbeat 2)', {
       stoppedMs: contAt - stoppedAt,
@@ -91,7 +93,8 @@ describe.sequential('chaos: a `pushwire listen` process', () => {
     // It noticed the dead session itself and opened a new one.
     expect(after.some((x) => x.from === 'open')).toBe(true);
     expect(reopened).toBeDefined();
-    expect(run.messages().map((m) => (m.data as { n: number }).n)).toEqual([0, 1, 2]);
+    expect(run.messages().map((m) => m.id)).toEqual([...sent, marker]);
+    expect(run.messages().map((m) => (m.data as { n?: number }).n)).toEqual([0, 1, 2, undefined]);
   }, 60_000);
 
   it('--heartbeat 5 through a path that goes silent: a message published meanwhile arrives within ~20 s', async () => {
@@ -120,7 +123,7 @@ describe.sequential('chaos: a `pushwire listen` process', () => {
       const at = Date.now();
       const statesBefore = run.states().length;
       const id = (await publish(s.url, { to: { user }, data: { n: 1 } }))!;
-      await until(() => run.messages().some((m) => m.id === id), 25_000, 'message after the black-hole');
+      await until(() => run.messages().some((m) => m.id === id), 30_000, 'message after the black-hole');
       const arrivedMs = Date.now() - at;
       const after = run.states().slice(statesBefore);
       const detectedMs = (after.find((x) => x.from === 'open')?.t ?? Number.NaN) - at;
@@ -133,8 +136,10 @@ describe.sequential('chaos: a `pushwire listen` process', () => {
         ...c,
       });
       expect(c).toEqual({ sent: 1, received: 1, duplicated: 0, lost: 0 });
-      expect(detectedMs).toBeLessThanOrEqual(10_500); // interval 5 s + pong deadline 5 s
-      expect(arrivedMs).toBeLessThanOrEqual(20_000);
+      // Interval 5 s + pong deadline 5 s = 10 s by design (the figure reported above); the bounds
+      // leave room for a child process's late timers on a loaded 2-core machine.
+      expect(detectedMs).toBeLessThanOrEqual(10_000 + 2_500);
+      expect(arrivedMs).toBeLessThanOrEqual(20_000 + 2_500);
     } finally {
       await proxy.close();
     }

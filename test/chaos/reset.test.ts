@@ -1,5 +1,6 @@
 import { createClient, memoryStorage, type PushwireClient } from '@pushwire/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { echo } from '../helpers/barrier.js';
 import { Collector } from '../helpers/collector.js';
 import { registerDevice, sleep, startServer, until } from '../helpers/server.js';
 import { FaultProxy } from './fault-proxy.js';
@@ -58,7 +59,10 @@ describe.sequential('chaos: reset mid-stream under a steady publish rate', () =>
       expect(sentB.length).toBe(seconds * rate);
 
       await until(() => a.col.has(sentA) && b.col.has(sentB), 30_000, 'everything after the resets');
-      await sleep(300); // anything duplicated would show up now
+      // A marker after everything, on each stream: a duplicate (a replay after a reset) would reach
+      // the app before it.
+      const markA = await echo(s.url, { device: devA.deviceId }, (id) => a.col.has([id]), 30_000);
+      const markB = await echo(s.url, { topic: 'chaos.reset' }, (id) => b.col.has([id]), 30_000);
       const ta = tally(sentA, a.col);
       const tb = tally(sentB, b.col);
       report('reset every 1 s under 2 × 50 msg/s', {
@@ -72,8 +76,11 @@ describe.sequential('chaos: reset mid-stream under a steady publish rate', () =>
       expect(tb).toEqual({ sent: 200, received: 200, duplicated: 0, lost: 0 });
       expect(a.col.outOfOrder()).toEqual([]);
       expect(b.col.outOfOrder()).toEqual([]);
-      expect(a.col.messages.length).toBe(200); // no duplicate reached the app, even of other ids
-      expect(b.col.messages.length).toBe(200);
+      // No duplicate reached the app, even of other ids: the 200, then the marker.
+      expect(a.col.messages.length).toBe(201);
+      expect(b.col.messages.length).toBe(201);
+      expect(a.col.messages.at(-1)?.id).toBe(markA);
+      expect(b.col.messages.at(-1)?.id).toBe(markB);
       // The resets really cut live sessions (some resets can land while a client is in backoff).
       expect(resets.filter((n) => n > 0).length).toBeGreaterThanOrEqual(3);
       expect(errors.get('ERR_CONNECTION') ?? 0).toBeGreaterThanOrEqual(3);

@@ -306,14 +306,35 @@ describe('receiving Web Push messages', () => {
     const { h } = setup();
     const sub = await h.client.pushSubscribe();
     await untilOpen(h);
-    h.server.publish('d:dev1', { id: 'w1', ...webpushFrame(sub.subscriptionId, await encryptTo(sub, 'x')) });
-    h.server.publish('d:dev1', { id: 'p1' });
-    await h.clock.advance(5); // both frames arrive; the decryption is in flight, p1 waits behind it
-    expect(h.messages).toEqual([]);
-    await h.client.close();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(h.messages).toEqual([]);
-    expect(h.client.cursors).toEqual({}); // nothing processed after close: the server replays both
+    const body = await encryptTo(sub, 'x');
+    // Barrier: count finished AES-GCM decryptions (the last WebCrypto step of opening a payload),
+    // so the check below runs after w1's decryption is over rather than after a guessed while.
+    const subtle = globalThis.crypto.subtle;
+    const real = subtle.decrypt.bind(subtle);
+    let decrypted = 0;
+    const spy = vi.spyOn(subtle, 'decrypt').mockImplementation(async (...args) => {
+      try {
+        return await real(...args);
+      } finally {
+        decrypted++;
+      }
+    });
+    try {
+      h.server.publish('d:dev1', { id: 'w1', ...webpushFrame(sub.subscriptionId, body) });
+      h.server.publish('d:dev1', { id: 'p1' });
+      await h.clock.advance(5); // both frames arrive; the decryption is in flight, p1 waits behind it
+      expect(h.messages).toEqual([]);
+      await h.client.close();
+      for (const end = Date.now() + 10_000; decrypted === 0; ) {
+        if (Date.now() > end) throw new Error('the decryption never finished');
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await new Promise((r) => setTimeout(r, 0)); // every continuation of it (microtasks) has run
+      expect(h.messages).toEqual([]);
+      expect(h.client.cursors).toEqual({}); // nothing processed after close: the server replays both
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 

@@ -11,13 +11,16 @@ import {
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PostgresServer, startPostgres } from '../../../../test/helpers/postgres.js';
+import { recordPurges } from '../../../../test/helpers/purges.js';
 import { startRedis } from '../../../../test/helpers/redis.js';
 import { createPushwireServer, type PushwireServer } from '../server.js';
 import { PostgresStore } from '../store/postgres.js';
 import { RedisStore } from '../store/redis.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
+import { PostgresWebPushRegistry } from './postgres-registry.js';
 import { MAX_PUSH_BODY } from './routes.js';
+import { SqliteWebPushRegistry } from './sqlite-registry.js';
 
 const KEY = 'admin-key';
 const PUBLIC = 'https://push.example.com';
@@ -44,6 +47,15 @@ const pgStore = async (schema = `wp${++pgSchemas}`) => {
   pgServer ??= startPostgres();
   return PostgresStore.connect({ url: (await pgServer).url, schema });
 };
+
+/** Polls `check` every 10 ms until it holds (10 s at most). */
+async function until(check: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 /** The engines the routes run on: each gives a fresh store and what removes it afterwards. */
 const engines: { name: string; open: () => Promise<{ store: Store; cleanup: () => Promise<void> }> }[] = [
@@ -333,12 +345,21 @@ describe.each(engines)(
     it('410 during the retention, 404 once the sweep purged it; live ones stay', async () => {
       const { store, cleanup } = await engine.open();
       let now = Date.now();
+      const registry =
+        store.webPushRegistry ??
+        (store instanceof SqliteStore
+          ? SqliteWebPushRegistry.onStore(store)
+          : store instanceof PostgresStore
+            ? PostgresWebPushRegistry.onStore(store)
+            : undefined);
+      if (!registry) throw new Error(`no Web Push registry on ${engine.name}`);
+      const purges = recordPurges(registry);
       const server = createPushwireServer({
         store,
         apiKeys: [KEY],
         clock: { now: () => now },
         sweepIntervalMs: 50,
-        webPush: { revokedRetention: 60 },
+        webPush: { registry, revokedRetention: 60 },
       });
       try {
         const device = (
@@ -361,15 +382,13 @@ describe.each(engines)(
           url: `/v1/devices/${device.deviceId}/webpush/${gone.subscriptionId}`,
           headers: admin,
         });
-        // Sweeps run meanwhile (every 50 ms) but the retention has not passed.
-        await new Promise((r) => setTimeout(r, 200));
+        // A sweep runs after the revocation (every 50 ms) but the retention has not passed.
+        const ran = purges.cutoffs.length;
+        await until(() => purges.cutoffs.length > ran, 'a sweep after the revocation');
         expect((await push(gone)).statusCode).toBe(410);
         now += 61_000;
-        const deadline = Date.now() + 10_000;
-        while ((await push(gone)).statusCode !== 404) {
-          if (Date.now() > deadline) throw new Error('not purged within 10 s');
-          await new Promise((r) => setTimeout(r, 25));
-        }
+        await until(() => purges.cutoffs.includes(now - 60_000), 'a sweep past the retention');
+        expect((await push(gone)).statusCode).toBe(404);
         expect((await push(live)).statusCode).toBe(201);
         const listed = await server.app.inject({
           method: 'GET',

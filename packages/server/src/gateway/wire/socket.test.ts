@@ -71,7 +71,8 @@ describe('WireSocket on a real TCP connection', () => {
     const last = Buffer.from('the latest ping');
     client.write(clientFrame(Op.Ping, last));
     pings++;
-    await new Promise((r) => setTimeout(r, 200)); // the server reads the rest
+    // Barrier: the server has read every byte the client wrote (not "200 ms have passed").
+    await until(() => raw.bytesRead === client.bytesWritten, 20_000);
     // Bounded: the socket's high-water mark (16 KiB) plus one pong, not the flood's 32 MiB.
     expect(maxQueued).toBeLessThanOrEqual(raw.writableHighWaterMark + 2 * 127);
 
@@ -150,17 +151,24 @@ describe('WireSocket on a real TCP connection', () => {
   });
 
   it('one timer serves every closing socket: each is destroyed at its own deadline, in order', async () => {
-    const registry = new WireSockets(200);
+    // The registry's clock is injected: deadlines are decided on it, not on how late timers run.
+    let now = 0;
+    const registry = new WireSockets(200, () => now);
     const a = await pair(registry);
     const b = await pair(registry);
     const ra = new RawWs(a.client);
     const rb = new RawWs(b.client);
-    a.ws.close(1000);
-    await new Promise((r) => setTimeout(r, 100));
-    b.ws.close(1000);
+    a.ws.close(1000); // deadline 200
+    now = 100;
+    b.ws.close(1000); // deadline 300
     expect(registry.closing).toBe(2);
+    now = 250; // past a's deadline only (its real timer may sweep too: same clock, same answer)
+    registry.sweep();
+    expect(registry.closing).toBe(1);
     await ra.whenClosed(3000);
-    expect(rb.closed).toBe(false); // b's deadline is ~100 ms later
+    expect(rb.closed).toBe(false);
+    now = 300;
+    registry.sweep();
     await rb.whenClosed(3000);
     expect(registry.closing).toBe(0);
     await until(() => registry.open.size === 0);
