@@ -79,7 +79,7 @@ export const deviceIdOfUaid = (uaid: string): string => `ap-${sha256(`autopush:$
 const subIdOf = (deviceId: string, channelID: string) => `${deviceId.slice(3, 19)}_${channelID}`;
 
 interface Deps {
-  hub: Hub;
+  hub: Hub<Session>;
   opts: ResolvedOptions;
   registry: WebPushRegistry;
   webPush: WebPushOptions;

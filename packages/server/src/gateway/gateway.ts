@@ -79,7 +79,7 @@ export class Gateway implements PendingHost {
   readonly observers: GatewayObservers = {};
 
   constructor(
-    private readonly hub: Hub,
+    private readonly hub: Hub<Session>,
     private readonly opts: ResolvedOptions,
     private readonly log: Logger | undefined,
   ) {
