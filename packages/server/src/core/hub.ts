@@ -3,65 +3,27 @@ import {
   deviceStream,
   isDeviceStream,
   isTopicStream,
-  type NotificationFields,
   topicOfStream,
   topicStream,
-  type Urgency,
 } from '@pushwire/protocol';
 import { LocalBus } from '../bus/local.js';
 import type { Bus, BusSink, CatchUpScope, DeviceCommand } from '../bus/types.js';
-import type { NewEntry, PublishRecord, Store, StoredEntry } from '../store/types.js';
+import type { PublishRecord, Store, StoredEntry } from '../store/types.js';
 import type { Clock } from '../util/clock.js';
 import { newMessageId } from '../util/ids.js';
 import { HubError } from './errors.js';
 import type { Follower, FrameEncoder } from './follower.js';
+import {
+  type HubLimits,
+  newEntries,
+  type PublishOutcome,
+  type PublishRequest,
+  spendBudget,
+  storeLimitsOf,
+  type Target,
+} from './publish.js';
 
-/** Exactly one target of a publish. */
-export type Target = { device: string } | { user: string } | { topic: string };
-
-/** A validated publish request. */
-export interface PublishRequest {
-  to: Target;
-  id?: string;
-  data?: unknown;
-  notification?: NotificationFields;
-  /** Seconds; 0 = deliver only to sessions online now. */
-  ttl: number;
-  collapseKey?: string;
-  /** Forwarded to the device in the msg frame. Low and very-low also imply {@link PublishRequest.hold}. */
-  urgency?: Urgency;
-  /**
-   * Hand the message to an online device with its next heartbeat instead of at once, so its radio
-   * wakes once for both (default: true for low and very-low urgency). Never delays past one
-   * heartbeat interval; offline devices get it on reconnect as usual.
-   */
-  hold?: boolean;
-  /**
-   * Stream entries the request may still create, shared by the messages of one request (a batch);
-   * default: a budget of {@link HubLimits.maxEntriesPerRequest} for this message alone.
-   */
-  budget?: EntryBudget;
-}
-
-/** Entries one request may still create (see {@link HubLimits.maxEntriesPerRequest}). */
-export interface EntryBudget {
-  remaining: number;
-}
-
-/** Bounds the hub passes to the store or keeps itself (see ServerOptions for each). */
-export interface HubLimits {
-  maxTopicsPerDevice?: number;
-  maxPendingPerDevice?: number;
-  maxPendingBytesPerDevice?: number;
-  maxEntriesPerRequest?: number;
-  /** Seconds. */
-  unfollowedTopicTtl?: number;
-}
-
-/** What the publisher is told. */
-export interface PublishOutcome extends PublishRecord {
-  duplicate: boolean;
-}
+export type { EntryBudget, HubLimits, PublishOutcome, PublishRequest, Target } from './publish.js';
 
 /** Counters the metrics endpoint reads. */
 export interface HubCounters {
@@ -302,26 +264,9 @@ export class Hub<F extends Follower = Follower> implements BusSink {
     const now = this.clock.now();
     const id = req.id ?? newMessageId();
     const streams = await this.targetStreams(req.to);
-    this.spend(req.budget, streams.length);
-    const exp = req.ttl === 0 ? now : now + req.ttl * 1000;
-    const hold = req.hold ?? (req.urgency === 'low' || req.urgency === 'very-low');
-    const entries: NewEntry[] = streams.map((stream) => ({
-      id,
-      stream,
-      ts: now,
-      exp,
-      ...(req.data !== undefined && { data: req.data }),
-      ...(req.notification !== undefined && { notification: req.notification }),
-      ...(req.urgency !== undefined && { urgency: req.urgency }),
-      ...(hold && { hold }),
-      ...(req.collapseKey !== undefined && { collapseKey: req.collapseKey }),
-    }));
-    const l = this.limits;
-    const limits = {
-      ...(l.maxPendingPerDevice !== undefined && { maxPending: l.maxPendingPerDevice }),
-      ...(l.maxPendingBytesPerDevice !== undefined && { maxPendingBytes: l.maxPendingBytesPerDevice }),
-      ...(l.unfollowedTopicTtl !== undefined && { unfollowedTopicTtlMs: l.unfollowedTopicTtl * 1000 }),
-    };
+    spendBudget(req.budget, streams.length, this.limits.maxEntriesPerRequest);
+    const entries = newEntries(req, id, streams, now);
+    const limits = storeLimitsOf(this.limits);
     const result = await this.store.publish({ id, entries, fresh: req.id === undefined, limits });
     if (result.duplicate) this.counters.duplicates++;
     else this.counters.published++;
@@ -409,20 +354,6 @@ export class Hub<F extends Follower = Follower> implements BusSink {
       if (isTopicStream(s) && !wanted.has(s) && session.streams.has(s)) this.unfollow(session, s);
     }
     return true;
-  }
-
-  /** Takes `n` entries from the request's budget; `TOO_MANY_ENTRIES` when it has fewer. */
-  private spend(budget: EntryBudget | undefined, n: number): void {
-    const max = this.limits.maxEntriesPerRequest;
-    const b = budget ?? (max === undefined ? undefined : { remaining: max });
-    if (b === undefined) return;
-    if (n > b.remaining) {
-      throw new HubError(
-        'TOO_MANY_ENTRIES',
-        `this message would create ${n} entries and the request may create ${b.remaining} more (limit ${max} per request)`,
-      );
-    }
-    b.remaining -= n;
   }
 
   private async targetStreams(to: Target): Promise<string[]> {

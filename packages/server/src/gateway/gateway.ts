@@ -4,6 +4,7 @@ import {
   CloseCode,
   deviceStream,
   type HelloFrame,
+  isTopicStream,
   PROTOCOL_VERSION,
   ProtocolError,
   SUBPROTOCOL,
@@ -376,7 +377,7 @@ export class Gateway implements PendingHost {
     const ahead: string[] = [];
     for (const [s, seq] of Object.entries(declared)) {
       if (!streams.has(s)) continue;
-      const floor = s.startsWith('t:') ? (stored[s] ?? 0) : 0;
+      const floor = isTopicStream(s) ? (stored[s] ?? 0) : 0;
       cursors[s] = Math.max(seq, floor);
       if (seq > (stored[s] ?? 0)) ahead.push(s);
     }
