@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The whole test command: system packages the tests need (scripts/ci-setup.sh: installs them with
 // apt-get as root, else names what is missing), build, typecheck the tests, lint and format
-// check, then every test.
+// check, the layer check (scripts/check-layers.mjs: imports only point down), then every test.
 // Prints a closing "N passed, N failed" line so any CI reads the outcome.
 import { spawnSync } from 'node:child_process';
 
@@ -10,6 +10,7 @@ const steps = [
   ['build', 'npm', ['run', 'build', '--silent']],
   ['typecheck', 'npm', ['run', 'typecheck', '--silent']],
   ['lint', 'npx', ['biome', 'check', '.']],
+  ['layers', 'node', ['scripts/check-layers.mjs']],
 ];
 for (const [name, cmd, args] of steps) {
   console.log(`\n▶ ${name}`);

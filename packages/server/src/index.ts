@@ -11,6 +11,8 @@ export { PostgresBus, type PostgresBusOptions } from './bus/postgres.js';
 export { RedisBus, type RedisBusOptions } from './bus/redis.js';
 export type { Bus, BusSink, CatchUpScope, DeviceCommand } from './bus/types.js';
 export type { ServerOptions } from './config.js';
+export { HubError, type HubErrorCode } from './core/errors.js';
+export type { Follower, FrameEncoder } from './core/follower.js';
 export { Hub, type PublishOutcome, type PublishRequest, type Target } from './core/hub.js';
 export { anyMatches, patternError, topicMatches } from './core/topic-patterns.js';
 export { HttpError } from './errors.js';

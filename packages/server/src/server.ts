@@ -13,7 +13,9 @@ import { AutopushService } from './autopush/host.js';
 import { registerAutopushMetrics } from './autopush/metrics.js';
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './config.js';
 import { Hub } from './core/hub.js';
+import { frameEntry } from './gateway/encode.js';
 import { Gateway } from './gateway/gateway.js';
+import type { Session } from './gateway/session.js';
 import { createMetrics } from './metrics/metrics.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { PostgresStore } from './store/postgres.js';
@@ -36,7 +38,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 export interface PushwireServer {
   /** The Fastify app, for `inject()` in tests and for adding routes. */
   readonly app: FastifyInstance;
-  readonly hub: Hub;
+  readonly hub: Hub<Session>;
   readonly gateway: Gateway;
   readonly options: ResolvedOptions;
   /** Wake-ups through APNs/FCM, when configured (`options.wake`) and the store keeps wake tokens. */
@@ -80,7 +82,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       ? Fastify({ ...fastifyOptions, https: { cert: options.tls.cert, key: options.tls.key } })
       : Fastify(fastifyOptions)
   ) as FastifyInstance;
-  const hub = new Hub(opts.store, opts.clock, opts.bus, {
+  const hub = new Hub<Session>(opts.store, opts.clock, frameEntry, opts.bus, {
     maxTopicsPerDevice: opts.maxTopicsPerDevice,
     maxPendingPerDevice: opts.maxPendingPerDevice,
     maxPendingBytesPerDevice: opts.maxPendingBytesPerDevice,

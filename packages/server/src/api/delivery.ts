@@ -1,3 +1,4 @@
+import { deviceStream, parseStream } from '@pushwire/protocol';
 import type { EntryFate, PublishRecord, Store } from '../store/types.js';
 
 /** Where one message stands for one device. `deleted`: the device was deleted before delivery. */
@@ -77,18 +78,19 @@ export async function deliveryReport(
 ): Promise<DeliveryReport> {
   const report: DeliveryReport = { devices: [], topics: [] };
   for (const { stream, seq } of record.entries) {
-    if (stream.startsWith('d:')) {
-      const device = stream.slice(2);
+    const ref = parseStream(stream);
+    if (ref?.kind === 'device') {
+      const { device } = ref;
       const state = store.entryFate
         ? deviceState(await store.entryFate(stream, seq), seq, record.exp, now)
         : await cursorOnlyState(store, device, seq, record.exp, now);
       report.devices.push({ device, stream, seq, ...state });
-    } else if (stream.startsWith('t:') && store.entryFate) {
+    } else if (ref?.kind === 'topic' && store.entryFate) {
       const fate = await store.entryFate(stream, seq);
       const state = topicEntryState(fate, record.exp, now);
       const counts = { delivered: fate.subscribers?.atOrPast ?? 0, pending: 0, expired: 0, collapsed: 0 };
       counts[state] = fate.subscribers?.behind ?? 0;
-      report.topics.push({ topic: stream.slice(2), stream, seq, state, counts });
+      report.topics.push({ topic: ref.topic, stream, seq, state, counts });
     }
   }
   return report;
@@ -103,6 +105,6 @@ async function cursorOnlyState(
   now: number,
 ): Promise<Omit<DeviceDelivery, 'device' | 'stream' | 'seq'>> {
   if (!(await store.getDevice(device))) return { state: 'deleted' };
-  if (((await store.cursorsOf(device))[`d:${device}`] ?? 0) >= seq) return { state: 'delivered' };
+  if (((await store.cursorsOf(device))[deviceStream(device)] ?? 0) >= seq) return { state: 'delivered' };
   return exp <= now ? { state: 'expired', at: exp } : { state: 'pending' };
 }

@@ -4,7 +4,7 @@ import type { EntryBudget, Hub, PublishOutcome, PublishRequest, Target } from '.
 import { anyMatches } from '../core/topic-patterns.js';
 import { HttpError } from '../errors.js';
 import { type Principal, principalOf } from './auth.js';
-import { httpErrorOf } from './quota.js';
+import { httpErrorOf } from './http-errors.js';
 import { errorSchema, publishBody, publishReply } from './schemas.js';
 
 /** A publish as the API receives it (validated by {@link publishBody}). */

@@ -1,18 +1,16 @@
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import { patternError } from '../core/topic-patterns.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
-import { StoreError } from '../store/errors.js';
 import { maskedWakeToken } from '../store/wake-tokens.js';
 import { newDeviceId, newToken, sha256 } from '../util/ids.js';
-import { LogThrottle } from '../util/log-throttle.js';
 import { accessOf, principalOf, rateLimited } from './auth.js';
 import { deliveryReport } from './delivery.js';
 import { adminOrOwnDevice } from './device-auth.js';
+import { registerErrorHandlers } from './http-errors.js';
 import { registerMessageRoutes } from './messages.js';
-import { httpErrorOf } from './quota.js';
 import { RegistrationLimiter } from './registration-limit.js';
 import { deviceIdParam, deviceReply, errorSchema, registerBody, topicParams } from './schemas.js';
 import { messageStatusReply } from './status-schemas.js';
@@ -46,14 +44,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   const { hub, gateway, opts } = deps;
   const store = opts.store;
 
-  // A store that cannot write fails every request: one log line per 10 s, with a count.
-  const storeErrors = new LogThrottle(10_000);
-  app.setErrorHandler((err: FastifyError | HttpError, _req, reply) =>
-    sendError(reply, httpErrorOf(err) as FastifyError | HttpError, opts, storeErrors),
-  );
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
-  );
+  registerErrorHandlers(app, opts);
 
   const access = accessOf(opts);
   const admin = access.require('admin');
@@ -392,57 +383,4 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   async function mustExist(id: string): Promise<void> {
     if (!(await store.getDevice(id))) throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(id)}`);
   }
-}
-
-function sendError(
-  reply: FastifyReply,
-  err: FastifyError | HttpError,
-  opts: ResolvedOptions,
-  storeErrors: LogThrottle,
-): FastifyReply {
-  if (err instanceof StoreError && err.code === 'STORE_UNAVAILABLE') {
-    // Redis is away: answer at once; the client retries (a publish with its id is safe to retry).
-    return reply.code(503).header('retry-after', '1').send({ error: err.code, message: err.message });
-  }
-  if (err instanceof StoreError && err.code === 'STORE_IO') {
-    // The store could not write (disk, or its writer thread died). A write that was in flight may
-    // or may not have committed; a publish retried with the same id is never stored twice.
-    const suppressed = storeErrors.take(opts.clock.now());
-    if (suppressed !== undefined) reply.log.error({ err, suppressed }, 'store write failed');
-    return reply.code(503).send({
-      error: err.code,
-      message: `${err.message}; retry (with the same message id, a publish is never stored twice)`,
-    });
-  }
-  if (err instanceof HttpError) {
-    return reply
-      .code(err.statusCode)
-      .headers(err.headers)
-      .send({ ...err.extra, error: err.code, message: err.message });
-  }
-  if (err.validation) {
-    return reply.code(400).send({
-      error: 'BAD_REQUEST',
-      message: `${err.validationContext ?? 'request'} ${err.message.replace(/^(body|params|querystring)\s*/, '')}`,
-    });
-  }
-  switch (err.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return reply.code(400).send({ error: 'MALFORMED_JSON', message: 'request body is not valid JSON' });
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return reply.code(413).send({
-        error: 'PAYLOAD_TOO_LARGE',
-        message: `request body too large (message payload limit ${opts.maxPayload} bytes)`,
-      });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return reply
-        .code(415)
-        .send({ error: 'UNSUPPORTED_MEDIA_TYPE', message: 'send Content-Type: application/json' });
-  }
-  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-    return reply.code(err.statusCode).send({ error: err.code ?? 'BAD_REQUEST', message: err.message });
-  }
-  reply.log.error({ err }, 'request failed');
-  return reply.code(500).send({ error: 'INTERNAL', message: 'internal error' });
 }

@@ -1,61 +1,29 @@
-import { deviceStream, type NotificationFields, topicStream, type Urgency } from '@pushwire/protocol';
+import {
+  deviceOfStream,
+  deviceStream,
+  isDeviceStream,
+  isTopicStream,
+  topicOfStream,
+  topicStream,
+} from '@pushwire/protocol';
 import { LocalBus } from '../bus/local.js';
 import type { Bus, BusSink, CatchUpScope, DeviceCommand } from '../bus/types.js';
-import { HttpError, notFound } from '../errors.js';
-import { encodeEntry } from '../gateway/encode.js';
-import type { Session } from '../gateway/session.js';
-import { textFrame } from '../gateway/wire/frames.js';
-import type { NewEntry, PublishRecord, Store, StoredEntry } from '../store/types.js';
+import type { PublishRecord, Store, StoredEntry } from '../store/types.js';
 import type { Clock } from '../util/clock.js';
 import { newMessageId } from '../util/ids.js';
-import { deviceOf, isDeviceStream } from './streams.js';
+import { HubError } from './errors.js';
+import type { Follower, FrameEncoder } from './follower.js';
+import {
+  type HubLimits,
+  newEntries,
+  type PublishOutcome,
+  type PublishRequest,
+  spendBudget,
+  storeLimitsOf,
+  type Target,
+} from './publish.js';
 
-/** Exactly one target of a publish. */
-export type Target = { device: string } | { user: string } | { topic: string };
-
-/** A validated publish request. */
-export interface PublishRequest {
-  to: Target;
-  id?: string;
-  data?: unknown;
-  notification?: NotificationFields;
-  /** Seconds; 0 = deliver only to sessions online now. */
-  ttl: number;
-  collapseKey?: string;
-  /** Forwarded to the device in the msg frame. Low and very-low also imply {@link PublishRequest.hold}. */
-  urgency?: Urgency;
-  /**
-   * Hand the message to an online device with its next heartbeat instead of at once, so its radio
-   * wakes once for both (default: true for low and very-low urgency). Never delays past one
-   * heartbeat interval; offline devices get it on reconnect as usual.
-   */
-  hold?: boolean;
-  /**
-   * Stream entries the request may still create, shared by the messages of one request (a batch);
-   * default: a budget of {@link HubLimits.maxEntriesPerRequest} for this message alone.
-   */
-  budget?: EntryBudget;
-}
-
-/** Entries one request may still create (see {@link HubLimits.maxEntriesPerRequest}). */
-export interface EntryBudget {
-  remaining: number;
-}
-
-/** Bounds the hub passes to the store or keeps itself (see ServerOptions for each). */
-export interface HubLimits {
-  maxTopicsPerDevice?: number;
-  maxPendingPerDevice?: number;
-  maxPendingBytesPerDevice?: number;
-  maxEntriesPerRequest?: number;
-  /** Seconds. */
-  unfollowedTopicTtl?: number;
-}
-
-/** What the publisher is told. */
-export interface PublishOutcome extends PublishRecord {
-  duplicate: boolean;
-}
+export type { EntryBudget, HubLimits, PublishOutcome, PublishRequest, Target } from './publish.js';
 
 /** Counters the metrics endpoint reads. */
 export interface HubCounters {
@@ -80,19 +48,23 @@ const RESYNC_BATCH = 256;
  * The delivery core: which device is online on which session, which sessions follow which topic
  * stream, and the path publish → durable append → bus → live hand-over to the sessions concerned
  * (on this node, or on the node holding the device when the bus is a cluster's).
+ *
+ * `F` is the followers' type (the gateway's `Session`); the hub only uses {@link Follower} of it,
+ * and frames entries with the {@link FrameEncoder} it is given.
  */
-export class Hub implements BusSink {
-  private readonly byDevice = new Map<string, Session>();
+export class Hub<F extends Follower = Follower> implements BusSink {
+  private readonly byDevice = new Map<string, F>();
   /** Commands for devices whose session is being set up (see beginJoin). */
   private readonly joining = new Map<string, DeviceCommand[]>();
   /** Followers of each topic stream (a device stream's follower is found through `byDevice`). */
-  private readonly byStream = new Map<string, Set<Session>>();
+  private readonly byStream = new Map<string, Set<F>>();
   readonly counters: HubCounters = { published: 0, duplicates: 0, delivered: 0, acked: 0 };
   private readonly observers: HubObserver[] = [];
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly frame: FrameEncoder,
     readonly bus: Bus = new LocalBus(),
     private readonly limits: HubLimits = {},
   ) {
@@ -121,11 +93,11 @@ export class Hub implements BusSink {
     this.observers.push(observer);
   }
 
-  sessionOf(deviceId: string): Session | undefined {
+  sessionOf(deviceId: string): F | undefined {
     return this.byDevice.get(deviceId);
   }
 
-  sessions(): IterableIterator<Session> {
+  sessions(): IterableIterator<F> {
     return this.byDevice.values();
   }
 
@@ -144,7 +116,7 @@ export class Hub implements BusSink {
   }
 
   /** Registers an authenticated session; an older session of the same device is replaced. */
-  attach(session: Session, topics: string[], cursors: Record<string, number>): void {
+  attach(session: F, topics: string[], cursors: Record<string, number>): void {
     const old = this.byDevice.get(session.deviceId);
     if (old && old !== session) {
       this.detach(old);
@@ -160,7 +132,7 @@ export class Hub implements BusSink {
     for (const cmd of held ?? []) this.command(session.deviceId, cmd);
   }
 
-  detach(session: Session): void {
+  detach(session: F): void {
     if (this.byDevice.get(session.deviceId) === session) {
       this.byDevice.delete(session.deviceId);
       this.bus.detached(session.deviceId, session.id);
@@ -176,7 +148,7 @@ export class Hub implements BusSink {
   }
 
   /** Starts delivering a stream to a session from `cursor` (after a subscribe or at attach). */
-  follow(session: Session, stream: string, cursor: number): void {
+  follow(session: F, stream: string, cursor: number): void {
     if (isDeviceStream(stream)) return session.open(stream, cursor);
     let set = this.byStream.get(stream);
     if (!set) {
@@ -188,7 +160,7 @@ export class Hub implements BusSink {
     session.open(stream, cursor);
   }
 
-  unfollow(session: Session, stream: string): void {
+  unfollow(session: F, stream: string): void {
     if (isDeviceStream(stream)) return session.drop(stream);
     const set = this.byStream.get(stream);
     set?.delete(session);
@@ -266,7 +238,7 @@ export class Hub implements BusSink {
    * store was unavailable.
    */
   async resync(scope?: CatchUpScope): Promise<number> {
-    let sessions: Session[];
+    let sessions: F[];
     let stream: string | undefined;
     if (scope === undefined) sessions = [...this.byDevice.values()];
     else if ('device' in scope) {
@@ -292,26 +264,9 @@ export class Hub implements BusSink {
     const now = this.clock.now();
     const id = req.id ?? newMessageId();
     const streams = await this.targetStreams(req.to);
-    this.spend(req.budget, streams.length);
-    const exp = req.ttl === 0 ? now : now + req.ttl * 1000;
-    const hold = req.hold ?? (req.urgency === 'low' || req.urgency === 'very-low');
-    const entries: NewEntry[] = streams.map((stream) => ({
-      id,
-      stream,
-      ts: now,
-      exp,
-      ...(req.data !== undefined && { data: req.data }),
-      ...(req.notification !== undefined && { notification: req.notification }),
-      ...(req.urgency !== undefined && { urgency: req.urgency }),
-      ...(hold && { hold }),
-      ...(req.collapseKey !== undefined && { collapseKey: req.collapseKey }),
-    }));
-    const l = this.limits;
-    const limits = {
-      ...(l.maxPendingPerDevice !== undefined && { maxPending: l.maxPendingPerDevice }),
-      ...(l.maxPendingBytesPerDevice !== undefined && { maxPendingBytes: l.maxPendingBytesPerDevice }),
-      ...(l.unfollowedTopicTtl !== undefined && { unfollowedTopicTtlMs: l.unfollowedTopicTtl * 1000 }),
-    };
+    spendBudget(req.budget, streams.length, this.limits.maxEntriesPerRequest);
+    const entries = newEntries(req, id, streams, now);
+    const limits = storeLimitsOf(this.limits);
     const result = await this.store.publish({ id, entries, fresh: req.id === undefined, limits });
     if (result.duplicate) this.counters.duplicates++;
     else this.counters.published++;
@@ -329,7 +284,10 @@ export class Hub implements BusSink {
     let n = 0;
     for (const { stream } of entries) {
       if (isDeviceStream(stream)) n++;
-      else n += this.store.subscriberCount ? await this.store.subscriberCount(stream.slice(2)) : 1;
+      else {
+        const topic = topicOfStream(stream);
+        n += topic !== undefined && this.store.subscriberCount ? await this.store.subscriberCount(topic) : 1;
+      }
     }
     return n;
   }
@@ -340,7 +298,7 @@ export class Hub implements BusSink {
       const followers = this.followersOf(entry.stream);
       if (!followers) continue;
       // Encoded and framed once: a broadcast writes the same bytes to every socket.
-      const frame = textFrame(encodeEntry(entry));
+      const frame = this.frame(entry);
       for (const session of followers) session.offer(entry, frame);
     }
   }
@@ -349,8 +307,8 @@ export class Hub implements BusSink {
    * The local sessions following `stream`, or undefined when none: a topic's set, or for a device
    * stream its device's session (found through `byDevice`, so no connection needs a set of its own).
    */
-  private followersOf(stream: string): Iterable<Session> | undefined {
-    const device = deviceOf(stream);
+  private followersOf(stream: string): Iterable<F> | undefined {
+    const device = deviceOfStream(stream);
     if (device === undefined) {
       const set = this.byStream.get(stream);
       return set && set.size > 0 ? set : undefined;
@@ -393,35 +351,20 @@ export class Hub implements BusSink {
     const wanted = new Set(topics.map(topicStream));
     for (const s of wanted) if (!session.streams.has(s)) this.follow(session, s, cursors[s] ?? 0);
     for (const s of before) {
-      if (s.startsWith('t:') && !wanted.has(s) && session.streams.has(s)) this.unfollow(session, s);
+      if (isTopicStream(s) && !wanted.has(s) && session.streams.has(s)) this.unfollow(session, s);
     }
     return true;
-  }
-
-  /** Takes `n` entries from the request's budget; 413 `TOO_MANY_ENTRIES` when it has fewer. */
-  private spend(budget: EntryBudget | undefined, n: number): void {
-    const max = this.limits.maxEntriesPerRequest;
-    const b = budget ?? (max === undefined ? undefined : { remaining: max });
-    if (b === undefined) return;
-    if (n > b.remaining) {
-      throw new HttpError(
-        413,
-        'TOO_MANY_ENTRIES',
-        `this message would create ${n} entries and the request may create ${b.remaining} more (limit ${max} per request)`,
-      );
-    }
-    b.remaining -= n;
   }
 
   private async targetStreams(to: Target): Promise<string[]> {
     if ('device' in to) {
       if (!(await this.store.getDevice(to.device))) {
-        throw notFound('UNKNOWN_DEVICE', `no device ${JSON.stringify(to.device)}`);
+        throw new HubError('UNKNOWN_DEVICE', `no device ${JSON.stringify(to.device)}`);
       }
       return [deviceStream(to.device)];
     }
     if ('user' in to) return (await this.store.devicesOfUser(to.user)).map(deviceStream);
     if ('topic' in to) return [topicStream(to.topic)];
-    throw new HttpError(400, 'BAD_REQUEST', 'to needs one of device, user, topic');
+    throw new HubError('BAD_REQUEST', 'to needs one of device, user, topic');
   }
 }

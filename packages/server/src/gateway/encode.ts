@@ -1,5 +1,6 @@
 import type { MessageFrame } from '@pushwire/protocol';
 import type { StoredEntry } from '../store/types.js';
+import { textFrame } from './wire/frames.js';
 
 /** The msg frame of a stored entry. Encoded once per entry, then written to every recipient. */
 export function encodeEntry(e: StoredEntry): string {
@@ -10,4 +11,9 @@ export function encodeEntry(e: StoredEntry): string {
   if (e.urgency !== undefined) frame.urgency = e.urgency;
   if (e.collapseKey !== undefined) frame.collapseKey = e.collapseKey;
   return JSON.stringify(frame);
+}
+
+/** The msg frame of a stored entry, framed for the socket: the hub's frame encoder (see `FrameEncoder`). */
+export function frameEntry(e: StoredEntry): Buffer {
+  return textFrame(encodeEntry(e));
 }

@@ -17,6 +17,7 @@ import { AdmissionControl } from '../util/admission.js';
 import { DeadlineWheel } from '../util/deadline-wheel.js';
 import { newSessionId, tokenMatches } from '../util/ids.js';
 import { LogThrottle } from '../util/log-throttle.js';
+import { startCursors } from './cursors.js';
 import { decodeInbound, Inbound } from './inbound.js';
 import { PENDING_RETRY_MS, Pending, type PendingHost, refuse, sendFatal } from './pending.js';
 import { Session, type SessionHost } from './session.js';
@@ -79,7 +80,7 @@ export class Gateway implements PendingHost {
   readonly observers: GatewayObservers = {};
 
   constructor(
-    private readonly hub: Hub,
+    private readonly hub: Hub<Session>,
     private readonly opts: ResolvedOptions,
     private readonly log: Logger | undefined,
   ) {
@@ -326,7 +327,7 @@ export class Gateway implements PendingHost {
       }
 
       const streams = new Set([deviceStream(device.id), ...topics.map(topicStream)]);
-      const cursors = await this.startCursors(streams, stored, hello.cursors);
+      const cursors = await startCursors(store, streams, stored, hello.cursors);
       if (ws.readyState !== WireSocket.OPEN) return;
 
       const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
@@ -356,35 +357,6 @@ export class Gateway implements PendingHost {
     } finally {
       this.hub.endJoin(device.id);
     }
-  }
-
-  /**
-   * Where each stream starts: the device's cursor from its hello, else the server's record of its
-   * last ack. A hello cursor past the stream's head is taken as the head: it cannot be a message
-   * the device has, and believing it would skip every message up to it (a cursor near 2^53 would
-   * skip all future ones). Heads are read only for cursors ahead of the record. A topic cursor
-   * below the record is raised to it: the record starts at the subscription point (the head when
-   * the device subscribed) and only moves forward, so a device never reads a topic's history from
-   * before it subscribed, whatever cursor it presents.
-   */
-  private async startCursors(
-    streams: Set<string>,
-    stored: Record<string, number>,
-    declared: Record<string, number> = {},
-  ): Promise<Record<string, number>> {
-    const cursors: Record<string, number> = { ...stored };
-    const ahead: string[] = [];
-    for (const [s, seq] of Object.entries(declared)) {
-      if (!streams.has(s)) continue;
-      const floor = s.startsWith('t:') ? (stored[s] ?? 0) : 0;
-      cursors[s] = Math.max(seq, floor);
-      if (seq > (stored[s] ?? 0)) ahead.push(s);
-    }
-    const heads = await Promise.all(ahead.map((s) => this.opts.store.head(s)));
-    ahead.forEach((s, i) => {
-      cursors[s] = Math.min(cursors[s]!, heads[i]!);
-    });
-    return cursors;
   }
 
   private onClosed(session: Session, code: number): void {

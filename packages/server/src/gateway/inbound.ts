@@ -27,7 +27,7 @@ export class Inbound {
   private readonly ackErrors = new LogThrottle(10_000);
 
   constructor(
-    private readonly hub: Hub,
+    private readonly hub: Hub<Session>,
     private readonly opts: ResolvedOptions,
     private readonly host: InboundHost,
     private readonly log: Logger | undefined,

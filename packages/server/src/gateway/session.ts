@@ -6,6 +6,7 @@ import {
   encodeFrame,
   type ServerFrame,
 } from '@pushwire/protocol';
+import type { Follower } from '../core/follower.js';
 import { StoreError } from '../store/errors.js';
 import type { StoredEntry } from '../store/types.js';
 import { encodeEntry } from './encode.js';
@@ -85,7 +86,7 @@ export interface SessionHost {
 /** Held low-urgency frames per session before they are sent anyway (bounds memory). */
 const MAX_HELD = 64;
 
-export class Session implements WireListener {
+export class Session implements WireListener, Follower {
   readonly streams = new Map<string, StreamState>();
   closed = false;
   /** Bucket of the idle-deadline wheel this session is filed in. */

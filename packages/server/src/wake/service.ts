@@ -1,4 +1,4 @@
-import type { Urgency } from '@pushwire/protocol';
+import { deviceOfStream, type Urgency } from '@pushwire/protocol';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { StoredEntry } from '../store/types.js';
@@ -108,8 +108,8 @@ export function createWakeService(host: WakeHost, options: WakeOptions): WakeSer
       for (const e of entries) {
         // Device streams only (a unicast or a user's message): a topic message would mean one
         // wake per follower, and followers that care about topics come back on their own.
-        if (!e.stream.startsWith('d:') || e.exp <= e.ts) continue;
-        const device = e.stream.slice(2);
+        const device = deviceOfStream(e.stream);
+        if (device === undefined || e.exp <= e.ts) continue;
         // Handed to a session on this node: if that session ends before the app acknowledges,
         // its end arms the wake (detached), so nothing needs watching now.
         if (host.holds(device)) continue;

@@ -3,6 +3,7 @@ import { parseAes128gcmHeader, WebPushCryptoError } from '@pushwire/protocol';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { adminOrOwnDevice } from '../api/device-auth.js';
 import type { ResolvedOptions } from '../config.js';
+import { HubError } from '../core/errors.js';
 import type { Hub } from '../core/hub.js';
 import { HttpError, notFound } from '../errors.js';
 import { sha256 } from '../util/ids.js';
@@ -289,7 +290,7 @@ function registerPushEndpoint(scope: FastifyInstance, deps: WebPushDeps): void {
           data: { webpush: { sub: sub.id, ...(body.length > 0 && { body: body.toString('base64url') }) } },
         })
         .catch((err: unknown) => {
-          if (err instanceof HttpError && err.code === 'UNKNOWN_DEVICE') {
+          if (err instanceof HubError && err.code === 'UNKNOWN_DEVICE') {
             throw new HttpError(410, 'UNSUBSCRIBED', "this subscription's device was deleted");
           }
           throw err;

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { HubError } from '../core/errors.js';
 import { HttpError } from '../errors.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import { baseOf, MAX_PUSH_BODY, subscriptionOf, type WebPushDeps } from './routes.js';
@@ -102,7 +103,7 @@ export function registerUnifiedPush(app: FastifyInstance, deps: WebPushDeps): vo
             data: { webpush: { sub: sub.id, body: body.toString('base64url'), plain: true } },
           });
         } catch (err) {
-          if (err instanceof HttpError && err.code === 'UNKNOWN_DEVICE') rejected.push(pushkey);
+          if (err instanceof HubError && err.code === 'UNKNOWN_DEVICE') rejected.push(pushkey);
           else throw err;
         }
       }
