@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { deviceOfStream, isDeviceStream } from '@pushwire/protocol';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { deviceOf, isDeviceStream } from '../core/streams.js';
 import {
   clientConfig,
   createPool,
@@ -163,7 +163,7 @@ export class PostgresBus implements Bus {
     const topics: StoredEntry[] = [];
     const remote: StoredEntry[] = [];
     for (const e of entries) {
-      const device = deviceOf(e.stream);
+      const device = deviceOfStream(e.stream);
       if (device === undefined) {
         local.push(e);
         topics.push(e);
@@ -271,7 +271,7 @@ export class PostgresBus implements Bus {
     if (m.e && m.e.length > 0) this.sink.dispatch(m.e);
     for (const [device, cmd] of m.c ?? []) this.sink.command(device, cmd);
     for (const stream of m.r ?? []) {
-      const device = deviceOf(stream);
+      const device = deviceOfStream(stream);
       void this.sink.resync(device === undefined ? { stream } : { device }).catch(() => {});
     }
   }
@@ -283,7 +283,7 @@ export class PostgresBus implements Bus {
       const channel = this.channels.topic(stream);
       for (const p of packEntries(this.nodeId, list)) out.push([{ channel }, p]);
     }
-    for (const [device, list] of groupBy(remote, (e) => deviceOf(e.stream)!)) {
+    for (const [device, list] of groupBy(remote, (e) => deviceOfStream(e.stream)!)) {
       for (const p of packEntries(this.nodeId, list)) out.push([{ device }, p]);
     }
     await this.notify(out);

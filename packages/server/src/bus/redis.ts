@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { deviceOfStream, isDeviceStream } from '@pushwire/protocol';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { deviceOf, isDeviceStream } from '../core/streams.js';
 import { redact, toRedisStoreError } from '../store/redis-client.js';
 import type { StoredEntry } from '../store/types.js';
 import { holderOf, Presence } from './presence.js';
@@ -177,7 +177,7 @@ export class RedisBus implements Bus {
     const topics: StoredEntry[] = [];
     const remote: StoredEntry[] = [];
     for (const e of entries) {
-      const device = deviceOf(e.stream);
+      const device = deviceOfStream(e.stream);
       if (device === undefined) {
         local.push(e);
         topics.push(e);
@@ -261,7 +261,7 @@ export class RedisBus implements Bus {
   private async sendOut(topics: StoredEntry[], remote: StoredEntry[]): Promise<void> {
     const sends = topics.map((e) => this.post(this.keys.topic(e.stream), { e: [e] }));
     const holders = await Promise.all(
-      remote.map((e) => this.cmd.get(this.keys.presence(deviceOf(e.stream)!))),
+      remote.map((e) => this.cmd.get(this.keys.presence(deviceOfStream(e.stream)!))),
     );
     const byNode = new Map<string, StoredEntry[]>();
     remote.forEach((e, i) => {

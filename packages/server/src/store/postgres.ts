@@ -1,3 +1,4 @@
+import { deviceOfStream, deviceStream, topicStream } from '@pushwire/protocol';
 import type pg from 'pg';
 import { QuotaError, StoreError } from './errors.js';
 import { PostgresAcks } from './postgres-acks.js';
@@ -16,6 +17,7 @@ import { fateOf } from './postgres-delivery.js';
 import { PostgresApiKeys } from './postgres-keys.js';
 import { migratePostgres } from './postgres-schema.js';
 import { PostgresWakeTokens } from './postgres-wake.js';
+import { PostgresWebPushRegistry } from './postgres-webpush.js';
 import { PostgresWriter } from './postgres-writer.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import type { DeviceRow, EntryRow, PublishRow } from './schema.js';
@@ -94,6 +96,8 @@ export class PostgresStore implements Store {
   readonly schema: string;
   readonly wakeTokens: PostgresWakeTokens;
   readonly apiKeys: PostgresApiKeys;
+  /** Web Push subscriptions, in this database (`webpush_subscriptions`). */
+  readonly webPushRegistry: PostgresWebPushRegistry = PostgresWebPushRegistry.onStore(this);
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -214,7 +218,7 @@ export class PostgresStore implements Store {
     this.acks.forget(id);
     return this.run('deleteDevice', () =>
       transaction(this.pool, async (client) => {
-        await client.query('DELETE FROM entries WHERE stream = $1', [`d:${id}`]);
+        await client.query('DELETE FROM entries WHERE stream = $1', [deviceStream(id)]);
         await client.query('DELETE FROM devices WHERE id = $1', [id]);
       }),
     );
@@ -252,7 +256,7 @@ export class PostgresStore implements Store {
    * seq, so it is delivered, never skipped.
    */
   subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
-    const stream = `t:${topic}`;
+    const stream = topicStream(topic);
     return this.run('subscribe', async () => {
       const { cursor, existing } = await transaction(this.pool, async (client) => {
         const found = await client.query('SELECT 1 FROM devices WHERE id = $1 FOR UPDATE', [deviceId]);
@@ -304,7 +308,7 @@ export class PostgresStore implements Store {
   }
 
   unsubscribe(deviceId: string, topic: string): Promise<void> {
-    const stream = `t:${topic}`;
+    const stream = topicStream(topic);
     this.acks.forget(deviceId, stream);
     return this.run('unsubscribe', () =>
       transaction(this.pool, async (client) => {
@@ -361,7 +365,7 @@ export class PostgresStore implements Store {
   pendingCount(deviceId: string, now: number): Promise<number> {
     return this.run('pendingCount', async () => {
       const [cursors, topics] = await Promise.all([this.cursorsOf(deviceId), this.topicsOf(deviceId)]);
-      const streams = [`d:${deviceId}`, ...topics.map((t) => `t:${t}`)];
+      const streams = [deviceStream(deviceId), ...topics.map(topicStream)];
       const after = streams.map((s) => cursors[s] ?? 0);
       const r = await this.pool.query<{ n: number }>(
         `SELECT count(*) AS n FROM unnest($1::text[], $2::bigint[]) AS c(stream, after)
@@ -412,7 +416,7 @@ export class PostgresStore implements Store {
   /** What became of one entry of a publish (delivery status). Writes pending acks first. */
   async entryFate(stream: string, seq: number): Promise<EntryFate> {
     await this.acks.flushed();
-    const device = stream.startsWith('d:') ? stream.slice(2) : undefined;
+    const device = deviceOfStream(stream);
     const cursors = device === undefined ? {} : await this.cursorsOf(device);
     return this.run('entryFate', () => fateOf(this.pool, stream, seq, cursors));
   }

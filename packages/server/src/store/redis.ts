@@ -1,3 +1,4 @@
+import { deviceStream, topicStream } from '@pushwire/protocol';
 import { QuotaError, StoreError } from './errors.js';
 import { type Appended, appendEntry, capUnfollowed } from './redis-append.js';
 import {
@@ -203,7 +204,7 @@ export class RedisStore implements Store {
   deleteDevice(id: string): Promise<void> {
     return this.run('deleteDevice', async () => {
       const dk = this.keys.device(id);
-      const stream = `d:${id}`;
+      const stream = deviceStream(id);
       const sk = this.keys.stream(stream);
       const user = await this.redis.hget(dk.device, 'user');
       // The user's list first: a crash in between leaves a device no user reaches, never a dangling id.
@@ -211,7 +212,7 @@ export class RedisStore implements Store {
       // Topic follower sets before the topics: a crash leaves a stale follower (its topic kept
       // longer), never a follower missing.
       const topics = await this.redis.zrange(dk.topics, 0, -1);
-      await Promise.all(topics.map((t) => this.redis.srem(this.keys.stream(`t:${t}`).followers, id)));
+      await Promise.all(topics.map((t) => this.redis.srem(this.keys.stream(topicStream(t)).followers, id)));
       await this.redis.del(
         dk.device,
         dk.cursors,
@@ -240,7 +241,7 @@ export class RedisStore implements Store {
 
   subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
     return this.run('subscribe', async () => {
-      const stream = `t:${topic}`;
+      const stream = topicStream(topic);
       const followers = this.keys.stream(stream).followers;
       // The follower set first (another slot): a crash leaves a stale follower, never one missing.
       const added = await this.redis.sadd(followers, deviceId);
@@ -261,8 +262,8 @@ export class RedisStore implements Store {
   unsubscribe(deviceId: string, topic: string): Promise<void> {
     return this.run('unsubscribe', async () => {
       const dk = this.keys.device(deviceId);
-      await this.redis.pwUnsubscribe(dk.topics, dk.cursors, topic, `t:${topic}`);
-      await this.redis.srem(this.keys.stream(`t:${topic}`).followers, deviceId);
+      await this.redis.pwUnsubscribe(dk.topics, dk.cursors, topic, topicStream(topic));
+      await this.redis.srem(this.keys.stream(topicStream(topic)).followers, deviceId);
     });
   }
 
@@ -271,7 +272,9 @@ export class RedisStore implements Store {
   }
 
   subscriberCount(topic: string): Promise<number> {
-    return this.run('subscriberCount', () => this.redis.scard(this.keys.stream(`t:${topic}`).followers));
+    return this.run('subscriberCount', () =>
+      this.redis.scard(this.keys.stream(topicStream(topic)).followers),
+    );
   }
 
   ack(deviceId: string, cursors: Record<string, number>): Promise<void> {
@@ -302,7 +305,7 @@ export class RedisStore implements Store {
         this.redis.hgetall(dk.cursors),
         this.redis.zrange(dk.topics, 0, -1),
       ]);
-      const streams = [`d:${deviceId}`, ...topics.map((topic) => `t:${topic}`)];
+      const streams = [deviceStream(deviceId), ...topics.map(topicStream)];
       const counts = await Promise.all(
         streams.map((stream) =>
           this.redis.pwCount(this.keys.stream(stream).entries, startAfter(Number(cursors[stream] ?? 0)), now),

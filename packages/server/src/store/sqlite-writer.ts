@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
+import { deviceStream, topicStream } from '@pushwire/protocol';
 import Database from 'better-sqlite3';
 import { type Quota, QuotaError, StoreError, type StoreErrorCode } from './errors.js';
 import { type DeviceRow, prepareStatements } from './schema.js';
@@ -163,7 +164,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         }
         return undefined;
       case 'deleteDevice': {
-        const stream = `d:${op.id}`;
+        const stream = deviceStream(op.id);
         if (op.head > 0) stmts.setHead.run(stream, op.head);
         stmts.deleteStreamEntries.run(stream);
         stmts.deleteDevice.run(op.id);
@@ -173,7 +174,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         if (!stmts.getDevice.get(op.device)) {
           throw new StoreError('STORE_NOT_FOUND', `no device ${JSON.stringify(op.device)}`);
         }
-        const stream = `t:${op.topic}`;
+        const stream = topicStream(op.topic);
         if (stmts.isSubscribed.get(op.device, op.topic)) {
           return { cursor: stmts.cursorOf.get(op.device, stream) ?? 0, existing: true };
         }
@@ -186,7 +187,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
       }
       case 'unsubscribe':
         stmts.unsubscribe.run(op.device, op.topic);
-        stmts.deleteCursor.run(op.device, `t:${op.topic}`);
+        stmts.deleteCursor.run(op.device, topicStream(op.topic));
         return undefined;
       case 'sweep': {
         // Heads live in the entries themselves; keep them before entries go.

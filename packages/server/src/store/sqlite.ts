@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import { deviceOfStream, deviceStream, topicStream } from '@pushwire/protocol';
 import Database from 'better-sqlite3';
 import { QuotaError, StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
@@ -19,6 +20,7 @@ import {
   writerEntry,
 } from './sqlite-queue.js';
 import { SqliteWakeTokens } from './sqlite-wake.js';
+import { SqliteWebPushRegistry } from './sqlite-webpush.js';
 import type {
   OpResult,
   PublishWrites,
@@ -36,6 +38,7 @@ import type {
   PublishResult,
   Store,
   StoredEntry,
+  StoreStats,
 } from './types.js';
 
 export interface SqliteStoreOptions {
@@ -62,22 +65,8 @@ export interface SqliteStoreOptions {
   deviceCacheSize?: number;
 }
 
-/** Group-commit counters, for metrics. */
-export interface SqliteStoreStats {
-  /** Commits that carried at least one publish (each cost one fsync). */
-  batches: number;
-  /** Publishes committed, duplicates included. */
-  publishes: number;
-  /** Batches sent to the writer thread, with or without publishes (acks and touches alone too). */
-  writes: number;
-  lastBatchSize: number;
-  /** Time from sending the last batch to the writer until its commit was reported back. */
-  lastBatchMs: number;
-  /** Stream entries marked collapsed by a newer entry with the same key. */
-  collapsed: number;
-  /** Entries the sweep removed past their expiry (acknowledged device entries are not counted). */
-  expired: number;
-}
+/** Group-commit counters, for metrics (see {@link StoreStats}). */
+export type SqliteStoreStats = StoreStats;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -144,6 +133,7 @@ export class SqliteStore implements Store {
   private lastWriteError: StoreError | undefined;
   readonly wakeTokens: SqliteWakeTokens;
   readonly apiKeys: SqliteApiKeys;
+  private registry: SqliteWebPushRegistry | undefined;
   /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
   onBatch: ((publishes: number, ms: number) => void) | undefined;
 
@@ -257,6 +247,12 @@ export class SqliteStore implements Store {
     return { ...this.counters };
   }
 
+  /** Web Push subscriptions, in this file (their table is created on first use). */
+  get webPushRegistry(): SqliteWebPushRegistry {
+    this.registry ??= SqliteWebPushRegistry.onStore(this);
+    return this.registry;
+  }
+
   /** The open (read) connection, for modules that keep their own tables in this file (Web Push registry). */
   get database(): Database.Database {
     return this.db;
@@ -326,7 +322,7 @@ export class SqliteStore implements Store {
     this.devices.delete(id);
     await this.enqueue({ k: 'deleteDevice', id, head: 0 });
     this.devices.delete(id);
-    this.limits.forget(`d:${id}`);
+    this.limits.forget(deviceStream(id));
     this.soft.acks.delete(id);
     this.soft.touches.delete(id);
   }
@@ -354,11 +350,11 @@ export class SqliteStore implements Store {
       cursor: number;
       existing: boolean;
     };
-    return existing ? Math.max(cursor, this.pendingAck(deviceId, `t:${topic}`)) : cursor;
+    return existing ? Math.max(cursor, this.pendingAck(deviceId, topicStream(topic))) : cursor;
   }
 
   async unsubscribe(deviceId: string, topic: string): Promise<void> {
-    const stream = `t:${topic}`;
+    const stream = topicStream(topic);
     // Acks queued before this call are written before the unsubscribe, and so removed with it.
     const done = this.enqueue({ k: 'unsubscribe', device: deviceId, topic });
     this.soft.acks.get(deviceId)?.delete(stream);
@@ -409,7 +405,7 @@ export class SqliteStore implements Store {
 
   async pendingCount(deviceId: string, now: number): Promise<number> {
     const [cursors, topics] = await Promise.all([this.cursorsOf(deviceId), this.topicsOf(deviceId)]);
-    const streams = [`d:${deviceId}`, ...topics.map((topic) => `t:${topic}`)];
+    const streams = [deviceStream(deviceId), ...topics.map(topicStream)];
     return this.readOp(() =>
       streams.reduce(
         (sum, stream) => sum + this.stmts.countAfter.get({ stream, after: cursors[stream] ?? 0, now })!,
@@ -476,7 +472,7 @@ export class SqliteStore implements Store {
   /** What became of one entry of a publish (delivery status). Commits pending acks first. */
   async entryFate(stream: string, seq: number): Promise<EntryFate> {
     await this.enqueue({ k: 'barrier' });
-    const device = stream.startsWith('d:') ? stream.slice(2) : undefined;
+    const device = deviceOfStream(stream);
     const cursors = device === undefined ? {} : await this.cursorsOf(device);
     return this.readOp(() => this.deliveries.fate(stream, seq, cursors));
   }
@@ -609,8 +605,9 @@ export class SqliteStore implements Store {
         continue;
       }
       const write = op.op;
-      if (write.k === 'subscribe') write.head = this.nextHead(`t:${write.topic}`, rollback, false);
-      else if (write.k === 'deleteDevice') write.head = this.nextHead(`d:${write.id}`, rollback, false);
+      if (write.k === 'subscribe') write.head = this.nextHead(topicStream(write.topic), rollback, false);
+      else if (write.k === 'deleteDevice')
+        write.head = this.nextHead(deviceStream(write.id), rollback, false);
       if (write.k !== 'barrier') durable = true;
       ops.push([publishes, write]);
     }
