@@ -62,9 +62,24 @@ export interface WriteBatch {
   touches: [string, number][];
 }
 
+/** What each kind of write answers once committed. */
+export interface OpValues {
+  devices: undefined;
+  deleteDevice: undefined;
+  /** The new subscriber's cursor; `existing`: the device already followed the topic. */
+  subscribe: { cursor: number; existing: boolean };
+  probe: undefined;
+  /** The `max_page_count` in effect. */
+  maxPages: number;
+  unsubscribe: undefined;
+  /** Entries removed. */
+  sweep: number;
+  barrier: undefined;
+}
+
 /** Results of the batch's `ops`, in order. */
 export type OpResult =
-  | { ok: true; value?: unknown }
+  | { ok: true; value?: OpValues[WriteOp['k']] }
   | { ok: false; code: StoreErrorCode; message: string; quota?: Quota };
 
 export type WriteReply =
@@ -148,7 +163,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
   };
 
   /** A write of its own (savepoint): its failure fails it alone. */
-  const isolated = db.transaction((op: WriteOp): unknown => {
+  const isolated = db.transaction((op: WriteOp): OpValues[WriteOp['k']] => {
     switch (op.k) {
       case 'devices':
         for (const row of op.rows) {
@@ -208,7 +223,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         stmts.deletePublish.run('\u0000probe');
         return undefined;
       case 'maxPages':
-        return db.pragma(`max_page_count = ${Math.max(1, Math.floor(op.pages))}`, { simple: true });
+        return db.pragma(`max_page_count = ${Math.max(1, Math.floor(op.pages))}`, { simple: true }) as number;
       case 'barrier':
         return undefined;
     }

@@ -1,12 +1,12 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
 import { deviceOfStream, deviceStream, topicStream } from '@pushwire/protocol';
 import Database from 'better-sqlite3';
 import { QuotaError, StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import { migrate, prepareStatements, type Statements } from './schema.js';
+import { DeviceCache, HeadCache } from './sqlite-cache.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
 import { SqliteApiKeys } from './sqlite-keys.js';
 import { SqlitePublishLimits } from './sqlite-limits.js';
@@ -17,18 +17,11 @@ import {
   type QueuedPublish,
   SoftWrites,
   writeOutcome,
-  writerEntry,
 } from './sqlite-queue.js';
+import { SqliteWriterThread } from './sqlite-thread.js';
 import { SqliteWakeTokens } from './sqlite-wake.js';
 import { SqliteWebPushRegistry } from './sqlite-webpush.js';
-import type {
-  OpResult,
-  PublishWrites,
-  WriteBatch,
-  WriteReply,
-  WriterData,
-  WriterReady,
-} from './sqlite-writer.js';
+import type { OpResult, OpValues, PublishWrites, WriteBatch, WriteOp, WriteReply } from './sqlite-writer.js';
 import type {
   DeviceLimits,
   DeviceRecord,
@@ -99,15 +92,12 @@ export class SqliteStore implements Store {
   private softFlush = false;
   private readonly maxSize: number;
   private readonly retentionMs: number;
-  private readonly headCacheSize: number;
-  private readonly deviceCacheSize: number;
-  /** Stream heads, including the seqs of the batch in flight (least recently used first). */
-  private readonly heads = new Map<string, number>();
-  /** Devices known to exist (deleted ones are dropped), oldest first. */
-  private readonly devices = new Map<string, DeviceRecord>();
+  /** Stream heads, including the seqs of the batch in flight. */
+  private readonly heads: HeadCache;
+  private readonly devices: DeviceCache;
   /** Publishes with a caller-chosen id that are queued or committing: their duplicates wait for them. */
   private readonly publishing = new Map<string, Promise<PublishResult>>();
-  private readonly writer: Worker;
+  private readonly writer: SqliteWriterThread;
   private queue: Queued[] = [];
   private soft = new SoftWrites();
   private inflight: InFlight | undefined;
@@ -116,7 +106,6 @@ export class SqliteStore implements Store {
   /** Why the writer cannot be used any more (it died). */
   private broken: StoreError | undefined;
   private idle: (() => void) | undefined;
-  private readonly started: Promise<void>;
   private closed = false;
   private readonly counters: SqliteStoreStats = {
     batches: 0,
@@ -146,34 +135,20 @@ export class SqliteStore implements Store {
     this.softDelayMs = Math.max(0, opts.softWriteDelayMs ?? 25);
     this.maxSize = Math.max(1, opts.batchMaxSize ?? 512);
     this.retentionMs = opts.retentionMs ?? 30 * DAY_MS;
-    this.headCacheSize = Math.max(1, opts.headCacheSize ?? 100_000);
-    this.deviceCacheSize = Math.max(0, opts.deviceCacheSize ?? 100_000);
+    const headCacheSize = Math.max(1, opts.headCacheSize ?? 100_000);
     this.stmts = prepareStatements(db);
+    this.heads = new HeadCache(headCacheSize, (stream) => this.stmts.headOf.get({ stream }) ?? 0);
+    this.devices = new DeviceCache(Math.max(0, opts.deviceCacheSize ?? 100_000));
     this.deliveries = new SqliteDeliveryLog(db);
-    this.limits = new SqlitePublishLimits(this.stmts, this.headCacheSize);
+    this.limits = new SqlitePublishLimits(this.stmts, headCacheSize);
     this.wakeTokens = new SqliteWakeTokens(db, (fn) => this.transact(fn));
     this.apiKeys = new SqliteApiKeys(db, (fn) => this.transact(fn));
     this.setToken = db.prepare<[string, string]>('UPDATE devices SET token_hash = ? WHERE id = ?');
-    const entry = writerEntry();
-    const data: WriterData = { path: opts.path };
-    this.writer = new Worker(entry.code, { eval: entry.eval, workerData: { pushwireWriter: data } });
-    this.writer.unref();
-    let started: () => void = () => {};
-    this.started = new Promise<void>((resolve) => {
-      started = resolve;
-    });
-    this.writer.on('message', (msg: WriteReply | WriterReady) => {
-      if ('ready' in msg) started();
-      else this.settle(msg);
-    });
-    this.writer.on('error', (err) => {
-      this.fail(toStoreError(err, 'store writer failed'));
-      started();
-    });
-    this.writer.on('exit', (code) => {
-      if (!this.closed || this.inflight)
-        this.fail(new StoreError('STORE_IO', `store writer exited (${code})`));
-      started();
+    this.writer = new SqliteWriterThread(opts.path, {
+      reply: (reply) => this.settle(reply),
+      died: (error, closing) => {
+        if (!closing || this.inflight) this.fail(error);
+      },
     });
   }
 
@@ -208,7 +183,7 @@ export class SqliteStore implements Store {
    * thread start-up.
    */
   async ready(): Promise<void> {
-    await this.started;
+    await this.writer.started;
     if (this.broken) throw this.broken;
   }
 
@@ -240,7 +215,7 @@ export class SqliteStore implements Store {
    * Not for production use: the limit lasts until the store is closed.
    */
   async setMaxPageCount(pages: number): Promise<number> {
-    return (await this.enqueue({ k: 'maxPages', pages })) as number;
+    return this.enqueue({ k: 'maxPages', pages });
   }
 
   stats(): SqliteStoreStats {
@@ -301,10 +276,7 @@ export class SqliteStore implements Store {
       const row = this.readOp(() => this.stmts.getDevice.get(id));
       if (!row) return undefined;
       device = toDevice(row, undefined);
-      if (this.deviceCacheSize > 0) {
-        if (this.devices.size >= this.deviceCacheSize) this.devices.delete(this.devices.keys().next().value!);
-        this.devices.set(id, device);
-      }
+      this.devices.remember(id, device);
     }
     const touched = this.soft.touches.get(id) ?? this.inflight?.soft.touches.get(id);
     return { ...device, lastSeen: touched ?? device.lastSeen };
@@ -312,16 +284,16 @@ export class SqliteStore implements Store {
 
   /** Token rotation: a durable write on this connection; the device cache forgets the old hash. */
   async setDeviceToken(id: string, tokenHash: string): Promise<boolean> {
-    this.devices.delete(id);
+    this.devices.forget(id);
     const changed = this.transact(() => this.setToken.run(tokenHash, id).changes > 0);
-    this.devices.delete(id);
+    this.devices.forget(id);
     return changed;
   }
 
   async deleteDevice(id: string): Promise<void> {
-    this.devices.delete(id);
+    this.devices.forget(id);
     await this.enqueue({ k: 'deleteDevice', id, head: 0 });
-    this.devices.delete(id);
+    this.devices.forget(id);
     this.limits.forget(deviceStream(id));
     this.soft.acks.delete(id);
     this.soft.touches.delete(id);
@@ -340,16 +312,13 @@ export class SqliteStore implements Store {
   // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
 
   async subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
-    const { cursor, existing } = (await this.enqueue({
+    const { cursor, existing } = await this.enqueue({
       k: 'subscribe',
       device: deviceId,
       topic,
       head: 0,
       ...(limits?.maxTopics !== undefined && { maxTopics: limits.maxTopics }),
-    })) as {
-      cursor: number;
-      existing: boolean;
-    };
+    });
     return existing ? Math.max(cursor, this.pendingAck(deviceId, topicStream(topic))) : cursor;
   }
 
@@ -453,7 +422,7 @@ export class SqliteStore implements Store {
 
   /** Committed head of a stream (not counting the batch being committed). */
   async head(stream: string): Promise<number> {
-    return this.readOp(() => this.inflight?.rollback.get(stream) ?? this.headOf(stream));
+    return this.readOp(() => this.inflight?.rollback.get(stream) ?? this.heads.get(stream, !this.inflight));
   }
 
   /**
@@ -461,7 +430,7 @@ export class SqliteStore implements Store {
    * publish records older than the retention (their ids may then be published again).
    */
   async sweep(now: number): Promise<number> {
-    const removed = (await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs })) as number;
+    const removed = await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs });
     this.limits.swept();
     // While writes fail, each sweep probes the disk, so readiness comes back once there is room
     // even if the load balancer sends no more publishes to an unready node.
@@ -491,11 +460,7 @@ export class SqliteStore implements Store {
         this.idle = resolve;
       });
     }
-    if (!this.broken) {
-      const exited = new Promise((resolve) => this.writer.once('exit', resolve));
-      this.writer.postMessage({ k: 'close' });
-      await exited;
-    }
+    if (!this.broken) await this.writer.close();
     try {
       this.db.close();
     } catch (err) {
@@ -515,10 +480,11 @@ export class SqliteStore implements Store {
   }
 
   /** Queues a write other than a publish; resolves with its result once committed. */
-  private enqueue(op: QueuedOp['op']): Promise<unknown> {
+  private enqueue<O extends WriteOp>(op: O): Promise<OpValues[O['k']]> {
     this.assertOpen();
-    return new Promise((resolve, reject) => {
-      this.queue.push({ op: { op, resolve, reject } });
+    return new Promise<OpValues[O['k']]>((resolve, reject) => {
+      // The writer answers each op with the value its kind declares (OpValues).
+      this.queue.push({ op: { op, resolve: resolve as QueuedOp['resolve'], reject } });
       this.queued();
     });
   }
@@ -590,7 +556,7 @@ export class SqliteStore implements Store {
       if (publish) {
         const refused = this.limits.refusal(
           publish,
-          (stream) => this.peekHead(stream),
+          (stream) => this.heads.peek(stream),
           (stream) => this.cursorOn(stream),
         );
         if (refused) {
@@ -605,9 +571,9 @@ export class SqliteStore implements Store {
         continue;
       }
       const write = op.op;
-      if (write.k === 'subscribe') write.head = this.nextHead(topicStream(write.topic), rollback, false);
+      if (write.k === 'subscribe') write.head = this.heads.next(topicStream(write.topic), rollback, false);
       else if (write.k === 'deleteDevice')
-        write.head = this.nextHead(deviceStream(write.id), rollback, false);
+        write.head = this.heads.next(deviceStream(write.id), rollback, false);
       if (write.k !== 'barrier') durable = true;
       ops.push([publishes, write]);
     }
@@ -626,8 +592,7 @@ export class SqliteStore implements Store {
     };
     this.inflight = { items, results, rollback, soft, publishes, started: performance.now() };
     this.counters.writes++;
-    this.writer.ref();
-    this.writer.postMessage(batch);
+    this.writer.send(batch);
   }
 
   /** Gives a publish its seqs (one past each stream's head), adds it to `writes`, returns its result. */
@@ -642,7 +607,7 @@ export class SqliteStore implements Store {
     for (let i = 0; i < count; i++) {
       const entry = item.entries[i]!;
       const row = item.rows[i]!;
-      const prevSeq = this.nextHead(entry.stream, rollback, true);
+      const prevSeq = this.heads.next(entry.stream, rollback, true);
       const seq = prevSeq + 1;
       writes.push(
         row.stream,
@@ -661,36 +626,22 @@ export class SqliteStore implements Store {
     return { record: { id: item.id, entries, ts, exp }, duplicate: false, appended };
   }
 
-  /**
-   * The head of a stream as of the batch being formed; with `advance`, moves it one seq on. The
-   * first time a batch touches a stream, its head is noted in `rollback`.
-   */
-  private nextHead(stream: string, rollback: Map<string, number>, advance: boolean): number {
-    let head = this.heads.get(stream);
-    if (head === undefined) head = this.stmts.headOf.get({ stream }) ?? 0;
-    else this.heads.delete(stream); // re-inserted below: most recently used
-    if (!rollback.has(stream)) rollback.set(stream, head);
-    this.heads.set(stream, advance ? head + 1 : head);
-    return head;
-  }
-
   /** The writer reported a batch: settles its promises and sends the next one. */
   private settle(reply: WriteReply): void {
     const batch = this.inflight;
     if (!batch) return;
     this.inflight = undefined;
-    this.writer.unref();
     if (!reply.ok) {
       const error = new StoreError(reply.code, reply.message);
       if (reply.code === 'STORE_IO') this.lastWriteError = error;
       // Nothing of the batch was written and no later seq was handed out: put the heads back.
-      for (const [stream, head] of batch.rollback) this.heads.set(stream, head);
+      this.heads.restore(batch.rollback);
       for (const { publish, op } of batch.items) (publish ?? op).reject(error);
       batch.soft.reject(error);
       this.flush();
       return;
     }
-    this.trimHeads();
+    this.heads.trim();
     const outcome = writeOutcome(batch, reply.results);
     if (outcome !== undefined) this.lastWriteError = outcome === 'wrote' ? undefined : outcome;
     this.counters.collapsed += reply.collapsed;
@@ -703,10 +654,7 @@ export class SqliteStore implements Store {
       this.counters.lastBatchMs = ms;
       this.onBatch?.(batch.publishes, ms);
     }
-    for (const [device, lastSeen] of batch.soft.touches) {
-      const cached = this.devices.get(device);
-      if (cached) this.devices.set(device, { ...cached, lastSeen });
-    }
+    for (const [device, lastSeen] of batch.soft.touches) this.devices.touched(device, lastSeen);
     // The next batch goes to the writer before the callers' continuations run; soft writes alone
     // wait for their delay, so that a stream of acks or touches does not keep the writer busy.
     if (this.queue.length > 0 || this.closed) this.flush();
@@ -745,11 +693,6 @@ export class SqliteStore implements Store {
 
   // ── helpers ──────────────────────────────────────────────────────────────────────────────────
 
-  /** Head of a stream as of the batch being formed, without moving it. */
-  private peekHead(stream: string): number {
-    return this.heads.get(stream) ?? this.stmts.headOf.get({ stream }) ?? 0;
-  }
-
   /** A device's acknowledged cursor on its own stream `d:ID`, pending acks included. */
   private cursorOn(stream: string): number {
     const device = stream.slice(2);
@@ -762,25 +705,6 @@ export class SqliteStore implements Store {
       this.soft.acks.get(deviceId)?.get(stream) ?? 0,
       this.inflight?.soft.acks.get(deviceId)?.get(stream) ?? 0,
     );
-  }
-
-  /** Head of a stream, from the cache or the database. */
-  private headOf(stream: string): number {
-    const cached = this.heads.get(stream);
-    if (cached !== undefined) return cached;
-    const head = this.stmts.headOf.get({ stream }) ?? 0;
-    this.heads.set(stream, head);
-    if (!this.inflight) this.trimHeads();
-    return head;
-  }
-
-  /** Keeps the head cache to its size; only while no batch is in flight (its heads must stay). */
-  private trimHeads(): void {
-    while (this.heads.size > this.headCacheSize) {
-      const oldest = this.heads.keys().next().value;
-      if (oldest === undefined) return;
-      this.heads.delete(oldest);
-    }
   }
 
   private assertOpen(): void {
