@@ -1,12 +1,12 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { deviceOfStream, deviceStream, topicStream } from '@pushwire/protocol';
 import Database from 'better-sqlite3';
-import { QuotaError, StoreError, toStoreError } from './errors.js';
+import { StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import { migrate, prepareStatements, type Statements } from './schema.js';
 import { DeviceCache, HeadCache } from './sqlite-cache.js';
+import { type FormedBatch, GroupCommit, realCommitTimers } from './sqlite-commit.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
 import { SqliteApiKeys } from './sqlite-keys.js';
 import { SqlitePublishLimits } from './sqlite-limits.js';
@@ -15,13 +15,12 @@ import {
   type Queued,
   type QueuedOp,
   type QueuedPublish,
-  SoftWrites,
   writeOutcome,
 } from './sqlite-queue.js';
 import { SqliteWriterThread } from './sqlite-thread.js';
 import { SqliteWakeTokens } from './sqlite-wake.js';
 import { SqliteWebPushRegistry } from './sqlite-webpush.js';
-import type { OpResult, OpValues, PublishWrites, WriteBatch, WriteOp, WriteReply } from './sqlite-writer.js';
+import type { OpResult, OpValues, PublishWrites, WriteBatch, WriteOp } from './sqlite-writer.js';
 import type {
   DeviceLimits,
   DeviceRecord,
@@ -86,11 +85,6 @@ export class SqliteStore implements Store {
   private readonly stmts: Statements;
   private readonly setToken: Database.Statement<[string, string]>;
   private readonly clock: () => number;
-  private readonly maxDelayMs: number;
-  private readonly softDelayMs: number;
-  /** The pending flush waits for soft writes only (a durable write should not wait for it). */
-  private softFlush = false;
-  private readonly maxSize: number;
   private readonly retentionMs: number;
   /** Stream heads, including the seqs of the batch in flight. */
   private readonly heads: HeadCache;
@@ -98,24 +92,8 @@ export class SqliteStore implements Store {
   /** Publishes with a caller-chosen id that are queued or committing: their duplicates wait for them. */
   private readonly publishing = new Map<string, Promise<PublishResult>>();
   private readonly writer: SqliteWriterThread;
-  private queue: Queued[] = [];
-  private soft = new SoftWrites();
-  private inflight: InFlight | undefined;
-  private batchNo = 0;
-  private cancelFlush: (() => void) | undefined;
-  /** Why the writer cannot be used any more (it died). */
-  private broken: StoreError | undefined;
-  private idle: (() => void) | undefined;
+  private readonly commit: GroupCommit;
   private closed = false;
-  private readonly counters: SqliteStoreStats = {
-    batches: 0,
-    publishes: 0,
-    writes: 0,
-    lastBatchSize: 0,
-    lastBatchMs: 0,
-    collapsed: 0,
-    expired: 0,
-  };
   private readonly deliveries: SqliteDeliveryLog;
   private readonly limits: SqlitePublishLimits;
   /** The last write that failed, while no write has succeeded since (readiness). */
@@ -123,17 +101,11 @@ export class SqliteStore implements Store {
   readonly wakeTokens: SqliteWakeTokens;
   readonly apiKeys: SqliteApiKeys;
   private registry: SqliteWebPushRegistry | undefined;
-  /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
-  onBatch: ((publishes: number, ms: number) => void) | undefined;
-
   private constructor(
     private readonly db: Database.Database,
     opts: SqliteStoreOptions,
   ) {
     this.clock = opts.clock ?? Date.now;
-    this.maxDelayMs = opts.batchMaxDelayMs ?? 0;
-    this.softDelayMs = Math.max(0, opts.softWriteDelayMs ?? 25);
-    this.maxSize = Math.max(1, opts.batchMaxSize ?? 512);
     this.retentionMs = opts.retentionMs ?? 30 * DAY_MS;
     const headCacheSize = Math.max(1, opts.headCacheSize ?? 100_000);
     this.stmts = prepareStatements(db);
@@ -145,11 +117,28 @@ export class SqliteStore implements Store {
     this.apiKeys = new SqliteApiKeys(db, (fn) => this.transact(fn));
     this.setToken = db.prepare<[string, string]>('UPDATE devices SET token_hash = ? WHERE id = ?');
     this.writer = new SqliteWriterThread(opts.path, {
-      reply: (reply) => this.settle(reply),
+      reply: (reply) => this.commit.settle(reply),
       died: (error, closing) => {
-        if (!closing || this.inflight) this.fail(error);
+        if (!closing || this.commit.inflight) this.commit.fail(error);
       },
     });
+    this.commit = new GroupCommit(
+      this.writer,
+      {
+        form: (items) => this.form(items),
+        committed: (batch, results) => this.committed(batch, results),
+        refused: (batch, error) => {
+          if (error.code === 'STORE_IO') this.lastWriteError = error;
+          this.heads.restore(batch.rollback);
+        },
+      },
+      {
+        maxDelayMs: opts.batchMaxDelayMs ?? 0,
+        softDelayMs: Math.max(0, opts.softWriteDelayMs ?? 25),
+        maxSize: Math.max(1, opts.batchMaxSize ?? 512),
+      },
+      realCommitTimers(this.clock),
+    );
   }
 
   /** Opens (creating and migrating as needed) the database at `opts.path`. */
@@ -184,7 +173,7 @@ export class SqliteStore implements Store {
    */
   async ready(): Promise<void> {
     await this.writer.started;
-    if (this.broken) throw this.broken;
+    if (this.commit.broken) throw this.commit.broken;
   }
 
   /**
@@ -192,12 +181,12 @@ export class SqliteStore implements Store {
    * restarts (readiness, `GET /readyz`).
    */
   get connected(): boolean {
-    return this.broken === undefined;
+    return this.commit.broken === undefined;
   }
 
   /** Why the store can no longer write (the writer thread died), if it cannot; see {@link connected}. */
   get failure(): StoreError | undefined {
-    return this.broken;
+    return this.commit.broken;
   }
 
   /**
@@ -206,7 +195,7 @@ export class SqliteStore implements Store {
    * sweep meanwhile probes with a 4 KB write of its own.
    */
   get writeError(): StoreError | undefined {
-    return this.broken ?? this.lastWriteError;
+    return this.commit.broken ?? this.lastWriteError;
   }
 
   /**
@@ -219,7 +208,16 @@ export class SqliteStore implements Store {
   }
 
   stats(): SqliteStoreStats {
-    return { ...this.counters };
+    return this.commit.stats();
+  }
+
+  /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
+  get onBatch(): ((publishes: number, ms: number) => void) | undefined {
+    return this.commit.onBatch;
+  }
+
+  set onBatch(fn: ((publishes: number, ms: number) => void) | undefined) {
+    this.commit.onBatch = fn;
   }
 
   /** Web Push subscriptions, in this file (their table is created on first use). */
@@ -278,7 +276,7 @@ export class SqliteStore implements Store {
       device = toDevice(row, undefined);
       this.devices.remember(id, device);
     }
-    const touched = this.soft.touches.get(id) ?? this.inflight?.soft.touches.get(id);
+    const touched = this.commit.soft.touches.get(id) ?? this.commit.inflight?.soft.touches.get(id);
     return { ...device, lastSeen: touched ?? device.lastSeen };
   }
 
@@ -295,8 +293,8 @@ export class SqliteStore implements Store {
     await this.enqueue({ k: 'deleteDevice', id, head: 0 });
     this.devices.forget(id);
     this.limits.forget(deviceStream(id));
-    this.soft.acks.delete(id);
-    this.soft.touches.delete(id);
+    this.commit.soft.acks.delete(id);
+    this.commit.soft.touches.delete(id);
   }
 
   async devicesOfUser(user: string): Promise<string[]> {
@@ -305,8 +303,8 @@ export class SqliteStore implements Store {
 
   async touchDevice(id: string, lastSeen: number): Promise<void> {
     this.assertOpen();
-    this.soft.touches.set(id, lastSeen);
-    return this.softWritten();
+    this.commit.soft.touches.set(id, lastSeen);
+    return this.commit.softWritten();
   }
 
   // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
@@ -326,8 +324,8 @@ export class SqliteStore implements Store {
     const stream = topicStream(topic);
     // Acks queued before this call are written before the unsubscribe, and so removed with it.
     const done = this.enqueue({ k: 'unsubscribe', device: deviceId, topic });
-    this.soft.acks.get(deviceId)?.delete(stream);
-    this.inflight?.soft.acks.get(deviceId)?.delete(stream);
+    this.commit.soft.acks.get(deviceId)?.delete(stream);
+    this.commit.inflight?.soft.acks.get(deviceId)?.delete(stream);
     await done;
   }
 
@@ -348,23 +346,23 @@ export class SqliteStore implements Store {
         throw new StoreError('STORE_INVALID', `ack of ${stream} is not a sequence number: ${seq}`);
       }
       if (acks === undefined) {
-        acks = this.soft.acks.get(deviceId);
+        acks = this.commit.soft.acks.get(deviceId);
         if (acks === undefined) {
           acks = new Map();
-          this.soft.acks.set(deviceId, acks);
+          this.commit.soft.acks.set(deviceId, acks);
         }
       }
       const prior = acks.get(stream);
       if (prior === undefined || seq > prior) acks.set(stream, seq);
     }
     if (acks === undefined) return;
-    return this.softWritten();
+    return this.commit.softWritten();
   }
 
   async cursorsOf(deviceId: string): Promise<Record<string, number>> {
     const cursors: Record<string, number> = {};
     for (const row of this.readOp(() => this.stmts.cursorsOf.all(deviceId))) cursors[row.stream] = row.seq;
-    for (const soft of [this.inflight?.soft, this.soft]) {
+    for (const soft of [this.commit.inflight?.soft, this.commit.soft]) {
       for (const [stream, seq] of soft?.acks.get(deviceId) ?? []) {
         cursors[stream] = Math.max(cursors[stream] ?? 0, seq);
       }
@@ -422,7 +420,9 @@ export class SqliteStore implements Store {
 
   /** Committed head of a stream (not counting the batch being committed). */
   async head(stream: string): Promise<number> {
-    return this.readOp(() => this.inflight?.rollback.get(stream) ?? this.heads.get(stream, !this.inflight));
+    return this.readOp(
+      () => this.commit.inflight?.rollback.get(stream) ?? this.heads.get(stream, !this.commit.inflight),
+    );
   }
 
   /**
@@ -454,13 +454,8 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.flush();
-    if (this.inflight || this.queue.length > 0) {
-      await new Promise<void>((resolve) => {
-        this.idle = resolve;
-      });
-    }
-    if (!this.broken) await this.writer.close();
+    await this.commit.drain();
+    if (!this.commit.broken) await this.writer.close();
     try {
       this.db.close();
     } catch (err) {
@@ -472,10 +467,9 @@ export class SqliteStore implements Store {
 
   private queuePublish(item: PublishBatchItem, rows: QueuedPublish['rows']): Promise<PublishResult> {
     return new Promise<PublishResult>((resolve, reject) => {
-      this.queue.push({
+      this.commit.push({
         publish: { id: item.id, entries: item.entries, limits: item.limits, rows, resolve, reject },
       });
-      this.queued();
     });
   }
 
@@ -484,67 +478,12 @@ export class SqliteStore implements Store {
     this.assertOpen();
     return new Promise<OpValues[O['k']]>((resolve, reject) => {
       // The writer answers each op with the value its kind declares (OpValues).
-      this.queue.push({ op: { op, resolve: resolve as QueuedOp['resolve'], reject } });
-      this.queued();
+      this.commit.push({ op: { op, resolve: resolve as QueuedOp['resolve'], reject } });
     });
   }
 
-  private queued(): void {
-    if (this.broken) {
-      this.fail(this.broken);
-      return;
-    }
-    if (this.queue.length >= this.maxSize) this.flush();
-    else this.schedule();
-  }
-
-  private softWritten(): Promise<void> {
-    if (this.broken) return Promise.reject(this.broken);
-    const written = this.soft.written();
-    this.schedule();
-    return written;
-  }
-
-  private schedule(): void {
-    if (this.inflight) return;
-    const soft = this.queue.length === 0;
-    if (this.cancelFlush) {
-      if (soft || !this.softFlush) return;
-      this.cancelFlush(); // a durable write joins the soft ones: do not keep it waiting
-    }
-    this.softFlush = soft && this.softDelayMs > this.maxDelayMs;
-    if (this.softFlush) {
-      const timer = setTimeout(() => this.flush(), this.softDelayMs);
-      this.cancelFlush = () => clearTimeout(timer);
-    } else if (this.maxDelayMs > 0) {
-      const timer = setTimeout(() => this.flush(), this.maxDelayMs);
-      this.cancelFlush = () => clearTimeout(timer);
-    } else {
-      const immediate = setImmediate(() => this.flush());
-      this.cancelFlush = () => clearImmediate(immediate);
-    }
-  }
-
-  /**
-   * Sends the next batch to the writer, unless one is being committed (its reply sends the next).
-   * Seqs are assigned here, in queue order.
-   */
-  private flush(): void {
-    this.cancelFlush?.();
-    this.cancelFlush = undefined;
-    if (this.inflight || this.broken) return;
-    const soft = this.soft;
-    if (this.queue.length === 0 && soft.empty) {
-      this.idle?.();
-      return;
-    }
-    let items = this.queue;
-    if (items.length > this.maxSize) {
-      items = this.queue.slice(0, this.maxSize);
-      this.queue = this.queue.slice(this.maxSize);
-    } else this.queue = [];
-    this.soft = new SoftWrites();
-
+  /** Forms the batch of `items` for the group commit: quotas checked, seqs assigned in queue order. */
+  private form(items: Queued[]): FormedBatch {
     const rollback = new Map<string, number>();
     const results: InFlight['results'] = new Array(items.length);
     const writes: PublishWrites = [];
@@ -577,22 +516,7 @@ export class SqliteStore implements Store {
       if (write.k !== 'barrier') durable = true;
       ops.push([publishes, write]);
     }
-    const acks: WriteBatch['acks'] = [];
-    for (const [device, streams] of soft.acks) {
-      for (const [stream, seq] of streams) acks.push([device, stream, seq]);
-    }
-    const batch: WriteBatch = {
-      n: ++this.batchNo,
-      durable,
-      now: this.clock(),
-      publishes: writes,
-      ops,
-      acks,
-      touches: [...soft.touches],
-    };
-    this.inflight = { items, results, rollback, soft, publishes, started: performance.now() };
-    this.counters.writes++;
-    this.writer.send(batch);
+    return { results, rollback, publishes, durable, writes, ops };
   }
 
   /** Gives a publish its seqs (one past each stream's head), adds it to `writes`, returns its result. */
@@ -626,69 +550,12 @@ export class SqliteStore implements Store {
     return { record: { id: item.id, entries, ts, exp }, duplicate: false, appended };
   }
 
-  /** The writer reported a batch: settles its promises and sends the next one. */
-  private settle(reply: WriteReply): void {
-    const batch = this.inflight;
-    if (!batch) return;
-    this.inflight = undefined;
-    if (!reply.ok) {
-      const error = new StoreError(reply.code, reply.message);
-      if (reply.code === 'STORE_IO') this.lastWriteError = error;
-      // Nothing of the batch was written and no later seq was handed out: put the heads back.
-      this.heads.restore(batch.rollback);
-      for (const { publish, op } of batch.items) (publish ?? op).reject(error);
-      batch.soft.reject(error);
-      this.flush();
-      return;
-    }
+  /** The writer committed a batch: caches and readiness follow, before its callers hear of it. */
+  private committed(batch: InFlight, results: OpResult[]): void {
     this.heads.trim();
-    const outcome = writeOutcome(batch, reply.results);
+    const outcome = writeOutcome(batch, results);
     if (outcome !== undefined) this.lastWriteError = outcome === 'wrote' ? undefined : outcome;
-    this.counters.collapsed += reply.collapsed;
-    this.counters.expired += reply.expired;
-    if (batch.publishes > 0) {
-      const ms = performance.now() - batch.started;
-      this.counters.batches++;
-      this.counters.publishes += batch.publishes;
-      this.counters.lastBatchSize = batch.publishes;
-      this.counters.lastBatchMs = ms;
-      this.onBatch?.(batch.publishes, ms);
-    }
     for (const [device, lastSeen] of batch.soft.touches) this.devices.touched(device, lastSeen);
-    // The next batch goes to the writer before the callers' continuations run; soft writes alone
-    // wait for their delay, so that a stream of acks or touches does not keep the writer busy.
-    if (this.queue.length > 0 || this.closed) this.flush();
-    else if (!this.soft.empty) this.schedule();
-    let next = 0;
-    for (let i = 0; i < batch.items.length; i++) {
-      const { publish, op } = batch.items[i]!;
-      if (publish) {
-        const result = batch.results[i]!;
-        if (result instanceof QuotaError) publish.reject(result);
-        else publish.resolve(result);
-        continue;
-      }
-      const result = reply.results[next++] as OpResult;
-      if (result.ok) op.resolve(result.value);
-      else if (result.quota) op.reject(new QuotaError(result.quota, result.message));
-      else op.reject(new StoreError(result.code, result.message));
-    }
-    batch.soft.resolve();
-  }
-
-  /** The writer died: whether the batch in flight was committed is unknown, so nothing more is written. */
-  private fail(error: StoreError): void {
-    this.broken ??= error;
-    const batch = this.inflight;
-    this.inflight = undefined;
-    const queue = this.queue;
-    this.queue = [];
-    const soft = this.soft;
-    this.soft = new SoftWrites();
-    for (const { publish, op } of [...(batch?.items ?? []), ...queue]) (publish ?? op).reject(this.broken);
-    batch?.soft.reject(this.broken);
-    soft.reject(this.broken);
-    this.idle?.();
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────────────────────────
@@ -702,8 +569,8 @@ export class SqliteStore implements Store {
   /** A device's acknowledged cursor on a stream not yet written. */
   private pendingAck(deviceId: string, stream: string): number {
     return Math.max(
-      this.soft.acks.get(deviceId)?.get(stream) ?? 0,
-      this.inflight?.soft.acks.get(deviceId)?.get(stream) ?? 0,
+      this.commit.soft.acks.get(deviceId)?.get(stream) ?? 0,
+      this.commit.inflight?.soft.acks.get(deviceId)?.get(stream) ?? 0,
     );
   }
 
