@@ -1,26 +1,20 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { deviceOfStream, deviceStream, topicStream } from '@pushwire/protocol';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
-import { migrate, prepareStatements, type Statements } from './schema.js';
+import { prepareStatements, type Statements } from './schema.js';
+import { SqliteBatchFormer } from './sqlite-batch.js';
 import { DeviceCache, HeadCache } from './sqlite-cache.js';
-import { type FormedBatch, GroupCommit, realCommitTimers } from './sqlite-commit.js';
+import { GroupCommit, realCommitTimers } from './sqlite-commit.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
 import { SqliteApiKeys } from './sqlite-keys.js';
 import { SqlitePublishLimits } from './sqlite-limits.js';
-import {
-  type InFlight,
-  type Queued,
-  type QueuedOp,
-  type QueuedPublish,
-  writeOutcome,
-} from './sqlite-queue.js';
+import { openDatabase, type SqliteStoreOptions } from './sqlite-open.js';
+import { type InFlight, type QueuedOp, type QueuedPublish, writeOutcome } from './sqlite-queue.js';
 import { SqliteWriterThread } from './sqlite-thread.js';
 import { SqliteWakeTokens } from './sqlite-wake.js';
 import { SqliteWebPushRegistry } from './sqlite-webpush.js';
-import type { OpResult, OpValues, PublishWrites, WriteBatch, WriteOp } from './sqlite-writer.js';
+import type { OpResult, OpValues, WriteOp } from './sqlite-writer.js';
 import type {
   DeviceLimits,
   DeviceRecord,
@@ -33,32 +27,9 @@ import type {
   StoreStats,
 } from './types.js';
 
-export interface SqliteStoreOptions {
-  /** Database file (created when missing). A file, not `:memory:`: the writer thread opens it too. */
-  path: string;
-  /** Time source for publish records without entries; defaults to `Date.now`. */
-  clock?: () => number;
-  /** Longest a publish waits for companions before its batch commits; 0 = next macrotask. */
-  batchMaxDelayMs?: number;
-  /** A batch commits at once when it holds this many publishes (default 512). */
-  batchMaxSize?: number;
-  /**
-   * Longest acks and last-seen times wait when nothing durable is queued (default 25 ms), so a
-   * reconnect storm or an ack stream costs a few writer round trips instead of one per tick. A
-   * crash loses at most this much of them: acked messages are delivered again (the SDK drops the
-   * duplicates by seq) and last-seen times are a little older.
-   */
-  softWriteDelayMs?: number;
-  /** How long publish ids are remembered for idempotency (default 30 days). */
-  retentionMs?: number;
-  /** Streams whose head is kept in memory (default 100 000); others are read back on demand. */
-  headCacheSize?: number;
-  /** Devices kept in memory for publish target checks and session auth (default 100 000). */
-  deviceCacheSize?: number;
-}
-
 /** Group-commit counters, for metrics (see {@link StoreStats}). */
 export type SqliteStoreStats = StoreStats;
+export type { SqliteStoreOptions };
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -96,6 +67,7 @@ export class SqliteStore implements Store {
   private closed = false;
   private readonly deliveries: SqliteDeliveryLog;
   private readonly limits: SqlitePublishLimits;
+  private readonly batches: SqliteBatchFormer;
   /** The last write that failed, while no write has succeeded since (readiness). */
   private lastWriteError: StoreError | undefined;
   readonly wakeTokens: SqliteWakeTokens;
@@ -113,6 +85,9 @@ export class SqliteStore implements Store {
     this.devices = new DeviceCache(Math.max(0, opts.deviceCacheSize ?? 100_000));
     this.deliveries = new SqliteDeliveryLog(db);
     this.limits = new SqlitePublishLimits(this.stmts, headCacheSize);
+    this.batches = new SqliteBatchFormer(this.heads, this.limits, this.clock, (stream) =>
+      this.cursorOn(stream),
+    );
     this.wakeTokens = new SqliteWakeTokens(db, (fn) => this.transact(fn));
     this.apiKeys = new SqliteApiKeys(db, (fn) => this.transact(fn));
     this.setToken = db.prepare<[string, string]>('UPDATE devices SET token_hash = ? WHERE id = ?');
@@ -125,7 +100,7 @@ export class SqliteStore implements Store {
     this.commit = new GroupCommit(
       this.writer,
       {
-        form: (items) => this.form(items),
+        form: (items) => this.batches.form(items),
         committed: (batch, results) => this.committed(batch, results),
         refused: (batch, error) => {
           if (error.code === 'STORE_IO') this.lastWriteError = error;
@@ -146,22 +121,11 @@ export class SqliteStore implements Store {
     if (opts.path === ':memory:' || opts.path === '') {
       throw new StoreError('STORE_INVALID', 'the SQLite store needs a file: its writer thread opens it too');
     }
-    let db: Database.Database | undefined;
+    const db = openDatabase(opts.path);
     try {
-      // Private to the service account: messages and device token hashes live here.
-      mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
-      db = new Database(opts.path, { timeout: 5000 });
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.pragma('busy_timeout = 5000');
-      db.pragma('foreign_keys = ON');
-      migrate(db);
-      for (const file of [opts.path, `${opts.path}-wal`, `${opts.path}-shm`]) {
-        if (existsSync(file)) chmodSync(file, 0o600);
-      }
       return new SqliteStore(db, opts);
     } catch (err) {
-      db?.close();
+      db.close();
       throw toStoreError(err, `cannot open store ${opts.path}`);
     }
   }
@@ -480,74 +444,6 @@ export class SqliteStore implements Store {
       // The writer answers each op with the value its kind declares (OpValues).
       this.commit.push({ op: { op, resolve: resolve as QueuedOp['resolve'], reject } });
     });
-  }
-
-  /** Forms the batch of `items` for the group commit: quotas checked, seqs assigned in queue order. */
-  private form(items: Queued[]): FormedBatch {
-    const rollback = new Map<string, number>();
-    const results: InFlight['results'] = new Array(items.length);
-    const writes: PublishWrites = [];
-    const ops: WriteBatch['ops'] = [];
-    let publishes = 0;
-    let durable = false;
-    for (let i = 0; i < items.length; i++) {
-      const { publish, op } = items[i]!;
-      if (publish) {
-        const refused = this.limits.refusal(
-          publish,
-          (stream) => this.heads.peek(stream),
-          (stream) => this.cursorOn(stream),
-        );
-        if (refused) {
-          results[i] = refused;
-          continue;
-        }
-        this.limits.capUnfollowed(publish);
-        results[i] = this.assign(publish, rollback, writes);
-        this.limits.appended(publish);
-        publishes++;
-        durable = true;
-        continue;
-      }
-      const write = op.op;
-      if (write.k === 'subscribe') write.head = this.heads.next(topicStream(write.topic), rollback, false);
-      else if (write.k === 'deleteDevice')
-        write.head = this.heads.next(deviceStream(write.id), rollback, false);
-      if (write.k !== 'barrier') durable = true;
-      ops.push([publishes, write]);
-    }
-    return { results, rollback, publishes, durable, writes, ops };
-  }
-
-  /** Gives a publish its seqs (one past each stream's head), adds it to `writes`, returns its result. */
-  private assign(item: QueuedPublish, rollback: Map<string, number>, writes: PublishWrites): PublishResult {
-    const count = item.entries.length;
-    const appended: StoredEntry[] = new Array(count);
-    const entries: PublishRecord['entries'] = new Array(count);
-    const ts = item.entries[0]?.ts ?? this.clock();
-    let exp = item.entries[0]?.exp ?? ts;
-    for (const entry of item.entries) if (entry.exp > exp) exp = entry.exp;
-    writes.push(item.id, ts, exp, count);
-    for (let i = 0; i < count; i++) {
-      const entry = item.entries[i]!;
-      const row = item.rows[i]!;
-      const prevSeq = this.heads.next(entry.stream, rollback, true);
-      const seq = prevSeq + 1;
-      writes.push(
-        row.stream,
-        seq,
-        row.id,
-        row.data,
-        row.notification,
-        row.urgency,
-        row.collapse_key,
-        row.ts,
-        row.exp,
-      );
-      appended[i] = { ...entry, seq, prevSeq };
-      entries[i] = { stream: entry.stream, seq };
-    }
-    return { record: { id: item.id, entries, ts, exp }, duplicate: false, appended };
   }
 
   /** The writer committed a batch: caches and readiness follow, before its callers hear of it. */
