@@ -140,6 +140,60 @@ export class GroupCommit {
     else this.schedule();
   }
 
+  /**
+   * Records acked cursors as soft writes (cumulative: a lower seq never moves one back); false
+   * when there are none. Throws `STORE_INVALID` for a seq that is not a sequence number.
+   */
+  ack(deviceId: string, cursors: Record<string, number>): boolean {
+    let acks: Map<string, number> | undefined;
+    for (const stream in cursors) {
+      const seq = cursors[stream]!;
+      if (!Number.isSafeInteger(seq) || seq < 0) {
+        throw new StoreError('STORE_INVALID', `ack of ${stream} is not a sequence number: ${seq}`);
+      }
+      if (acks === undefined) {
+        acks = this.pendingSoft.acks.get(deviceId);
+        if (acks === undefined) {
+          acks = new Map();
+          this.pendingSoft.acks.set(deviceId, acks);
+        }
+      }
+      const prior = acks.get(stream);
+      if (prior === undefined || seq > prior) acks.set(stream, seq);
+    }
+    return acks !== undefined;
+  }
+
+  /** A device's acked cursor on `stream` not yet written (queued or in flight); 0 when none. */
+  pendingAck(deviceId: string, stream: string): number {
+    return Math.max(
+      this.pendingSoft.acks.get(deviceId)?.get(stream) ?? 0,
+      this.current?.soft.acks.get(deviceId)?.get(stream) ?? 0,
+    );
+  }
+
+  /** A device's acked cursors not yet written: those in flight, then those queued. */
+  *pendingAcks(deviceId: string): Iterable<[string, number]> {
+    for (const soft of [this.current?.soft, this.pendingSoft]) yield* soft?.acks.get(deviceId) ?? [];
+  }
+
+  /** A device's last-seen time not yet written. */
+  pendingTouch(deviceId: string): number | undefined {
+    return this.pendingSoft.touches.get(deviceId) ?? this.current?.soft.touches.get(deviceId);
+  }
+
+  /** Drops a pending ack of `stream` (the device unsubscribed), queued or in flight. */
+  forgetAck(deviceId: string, stream: string): void {
+    this.pendingSoft.acks.get(deviceId)?.delete(stream);
+    this.current?.soft.acks.get(deviceId)?.delete(stream);
+  }
+
+  /** Drops a deleted device's queued soft writes. */
+  forgetDevice(deviceId: string): void {
+    this.pendingSoft.acks.delete(deviceId);
+    this.pendingSoft.touches.delete(deviceId);
+  }
+
   /** Resolves once the soft writes made so far are written. */
   softWritten(): Promise<void> {
     if (this.dead) return Promise.reject(this.dead);

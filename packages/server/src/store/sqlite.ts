@@ -3,18 +3,15 @@ import type Database from 'better-sqlite3';
 import { StoreError, toStoreError } from './errors.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import { prepareStatements, type Statements } from './schema.js';
-import { SqliteBatchFormer } from './sqlite-batch.js';
-import { DeviceCache, HeadCache } from './sqlite-cache.js';
-import { GroupCommit, realCommitTimers } from './sqlite-commit.js';
+import { DeviceCache } from './sqlite-cache.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
 import { SqliteApiKeys } from './sqlite-keys.js';
 import { SqlitePublishLimits } from './sqlite-limits.js';
 import { openDatabase, type SqliteStoreOptions } from './sqlite-open.js';
-import { type InFlight, type QueuedOp, type QueuedPublish, writeOutcome } from './sqlite-queue.js';
-import { SqliteWriterThread } from './sqlite-thread.js';
+import { SqliteWritePipeline } from './sqlite-pipeline.js';
 import { SqliteWakeTokens } from './sqlite-wake.js';
 import { SqliteWebPushRegistry } from './sqlite-webpush.js';
-import type { OpResult, OpValues, WriteOp } from './sqlite-writer.js';
+import type { OpValues, WriteOp } from './sqlite-writer.js';
 import type {
   DeviceLimits,
   DeviceRecord,
@@ -57,19 +54,13 @@ export class SqliteStore implements Store {
   private readonly setToken: Database.Statement<[string, string]>;
   private readonly clock: () => number;
   private readonly retentionMs: number;
-  /** Stream heads, including the seqs of the batch in flight. */
-  private readonly heads: HeadCache;
   private readonly devices: DeviceCache;
   /** Publishes with a caller-chosen id that are queued or committing: their duplicates wait for them. */
   private readonly publishing = new Map<string, Promise<PublishResult>>();
-  private readonly writer: SqliteWriterThread;
-  private readonly commit: GroupCommit;
+  private readonly writes: SqliteWritePipeline;
   private closed = false;
   private readonly deliveries: SqliteDeliveryLog;
   private readonly limits: SqlitePublishLimits;
-  private readonly batches: SqliteBatchFormer;
-  /** The last write that failed, while no write has succeeded since (readiness). */
-  private lastWriteError: StoreError | undefined;
   readonly wakeTokens: SqliteWakeTokens;
   readonly apiKeys: SqliteApiKeys;
   private registry: SqliteWebPushRegistry | undefined;
@@ -79,41 +70,14 @@ export class SqliteStore implements Store {
   ) {
     this.clock = opts.clock ?? Date.now;
     this.retentionMs = opts.retentionMs ?? 30 * DAY_MS;
-    const headCacheSize = Math.max(1, opts.headCacheSize ?? 100_000);
     this.stmts = prepareStatements(db);
-    this.heads = new HeadCache(headCacheSize, (stream) => this.stmts.headOf.get({ stream }) ?? 0);
     this.devices = new DeviceCache(Math.max(0, opts.deviceCacheSize ?? 100_000));
     this.deliveries = new SqliteDeliveryLog(db);
-    this.limits = new SqlitePublishLimits(this.stmts, headCacheSize);
-    this.batches = new SqliteBatchFormer(this.heads, this.limits, this.clock, (stream) =>
-      this.cursorOn(stream),
-    );
+    this.limits = new SqlitePublishLimits(this.stmts, Math.max(1, opts.headCacheSize ?? 100_000));
     this.wakeTokens = new SqliteWakeTokens(db, (fn) => this.transact(fn));
     this.apiKeys = new SqliteApiKeys(db, (fn) => this.transact(fn));
     this.setToken = db.prepare<[string, string]>('UPDATE devices SET token_hash = ? WHERE id = ?');
-    this.writer = new SqliteWriterThread(opts.path, {
-      reply: (reply) => this.commit.settle(reply),
-      died: (error, closing) => {
-        if (!closing || this.commit.inflight) this.commit.fail(error);
-      },
-    });
-    this.commit = new GroupCommit(
-      this.writer,
-      {
-        form: (items) => this.batches.form(items),
-        committed: (batch, results) => this.committed(batch, results),
-        refused: (batch, error) => {
-          if (error.code === 'STORE_IO') this.lastWriteError = error;
-          this.heads.restore(batch.rollback);
-        },
-      },
-      {
-        maxDelayMs: opts.batchMaxDelayMs ?? 0,
-        softDelayMs: Math.max(0, opts.softWriteDelayMs ?? 25),
-        maxSize: Math.max(1, opts.batchMaxSize ?? 512),
-      },
-      realCommitTimers(this.clock),
-    );
+    this.writes = new SqliteWritePipeline(opts, this.stmts, this.limits, this.devices, this.clock);
   }
 
   /** Opens (creating and migrating as needed) the database at `opts.path`. */
@@ -136,8 +100,8 @@ export class SqliteStore implements Store {
    * thread start-up.
    */
   async ready(): Promise<void> {
-    await this.writer.started;
-    if (this.commit.broken) throw this.commit.broken;
+    await this.writes.started;
+    if (this.writes.broken) throw this.writes.broken;
   }
 
   /**
@@ -145,12 +109,12 @@ export class SqliteStore implements Store {
    * restarts (readiness, `GET /readyz`).
    */
   get connected(): boolean {
-    return this.commit.broken === undefined;
+    return this.writes.broken === undefined;
   }
 
   /** Why the store can no longer write (the writer thread died), if it cannot; see {@link connected}. */
   get failure(): StoreError | undefined {
-    return this.commit.broken;
+    return this.writes.broken;
   }
 
   /**
@@ -159,7 +123,7 @@ export class SqliteStore implements Store {
    * sweep meanwhile probes with a 4 KB write of its own.
    */
   get writeError(): StoreError | undefined {
-    return this.commit.broken ?? this.lastWriteError;
+    return this.writes.writeError;
   }
 
   /**
@@ -172,16 +136,16 @@ export class SqliteStore implements Store {
   }
 
   stats(): SqliteStoreStats {
-    return this.commit.stats();
+    return this.writes.commit.stats();
   }
 
   /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
   get onBatch(): ((publishes: number, ms: number) => void) | undefined {
-    return this.commit.onBatch;
+    return this.writes.commit.onBatch;
   }
 
   set onBatch(fn: ((publishes: number, ms: number) => void) | undefined) {
-    this.commit.onBatch = fn;
+    this.writes.commit.onBatch = fn;
   }
 
   /** Web Push subscriptions, in this file (their table is created on first use). */
@@ -240,8 +204,7 @@ export class SqliteStore implements Store {
       device = toDevice(row, undefined);
       this.devices.remember(id, device);
     }
-    const touched = this.commit.soft.touches.get(id) ?? this.commit.inflight?.soft.touches.get(id);
-    return { ...device, lastSeen: touched ?? device.lastSeen };
+    return { ...device, lastSeen: this.writes.commit.pendingTouch(id) ?? device.lastSeen };
   }
 
   /** Token rotation: a durable write on this connection; the device cache forgets the old hash. */
@@ -257,8 +220,7 @@ export class SqliteStore implements Store {
     await this.enqueue({ k: 'deleteDevice', id, head: 0 });
     this.devices.forget(id);
     this.limits.forget(deviceStream(id));
-    this.commit.soft.acks.delete(id);
-    this.commit.soft.touches.delete(id);
+    this.writes.commit.forgetDevice(id);
   }
 
   async devicesOfUser(user: string): Promise<string[]> {
@@ -267,8 +229,8 @@ export class SqliteStore implements Store {
 
   async touchDevice(id: string, lastSeen: number): Promise<void> {
     this.assertOpen();
-    this.commit.soft.touches.set(id, lastSeen);
-    return this.commit.softWritten();
+    this.writes.commit.soft.touches.set(id, lastSeen);
+    return this.writes.commit.softWritten();
   }
 
   // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
@@ -281,15 +243,14 @@ export class SqliteStore implements Store {
       head: 0,
       ...(limits?.maxTopics !== undefined && { maxTopics: limits.maxTopics }),
     });
-    return existing ? Math.max(cursor, this.pendingAck(deviceId, topicStream(topic))) : cursor;
+    return existing ? Math.max(cursor, this.writes.commit.pendingAck(deviceId, topicStream(topic))) : cursor;
   }
 
   async unsubscribe(deviceId: string, topic: string): Promise<void> {
     const stream = topicStream(topic);
     // Acks queued before this call are written before the unsubscribe, and so removed with it.
     const done = this.enqueue({ k: 'unsubscribe', device: deviceId, topic });
-    this.commit.soft.acks.get(deviceId)?.delete(stream);
-    this.commit.inflight?.soft.acks.get(deviceId)?.delete(stream);
+    this.writes.commit.forgetAck(deviceId, stream);
     await done;
   }
 
@@ -303,33 +264,15 @@ export class SqliteStore implements Store {
 
   async ack(deviceId: string, cursors: Record<string, number>): Promise<void> {
     this.assertOpen();
-    let acks: Map<string, number> | undefined;
-    for (const stream in cursors) {
-      const seq = cursors[stream]!;
-      if (!Number.isSafeInteger(seq) || seq < 0) {
-        throw new StoreError('STORE_INVALID', `ack of ${stream} is not a sequence number: ${seq}`);
-      }
-      if (acks === undefined) {
-        acks = this.commit.soft.acks.get(deviceId);
-        if (acks === undefined) {
-          acks = new Map();
-          this.commit.soft.acks.set(deviceId, acks);
-        }
-      }
-      const prior = acks.get(stream);
-      if (prior === undefined || seq > prior) acks.set(stream, seq);
-    }
-    if (acks === undefined) return;
-    return this.commit.softWritten();
+    if (!this.writes.commit.ack(deviceId, cursors)) return;
+    return this.writes.commit.softWritten();
   }
 
   async cursorsOf(deviceId: string): Promise<Record<string, number>> {
     const cursors: Record<string, number> = {};
     for (const row of this.readOp(() => this.stmts.cursorsOf.all(deviceId))) cursors[row.stream] = row.seq;
-    for (const soft of [this.commit.inflight?.soft, this.commit.soft]) {
-      for (const [stream, seq] of soft?.acks.get(deviceId) ?? []) {
-        cursors[stream] = Math.max(cursors[stream] ?? 0, seq);
-      }
+    for (const [stream, seq] of this.writes.commit.pendingAcks(deviceId)) {
+      cursors[stream] = Math.max(cursors[stream] ?? 0, seq);
     }
     return cursors;
   }
@@ -351,7 +294,7 @@ export class SqliteStore implements Store {
     this.assertOpen();
     const rows = item.entries.map(toEntryRow);
     // A server-generated id is new by construction: skip the lookups (the common case).
-    if (item.fresh === true) return this.queuePublish(item, rows);
+    if (item.fresh === true) return this.writes.publish(item, rows);
     const first = this.publishing.get(item.id);
     if (first) {
       // Still queued or committing: the duplicate gets its record once it is durable, or is
@@ -363,7 +306,7 @@ export class SqliteStore implements Store {
     }
     const prior = this.readOp(() => this.stmts.getPublish.get(item.id));
     if (prior) return { record: fromPublishRow(prior), duplicate: true, appended: [] };
-    const result = this.queuePublish(item, rows);
+    const result = this.writes.publish(item, rows);
     this.publishing.set(item.id, result);
     const forget = () => {
       if (this.publishing.get(item.id) === result) this.publishing.delete(item.id);
@@ -385,7 +328,9 @@ export class SqliteStore implements Store {
   /** Committed head of a stream (not counting the batch being committed). */
   async head(stream: string): Promise<number> {
     return this.readOp(
-      () => this.commit.inflight?.rollback.get(stream) ?? this.heads.get(stream, !this.commit.inflight),
+      () =>
+        this.writes.commit.inflight?.rollback.get(stream) ??
+        this.writes.heads.get(stream, !this.writes.commit.inflight),
     );
   }
 
@@ -398,7 +343,7 @@ export class SqliteStore implements Store {
     this.limits.swept();
     // While writes fail, each sweep probes the disk, so readiness comes back once there is room
     // even if the load balancer sends no more publishes to an unready node.
-    if (this.lastWriteError) await this.enqueue({ k: 'probe' }).catch(() => {});
+    if (this.writes.failedWrite) await this.enqueue({ k: 'probe' }).catch(() => {});
     return removed;
   }
 
@@ -418,8 +363,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.commit.drain();
-    if (!this.commit.broken) await this.writer.close();
+    await this.writes.close();
     try {
       this.db.close();
     } catch (err) {
@@ -427,48 +371,13 @@ export class SqliteStore implements Store {
     }
   }
 
-  // ── group commit ─────────────────────────────────────────────────────────────────────────────
-
-  private queuePublish(item: PublishBatchItem, rows: QueuedPublish['rows']): Promise<PublishResult> {
-    return new Promise<PublishResult>((resolve, reject) => {
-      this.commit.push({
-        publish: { id: item.id, entries: item.entries, limits: item.limits, rows, resolve, reject },
-      });
-    });
-  }
-
-  /** Queues a write other than a publish; resolves with its result once committed. */
+  /** Queues a write other than a publish; resolves with its typed result once committed. */
   private enqueue<O extends WriteOp>(op: O): Promise<OpValues[O['k']]> {
     this.assertOpen();
-    return new Promise<OpValues[O['k']]>((resolve, reject) => {
-      // The writer answers each op with the value its kind declares (OpValues).
-      this.commit.push({ op: { op, resolve: resolve as QueuedOp['resolve'], reject } });
-    });
-  }
-
-  /** The writer committed a batch: caches and readiness follow, before its callers hear of it. */
-  private committed(batch: InFlight, results: OpResult[]): void {
-    this.heads.trim();
-    const outcome = writeOutcome(batch, results);
-    if (outcome !== undefined) this.lastWriteError = outcome === 'wrote' ? undefined : outcome;
-    for (const [device, lastSeen] of batch.soft.touches) this.devices.touched(device, lastSeen);
+    return this.writes.write(op);
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────────────────────────
-
-  /** A device's acknowledged cursor on its own stream `d:ID`, pending acks included. */
-  private cursorOn(stream: string): number {
-    const device = stream.slice(2);
-    return Math.max(this.stmts.cursorOf.get(device, stream) ?? 0, this.pendingAck(device, stream));
-  }
-
-  /** A device's acknowledged cursor on a stream not yet written. */
-  private pendingAck(deviceId: string, stream: string): number {
-    return Math.max(
-      this.commit.soft.acks.get(deviceId)?.get(stream) ?? 0,
-      this.commit.inflight?.soft.acks.get(deviceId)?.get(stream) ?? 0,
-    );
-  }
 
   private assertOpen(): void {
     if (this.closed) throw new StoreError('STORE_CLOSED', 'store is closed');
