@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { toStoreError } from './errors.js';
+import { StoreError, toStoreError } from './errors.js';
 import { migrate } from './schema.js';
 
 export interface SqliteStoreOptions {
@@ -33,6 +33,9 @@ export interface SqliteStoreOptions {
  * WAL, `synchronous = FULL`, files private to the service account.
  */
 export function openDatabase(path: string): Database.Database {
+  if (path === ':memory:' || path === '') {
+    throw new StoreError('STORE_INVALID', 'the SQLite store needs a file: its writer thread opens it too');
+  }
   let db: Database.Database | undefined;
   try {
     // Private to the service account: messages and device token hashes live here.
@@ -50,5 +53,14 @@ export function openDatabase(path: string): Database.Database {
   } catch (err) {
     db?.close();
     throw toStoreError(err, `cannot open store ${path}`);
+  }
+}
+
+/** Runs `fn` (synchronous) in its own durable transaction on `db`; errors as store errors. */
+export function durably<T>(db: Database.Database, fn: () => T): T {
+  try {
+    return db.transaction(fn)();
+  } catch (err) {
+    throw toStoreError(err, 'write failed');
   }
 }

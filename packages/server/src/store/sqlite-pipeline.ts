@@ -8,7 +8,7 @@ import type { SqliteStoreOptions } from './sqlite-open.js';
 import { type InFlight, type QueuedOp, type QueuedPublish, writeOutcome } from './sqlite-queue.js';
 import { SqliteWriterThread } from './sqlite-thread.js';
 import type { OpResult, OpValues, WriteOp } from './sqlite-writer.js';
-import type { PublishBatchItem, PublishResult } from './types.js';
+import type { PublishBatchItem, PublishRecord, PublishResult } from './types.js';
 
 /**
  * The SQLite store's write side, assembled: the writer thread, the group commit in front of it,
@@ -21,6 +21,8 @@ export class SqliteWritePipeline {
   readonly heads: HeadCache;
   readonly commit: GroupCommit;
   private readonly thread: SqliteWriterThread;
+  /** Publishes with a caller-chosen id that are queued or committing: their duplicates wait for them. */
+  private readonly publishing = new Map<string, Promise<PublishResult>>();
   /** The last write that failed, while no write has succeeded since (readiness). */
   private lastWriteError: StoreError | undefined;
 
@@ -87,6 +89,40 @@ export class SqliteWritePipeline {
         publish: { id: item.id, entries: item.entries, limits: item.limits, rows, resolve, reject },
       });
     });
+  }
+
+  /**
+   * Publishes unless the id was published before (`prior` looks it up once committed): a duplicate
+   * of a publish still queued or committing gets its record once it is durable, or is published
+   * itself (`again`) if the first failed. A server-generated (`fresh`) id is new by construction:
+   * no lookups (the common case).
+   */
+  publishOnce(
+    item: PublishBatchItem,
+    rows: QueuedPublish['rows'],
+    prior: () => PublishRecord | undefined,
+    again: () => Promise<PublishResult>,
+  ): Promise<PublishResult> {
+    if (item.fresh === true) return this.publish(item, rows);
+    const first = this.publishing.get(item.id);
+    if (first) {
+      return first.then((result) => ({ record: result.record, duplicate: true, appended: [] }), again);
+    }
+    const record = prior();
+    if (record) return Promise.resolve({ record, duplicate: true, appended: [] });
+    const result = this.publish(item, rows);
+    this.publishing.set(item.id, result);
+    const forget = () => {
+      if (this.publishing.get(item.id) === result) this.publishing.delete(item.id);
+    };
+    result.then(forget, forget);
+    return result;
+  }
+
+  /** Committed head of a stream (not counting the batch being committed). */
+  committedHead(stream: string): number {
+    const inflight = this.commit.inflight;
+    return inflight?.rollback.get(stream) ?? this.heads.get(stream, !inflight);
   }
 
   /** Queues a write other than a publish; resolves with its typed result once committed. */

@@ -1,13 +1,13 @@
 import { deviceOfStream, deviceStream, topicStream } from '@pushwire/protocol';
 import type Database from 'better-sqlite3';
 import { StoreError, toStoreError } from './errors.js';
-import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
+import { fromEntryRow, fromPublishRow, toDevice, toDeviceRow, toEntryRow } from './rows.js';
 import { prepareStatements, type Statements } from './schema.js';
 import { DeviceCache } from './sqlite-cache.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
 import { SqliteApiKeys } from './sqlite-keys.js';
 import { SqlitePublishLimits } from './sqlite-limits.js';
-import { openDatabase, type SqliteStoreOptions } from './sqlite-open.js';
+import { durably, openDatabase, type SqliteStoreOptions } from './sqlite-open.js';
 import { SqliteWritePipeline } from './sqlite-pipeline.js';
 import { SqliteWakeTokens } from './sqlite-wake.js';
 import { SqliteWebPushRegistry } from './sqlite-webpush.js';
@@ -40,9 +40,10 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * `batchMaxSize` publishes; while a batch commits, the next one gathers. Every promise of a batch
  * settles after its commit.
  *
- * Stream heads are owned here, in memory: seqs are assigned when a batch is formed, and only one
- * batch is in the writer at a time, so a failed batch just puts its streams' heads back (no later
- * seq was handed out). One writer process per file.
+ * Stream heads are owned in memory (`sqlite-cache.ts`): seqs are assigned when a batch is formed
+ * (`sqlite-batch.ts`), and only one batch is in the writer at a time (`sqlite-commit.ts`), so a failed
+ * batch just puts its streams' heads back. The writer thread: `sqlite-thread.ts`, `sqlite-writer.ts`.
+ * One writer process per file.
  *
  * @example
  * const store = SqliteStore.open({ path: 'data/pushwire.db' });
@@ -55,8 +56,6 @@ export class SqliteStore implements Store {
   private readonly clock: () => number;
   private readonly retentionMs: number;
   private readonly devices: DeviceCache;
-  /** Publishes with a caller-chosen id that are queued or committing: their duplicates wait for them. */
-  private readonly publishing = new Map<string, Promise<PublishResult>>();
   private readonly writes: SqliteWritePipeline;
   private closed = false;
   private readonly deliveries: SqliteDeliveryLog;
@@ -64,6 +63,9 @@ export class SqliteStore implements Store {
   readonly wakeTokens: SqliteWakeTokens;
   readonly apiKeys: SqliteApiKeys;
   private registry: SqliteWebPushRegistry | undefined;
+  /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
+  onBatch: ((publishes: number, ms: number) => void) | undefined;
+
   private constructor(
     private readonly db: Database.Database,
     opts: SqliteStoreOptions,
@@ -78,13 +80,11 @@ export class SqliteStore implements Store {
     this.apiKeys = new SqliteApiKeys(db, (fn) => this.transact(fn));
     this.setToken = db.prepare<[string, string]>('UPDATE devices SET token_hash = ? WHERE id = ?');
     this.writes = new SqliteWritePipeline(opts, this.stmts, this.limits, this.devices, this.clock);
+    this.writes.commit.onBatch = (publishes, ms) => this.onBatch?.(publishes, ms);
   }
 
   /** Opens (creating and migrating as needed) the database at `opts.path`. */
   static open(opts: SqliteStoreOptions): SqliteStore {
-    if (opts.path === ':memory:' || opts.path === '') {
-      throw new StoreError('STORE_INVALID', 'the SQLite store needs a file: its writer thread opens it too');
-    }
     const db = openDatabase(opts.path);
     try {
       return new SqliteStore(db, opts);
@@ -139,15 +139,6 @@ export class SqliteStore implements Store {
     return this.writes.commit.stats();
   }
 
-  /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
-  get onBatch(): ((publishes: number, ms: number) => void) | undefined {
-    return this.writes.commit.onBatch;
-  }
-
-  set onBatch(fn: ((publishes: number, ms: number) => void) | undefined) {
-    this.writes.commit.onBatch = fn;
-  }
-
   /** Web Push subscriptions, in this file (their table is created on first use). */
   get webPushRegistry(): SqliteWebPushRegistry {
     this.registry ??= SqliteWebPushRegistry.onStore(this);
@@ -165,14 +156,8 @@ export class SqliteStore implements Store {
    */
   transact<T>(fn: () => T): T {
     this.assertOpen();
-    try {
-      return this.db.transaction(fn)();
-    } catch (err) {
-      throw toStoreError(err, 'write failed');
-    }
+    return durably(this.db, fn);
   }
-
-  // ── devices ──────────────────────────────────────────────────────────────────────────────────
 
   async createDevice(device: DeviceRecord, limits?: DeviceLimits): Promise<void> {
     await this.createDevices([device], limits);
@@ -180,17 +165,9 @@ export class SqliteStore implements Store {
 
   /** Registers many devices in one transaction: one fsync for the lot. */
   async createDevices(devices: DeviceRecord[], limits?: DeviceLimits): Promise<void> {
-    const rows = devices.map((device) => ({
-      id: device.id,
-      token_hash: device.tokenHash,
-      user: device.user ?? null,
-      created_at: device.createdAt,
-      last_seen: device.lastSeen,
-      subscribe: device.subscribe === undefined ? null : JSON.stringify(device.subscribe),
-    }));
     await this.enqueue({
       k: 'devices',
-      rows,
+      rows: devices.map(toDeviceRow),
       ...(limits?.maxDevicesPerUser !== undefined && { maxPerUser: limits.maxDevicesPerUser }),
     });
   }
@@ -232,8 +209,6 @@ export class SqliteStore implements Store {
     this.writes.commit.soft.touches.set(id, lastSeen);
     return this.writes.commit.softWritten();
   }
-
-  // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
 
   async subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
     const { cursor, existing } = await this.enqueue({
@@ -288,31 +263,14 @@ export class SqliteStore implements Store {
     );
   }
 
-  // ── streams ──────────────────────────────────────────────────────────────────────────────────
-
   async publish(item: PublishBatchItem): Promise<PublishResult> {
     this.assertOpen();
     const rows = item.entries.map(toEntryRow);
-    // A server-generated id is new by construction: skip the lookups (the common case).
-    if (item.fresh === true) return this.writes.publish(item, rows);
-    const first = this.publishing.get(item.id);
-    if (first) {
-      // Still queued or committing: the duplicate gets its record once it is durable, or is
-      // published itself if the first failed.
-      return first.then(
-        (result) => ({ record: result.record, duplicate: true, appended: [] }),
-        () => this.publish(item),
-      );
-    }
-    const prior = this.readOp(() => this.stmts.getPublish.get(item.id));
-    if (prior) return { record: fromPublishRow(prior), duplicate: true, appended: [] };
-    const result = this.writes.publish(item, rows);
-    this.publishing.set(item.id, result);
-    const forget = () => {
-      if (this.publishing.get(item.id) === result) this.publishing.delete(item.id);
+    const prior = () => {
+      const row = this.readOp(() => this.stmts.getPublish.get(item.id));
+      return row && fromPublishRow(row);
     };
-    result.then(forget, forget);
-    return result;
+    return this.writes.publishOnce(item, rows, prior, () => this.publish(item));
   }
 
   async getPublish(id: string): Promise<PublishRecord | undefined> {
@@ -327,11 +285,7 @@ export class SqliteStore implements Store {
 
   /** Committed head of a stream (not counting the batch being committed). */
   async head(stream: string): Promise<number> {
-    return this.readOp(
-      () =>
-        this.writes.commit.inflight?.rollback.get(stream) ??
-        this.writes.heads.get(stream, !this.writes.commit.inflight),
-    );
+    return this.readOp(() => this.writes.committedHead(stream));
   }
 
   /**
@@ -376,8 +330,6 @@ export class SqliteStore implements Store {
     this.assertOpen();
     return this.writes.write(op);
   }
-
-  // ── helpers ──────────────────────────────────────────────────────────────────────────────────
 
   private assertOpen(): void {
     if (this.closed) throw new StoreError('STORE_CLOSED', 'store is closed');
