@@ -2,18 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { deviceOfStream, isDeviceStream } from '@pushwire/protocol';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { redact, toRedisStoreError } from '../store/redis-client.js';
+import { toRedisStoreError } from '../store/redis-client.js';
+import { redact, serverVersion, subscriberConnection } from '../store/redis-connection.js';
 import type { StoredEntry } from '../store/types.js';
 import { holderOf, Presence } from './presence.js';
-import {
-  BusKeys,
-  type BusMessage,
-  type BusRedis,
-  commandConnection,
-  parseMessage,
-  serverVersion,
-  subscriberConnection,
-} from './redis-conn.js';
+import { BusKeys, type BusMessage, type BusRedis, busConnection, parseMessage } from './redis-conn.js';
 import type { Bus, BusSink, DeviceCommand } from './types.js';
 
 export interface RedisBusOptions {
@@ -148,7 +141,7 @@ export class RedisBus implements Bus {
       commandTimeoutMs: opts.commandTimeoutMs ?? 2000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
     };
-    const cmd = commandConnection(conn);
+    const cmd = busConnection(conn);
     const sub = subscriberConnection(conn);
     try {
       await Promise.all([cmd.connect(), sub.connect()]);

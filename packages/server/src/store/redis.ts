@@ -7,10 +7,10 @@ import {
   type DurabilityReport,
   durabilityOf,
   type RedisClient,
-  redact,
   toRedisStoreError,
 } from './redis-client.js';
 import { parseEntry, parseStored, recordOf, type StoredPublish, startAfter } from './redis-codec.js';
+import { redact } from './redis-connection.js';
 import { listFollowers } from './redis-followers.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisApiKeys } from './redis-keys-store.js';
