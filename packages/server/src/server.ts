@@ -18,16 +18,9 @@ import { Gateway } from './gateway/gateway.js';
 import type { Session } from './gateway/session.js';
 import { createMetrics } from './metrics/metrics.js';
 import { registerMetricsRoute } from './metrics/route.js';
-import { PostgresStore } from './store/postgres.js';
-import { SqliteStore } from './store/sqlite.js';
 import { createWakeService, registerWakeMetrics, type WakeService } from './wake/service.js';
 import { registerWebRoutes } from './web/static.js';
-import {
-  PostgresWebPushRegistry,
-  registerWebPush,
-  SqliteWebPushRegistry,
-  type WebPushRegistry,
-} from './webpush/index.js';
+import { registerWebPush, type WebPushRegistry } from './webpush/index.js';
 import { WEB_PUSH_DEFAULTS } from './webpush/routes.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -137,7 +130,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     if (wakeTokens) registerWakeRoutes(app, { opts, tokens: wakeTokens });
     if (options.webPush !== false) {
       const webPush = options.webPush ?? {};
-      const registry = webPush.registry ?? opts.store.webPushRegistry ?? storeRegistry(opts.store);
+      const registry = webPush.registry ?? opts.store.webPushRegistry;
       if (registry) {
         registerWebPush(app, { hub, opts, registry, webPush, listenUrl: () => url });
         if (options.autopush) {
@@ -223,13 +216,6 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     },
     close,
   };
-}
-
-/** The Web Push registry an engine keeps beside its data, if it keeps one. */
-function storeRegistry(store: ResolvedOptions['store']): WebPushRegistry | undefined {
-  if (store instanceof SqliteStore) return SqliteWebPushRegistry.onStore(store);
-  if (store instanceof PostgresStore) return PostgresWebPushRegistry.onStore(store);
-  return undefined;
 }
 
 /** The sweep of revoked Web Push subscriptions older than the retention (seconds), if the registry purges. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { deviceOfStream, isDeviceStream } from '@pushwire/protocol';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { deviceOf, isDeviceStream } from '../core/streams.js';
 import {
   clientConfig,
   createPool,
@@ -12,8 +12,9 @@ import {
 } from '../store/postgres-conn.js';
 import { migratePostgres } from '../store/postgres-schema.js';
 import type { StoredEntry } from '../store/types.js';
-import { PgChannels, packCommand, packEntries, parsePgMessage } from './postgres-codec.js';
+import { PgChannels, packCommand, parsePgMessage } from './postgres-codec.js';
 import { PostgresPresence } from './postgres-presence.js';
+import { PgSender } from './postgres-sender.js';
 import type { Bus, BusSink, DeviceCommand } from './types.js';
 
 export interface PostgresBusOptions extends PostgresConnectionOptions {
@@ -26,27 +27,12 @@ export interface PostgresBusOptions extends PostgresConnectionOptions {
   logger?: Logger;
 }
 
-/** Route jobs kept while PostgreSQL is unreachable, retried later (at most MAX_TRIES times). */
-const MAX_BACKLOG = 10_000;
-const MAX_TRIES = 5;
 /** After a resync that could not read the store, try again this much later, this many times. */
 const RETRY_MS = 1000;
 const MAX_RETRIES = 30;
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** Interval of the listening connection's liveness check. */
 const PING_MS = 5000;
-/**
- * Sends notifications in one statement, in order: to a given channel (`c`), or to the inbox of
- * the node holding device `d` (looked up in `presence`; none when offline or held by this node).
- * $1 channels, $2 devices, $3 payloads, $4 schema, $5 this node.
- */
-const NOTIFY = `
-SELECT pg_notify(coalesce(u.c, ${PgChannels.inboxSql('$4::text')}), u.p)
-FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c, d, p, i)
-LEFT JOIN presence ON u.c IS NULL AND presence.device_id = u.d AND presence.expires_at > now()
-WHERE u.c IS NOT NULL OR (presence.node IS NOT NULL AND presence.node <> $5)
-ORDER BY u.i`;
-
 /** Reconnect delays of the listening connection. */
 const BACKOFF_MS = [100, 200, 500, 1000];
 
@@ -84,8 +70,7 @@ export class PostgresBus implements Bus {
   /** Topic streams with local followers. */
   private readonly topics = new Set<string>();
   private readonly presence: PostgresPresence;
-  private readonly backlog: { job: () => Promise<void>; tries: number }[] = [];
-  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly sender: PgSender;
   private readonly timers: NodeJS.Timeout[] = [];
   private listener: pg.Client | undefined;
   private listening = false;
@@ -108,13 +93,18 @@ export class PostgresBus implements Bus {
     this.inbox = this.channels.inbox(this.nodeId);
     this.ttl = Math.max(1000, opts.presenceTtlMs ?? 60_000);
     this.log = opts.logger;
+    this.sender = new PgSender(
+      { pool, channels: this.channels, schema: this.schema, nodeId: this.nodeId, log: this.log },
+      this.counters,
+      { closed: () => this.closed, listening: () => this.listening },
+    );
     this.presence = new PostgresPresence({
       pool,
       nodeId: this.nodeId,
       ttlMs: this.ttl,
       replaced: (device, session) => this.sink?.command(device, { t: 'replaced', session }),
       kick: (node, device, session) =>
-        this.notify([
+        this.sender.notify([
           [
             { channel: this.channels.inbox(node) },
             packCommand(this.nodeId, device, { t: 'replaced', session }),
@@ -163,7 +153,7 @@ export class PostgresBus implements Bus {
     const topics: StoredEntry[] = [];
     const remote: StoredEntry[] = [];
     for (const e of entries) {
-      const device = deviceOf(e.stream);
+      const device = deviceOfStream(e.stream);
       if (device === undefined) {
         local.push(e);
         topics.push(e);
@@ -174,12 +164,15 @@ export class PostgresBus implements Bus {
       }
     }
     if (local.length > 0) sink.dispatch(local);
-    if (topics.length > 0 || remote.length > 0) this.attempt(() => this.sendOut(topics, remote));
+    if (topics.length > 0 || remote.length > 0)
+      this.sender.attempt(() => this.sender.sendOut(topics, remote));
   }
 
   send(deviceId: string, cmd: DeviceCommand): void {
     if (this.sink?.holds(deviceId)) return this.sink.command(deviceId, cmd);
-    this.attempt(() => this.notify([[{ device: deviceId }, packCommand(this.nodeId, deviceId, cmd)]]));
+    this.sender.attempt(() =>
+      this.sender.notify([[{ device: deviceId }, packCommand(this.nodeId, deviceId, cmd)]]),
+    );
   }
 
   attached(deviceId: string, sessionId: string): void {
@@ -223,7 +216,7 @@ export class PostgresBus implements Bus {
     this.closing ??= (async () => {
       this.closed = true;
       for (const t of this.timers) clearInterval(t);
-      clearTimeout(this.flushTimer);
+      this.sender.stop();
       await Promise.race([this.presence.clear(), sleep(1000)]);
       await Promise.race([this.listener?.end().catch(() => {}), sleep(1000)]);
       await Promise.race([this.pool.end().catch(() => {}), sleep(1000)]);
@@ -271,66 +264,9 @@ export class PostgresBus implements Bus {
     if (m.e && m.e.length > 0) this.sink.dispatch(m.e);
     for (const [device, cmd] of m.c ?? []) this.sink.command(device, cmd);
     for (const stream of m.r ?? []) {
-      const device = deviceOf(stream);
+      const device = deviceOfStream(stream);
       void this.sink.resync(device === undefined ? { stream } : { device }).catch(() => {});
     }
-  }
-
-  /** Topic entries to their topics' channels, device entries to their holders' inboxes: one statement. */
-  private async sendOut(topics: StoredEntry[], remote: StoredEntry[]): Promise<void> {
-    const out: [Target, string][] = [];
-    for (const [stream, list] of groupBy(topics, (e) => e.stream)) {
-      const channel = this.channels.topic(stream);
-      for (const p of packEntries(this.nodeId, list)) out.push([{ channel }, p]);
-    }
-    for (const [device, list] of groupBy(remote, (e) => deviceOf(e.stream)!)) {
-      for (const p of packEntries(this.nodeId, list)) out.push([{ device }, p]);
-    }
-    await this.notify(out);
-  }
-
-  /** Sends notifications in one statement (one round trip), in order; see {@link NOTIFY}. */
-  private async notify(messages: [Target, string][]): Promise<void> {
-    if (messages.length === 0) return;
-    await this.pool.query(NOTIFY, [
-      messages.map(([t]) => ('channel' in t ? t.channel : null)),
-      messages.map(([t]) => ('device' in t ? t.device : null)),
-      messages.map(([, p]) => p),
-      this.schema,
-      this.nodeId,
-    ]);
-    // Counted once sent: notifications handed to PostgreSQL (sent on to the listeners at COMMIT).
-    this.counters.routed += messages.length;
-    for (const [, p] of messages) if (p.includes('"r":[')) this.counters.byReference++;
-  }
-
-  /**
-   * Runs a routing job; when it fails (PostgreSQL unreachable), keeps it for when PostgreSQL is
-   * back, a few times at most and within a bound: sessions it misses are caught up by the resync
-   * that follows the listener's reconnect anyway.
-   */
-  private attempt(job: () => Promise<void>, tries = 0): void {
-    job().catch((err: unknown) => {
-      if (this.closed) return;
-      this.log?.debug({ err }, 'routing failed; retried shortly');
-      if (tries >= MAX_TRIES || this.backlog.length >= MAX_BACKLOG) {
-        this.counters.dropped++;
-        return;
-      }
-      this.backlog.push({ job, tries: tries + 1 });
-      // While the listener is down, jobs wait for its reconnect (which flushes them); connected
-      // yet failing (a timeout), they are retried a little later, never in a tight loop.
-      if (this.listening && !this.flushTimer) {
-        this.flushTimer = setTimeout(() => this.flushBacklog(), RETRY_MS);
-        this.flushTimer.unref();
-      }
-    });
-  }
-
-  private flushBacklog(): void {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    for (const { job, tries } of this.backlog.splice(0)) this.attempt(job, tries);
   }
 
   /** The listening connection failed or ended: reconnect in the background. */
@@ -368,7 +304,7 @@ export class PostgresBus implements Bus {
         this.up = true;
         this.log?.info({ node: this.nodeId }, 'bus reconnected to PostgreSQL; catching sessions up');
         await this.refreshPresence();
-        this.flushBacklog();
+        this.sender.flushBacklog();
         this.resync();
         return;
       }
@@ -418,20 +354,6 @@ export class PostgresBus implements Bus {
         this.onLost(client);
       });
   }
-}
-
-/** Where a notification goes: a channel, or the inbox of the node holding a device. */
-type Target = { channel: string } | { device: string };
-
-function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = out.get(k);
-    if (list) list.push(item);
-    else out.set(k, [item]);
-  }
-  return out;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

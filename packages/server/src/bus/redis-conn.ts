@@ -1,10 +1,11 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { commandConnection, type RedisConnectionOptions } from '../store/redis-connection.js';
 import { escapeName } from '../store/redis-keys.js';
 import type { StoredEntry } from '../store/types.js';
 import type { DeviceCommand } from './types.js';
 
 /**
- * Keys, scripts, connections and message format of the Redis bus.
+ * Keys, scripts and message format of the Redis bus (connections: store/redis-connection.ts).
  *
  * ```
  * <p>{d:<id>}:at            string  presence: "<node> <session>" of the node holding the device,
@@ -80,79 +81,7 @@ export type BusRedis = (Redis | Cluster) & {
   pwPresenceDrop(key: string, value: string): Promise<number>;
 };
 
-export interface ConnectionOptions {
-  url: string;
-  cluster: boolean;
-  commandTimeoutMs: number;
-  connectTimeoutMs: number;
-}
-
-const retry = (times: number) => Math.min(times * 100, 1000);
-
-function baseOptions(o: ConnectionOptions): RedisOptions {
-  return {
-    lazyConnect: true,
-    // Fail fast while Redis is away (the caller decides what to do), reconnect in the background.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    commandTimeout: o.commandTimeoutMs,
-    connectTimeout: o.connectTimeoutMs,
-    retryStrategy: retry,
-  };
-}
-
-/** Opens (lazily) the command connection. */
-export function commandConnection(o: ConnectionOptions): BusRedis {
-  let client: Redis | Cluster;
-  if (o.cluster) {
-    const url = new URL(o.url);
-    client = new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
-      lazyConnect: true,
-      enableAutoPipelining: true,
-      enableOfflineQueue: false,
-      scripts: SCRIPTS,
-      clusterRetryStrategy: retry,
-      redisOptions: { ...baseOptions(o), ...credentialsOf(url) },
-    });
-  } else {
-    client = new Redis(o.url, { ...baseOptions(o), enableAutoPipelining: true, scripts: SCRIPTS });
-  }
-  client.on('error', () => {});
-  return client as BusRedis;
-}
-
-/**
- * Opens (lazily) the subscriber connection: always one plain connection (to the URL's node in a
- * cluster, where plain pub/sub reaches every node). Subscriptions are restored by the bus itself
- * after a reconnect, so that it knows when they are back and can catch sessions up after that.
- */
-export function subscriberConnection(o: ConnectionOptions): Redis {
-  const url = new URL(o.url);
-  const sub = o.cluster
-    ? new Redis({
-        ...baseOptions(o),
-        host: url.hostname,
-        port: Number(url.port || 6379),
-        ...credentialsOf(url),
-        autoResubscribe: false,
-      })
-    : new Redis(o.url, { ...baseOptions(o), autoResubscribe: false });
-  sub.on('error', () => {});
-  return sub;
-}
-
-function credentialsOf(url: URL): Partial<RedisOptions> {
-  return {
-    ...(url.username && { username: decodeURIComponent(url.username) }),
-    ...(url.password && { password: decodeURIComponent(url.password) }),
-    ...(url.protocol === 'rediss:' && { tls: {} }),
-  };
-}
-
-/** `redis_version` from INFO server, e.g. `7.0.15` (empty when hidden). */
-export async function serverVersion(redis: Redis | Cluster): Promise<string> {
-  const node = redis instanceof Cluster ? redis.nodes('master')[0] : redis;
-  const info = node ? await node.info('server') : '';
-  return /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? '';
+/** Opens (lazily) the bus's command connection, with the presence scripts. */
+export function busConnection(o: RedisConnectionOptions): BusRedis {
+  return commandConnection(o, SCRIPTS) as BusRedis;
 }

@@ -1,19 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { deviceOfStream, isDeviceStream } from '@pushwire/protocol';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { deviceOf, isDeviceStream } from '../core/streams.js';
-import { redact, toRedisStoreError } from '../store/redis-client.js';
+import { toRedisStoreError } from '../store/redis-client.js';
+import { redact, serverVersion, subscriberConnection } from '../store/redis-connection.js';
 import type { StoredEntry } from '../store/types.js';
 import { holderOf, Presence } from './presence.js';
-import {
-  BusKeys,
-  type BusMessage,
-  type BusRedis,
-  commandConnection,
-  parseMessage,
-  serverVersion,
-  subscriberConnection,
-} from './redis-conn.js';
+import { BusKeys, type BusMessage, type BusRedis, busConnection, parseMessage } from './redis-conn.js';
 import type { Bus, BusSink, DeviceCommand } from './types.js';
 
 export interface RedisBusOptions {
@@ -148,7 +141,7 @@ export class RedisBus implements Bus {
       commandTimeoutMs: opts.commandTimeoutMs ?? 2000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
     };
-    const cmd = commandConnection(conn);
+    const cmd = busConnection(conn);
     const sub = subscriberConnection(conn);
     try {
       await Promise.all([cmd.connect(), sub.connect()]);
@@ -177,7 +170,7 @@ export class RedisBus implements Bus {
     const topics: StoredEntry[] = [];
     const remote: StoredEntry[] = [];
     for (const e of entries) {
-      const device = deviceOf(e.stream);
+      const device = deviceOfStream(e.stream);
       if (device === undefined) {
         local.push(e);
         topics.push(e);
@@ -261,7 +254,7 @@ export class RedisBus implements Bus {
   private async sendOut(topics: StoredEntry[], remote: StoredEntry[]): Promise<void> {
     const sends = topics.map((e) => this.post(this.keys.topic(e.stream), { e: [e] }));
     const holders = await Promise.all(
-      remote.map((e) => this.cmd.get(this.keys.presence(deviceOf(e.stream)!))),
+      remote.map((e) => this.cmd.get(this.keys.presence(deviceOfStream(e.stream)!))),
     );
     const byNode = new Map<string, StoredEntry[]>();
     remote.forEach((e, i) => {

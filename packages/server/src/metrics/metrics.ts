@@ -1,8 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Hub } from '../core/hub.js';
 import type { Gateway } from '../gateway/gateway.js';
-import { SqliteStore } from '../store/sqlite.js';
-import type { Store } from '../store/types.js';
+import type { Store, StoreStats } from '../store/types.js';
 
 /** The metrics of one server, and the few figures the dashboard reads without parsing them. */
 export interface ServerMetrics {
@@ -123,7 +122,8 @@ export function createMetrics(deps: { hub: Hub; gateway: Gateway; store: Store }
   });
   gateway.observers.heartbeat = (seconds) => heartbeat.observe(seconds);
 
-  if (store instanceof SqliteStore) sqliteMetrics(store, registers, counter);
+  const stats = store.stats?.bind(store);
+  if (stats) batchMetrics(store, stats, registers, counter);
 
   return {
     registry: Registry.merge([own, processMetrics()]),
@@ -131,21 +131,23 @@ export function createMetrics(deps: { hub: Hub; gateway: Gateway; store: Store }
   };
 }
 
-function sqliteMetrics(
-  store: SqliteStore,
+/** Counters and histograms of an engine that batches its writes (group commit). */
+function batchMetrics(
+  store: Store,
+  stats: () => StoreStats,
   registers: Registry[],
   counter: (name: string, help: string, read: () => number) => Counter,
 ): void {
   counter('pushwire_messages_expired_total', 'Entries removed by the sweep past their expiry.', () => {
-    return store.stats().expired;
+    return stats().expired;
   });
   counter(
     'pushwire_messages_collapsed_total',
     'Entries replaced by a newer message with the same collapse key.',
-    () => store.stats().collapsed,
+    () => stats().collapsed,
   );
   counter('pushwire_store_batches_total', 'Store commits carrying publishes (one fsync each).', () => {
-    return store.stats().batches;
+    return stats().batches;
   });
   const size = new Histogram({
     name: 'pushwire_store_batch_size',

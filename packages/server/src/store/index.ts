@@ -6,6 +6,7 @@ export {
   PostgresStore,
   type PostgresStoreOptions,
 } from './postgres.js';
+export { PostgresWebPushRegistry } from './postgres-webpush.js';
 export { type DurabilityReport, RedisStore, type RedisStoreOptions } from './redis.js';
 export { RedisWebPushRegistry } from './redis-webpush.js';
 export { SqliteStore, type SqliteStoreOptions, type SqliteStoreStats } from './sqlite.js';
@@ -16,6 +17,7 @@ export {
   RESTORE_SEQ_GAP,
   restoreSqlite,
 } from './sqlite-backup.js';
+export { SqliteWebPushRegistry } from './sqlite-webpush.js';
 export type {
   DeviceRecord,
   EntryFate,
@@ -26,5 +28,6 @@ export type {
   PublishResult,
   Store,
   StoredEntry,
+  StoreStats,
 } from './types.js';
 export { maskedWakeToken, type WakeProvider, type WakeToken, type WakeTokenStore } from './wake-tokens.js';

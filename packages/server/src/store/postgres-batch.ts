@@ -1,3 +1,4 @@
+import { isDeviceStream, isTopicStream } from '@pushwire/protocol';
 import type pg from 'pg';
 import { QuotaError } from './errors.js';
 import { fromPublishRow, type toEntryRow } from './rows.js';
@@ -124,7 +125,7 @@ export async function appendBatch(
     const bounds = limits?.maxPending !== undefined || limits?.maxPendingBytes !== undefined;
     for (const row of p.rows) {
       streams.add(row.stream);
-      if (bounds && row.stream.startsWith('d:')) bounded.add(row.stream);
+      if (bounds && isDeviceStream(row.stream)) bounded.add(row.stream);
     }
   });
   const names = [...streams].sort();
@@ -257,7 +258,7 @@ async function capUnfollowed(
   batch: PendingPublish[],
 ): Promise<{ entries: NewEntry[]; rows: PendingPublish['rows'] }[]> {
   const capped = (e: NewEntry, ttl: number | undefined) =>
-    ttl !== undefined && e.stream.startsWith('t:') && e.exp > e.ts + ttl;
+    ttl !== undefined && isTopicStream(e.stream) && e.exp > e.ts + ttl;
   const topics = new Set<string>();
   for (const p of batch) {
     const ttl = p.item.limits?.unfollowedTopicTtlMs;

@@ -1,10 +1,10 @@
+import { deviceOfStream, deviceStream, topicStream } from '@pushwire/protocol';
 import type pg from 'pg';
-import { QuotaError, StoreError } from './errors.js';
+import { StoreError } from './errors.js';
 import { PostgresAcks } from './postgres-acks.js';
 import {
   createPool,
   durabilityOf,
-  isUnavailable,
   type PostgresConnectionOptions,
   type PostgresDurability,
   redactUrl,
@@ -14,9 +14,12 @@ import {
 } from './postgres-conn.js';
 import { fateOf } from './postgres-delivery.js';
 import { PostgresApiKeys } from './postgres-keys.js';
+import { PostgresRunner } from './postgres-runner.js';
 import { migratePostgres } from './postgres-schema.js';
 import { PostgresWakeTokens } from './postgres-wake.js';
+import { PostgresWebPushRegistry } from './postgres-webpush.js';
 import { PostgresWriter } from './postgres-writer.js';
+import { DEVICE_COLUMNS, insertDevices, subscribeDevice, sweepEntries } from './postgres-writes.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import type { DeviceRow, EntryRow, PublishRow } from './schema.js';
 import type {
@@ -44,9 +47,6 @@ const ENTRY_COLUMNS =
   'stream, seq, seq - 1 AS prev_seq, id, data, notification, urgency, collapse_key, ts, exp';
 /** Deliverable: not collapsed, not expired, and not a "deliver only to sessions online now" entry. */
 const DELIVERABLE = 'NOT collapsed AND exp > $3 AND exp > ts';
-const DEVICE_COLUMNS = 'id, token_hash, "user", created_at, last_seen, subscribe';
-/** Only one node sweeps at a time: the others' sweeps find this lock taken and return 0. */
-const SWEEP_LOCK = 'pushwire-sweep:';
 
 /**
  * The store on PostgreSQL: every node of a cluster shares one database (one schema of it).
@@ -83,23 +83,22 @@ const SWEEP_LOCK = 'pushwire-sweep:';
 export class PostgresStore implements Store {
   private readonly clock: () => number;
   private readonly retentionMs: number;
-  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly runner: PostgresRunner;
   private readonly acks: PostgresAcks;
   private readonly writer: PostgresWriter;
-  private closed = false;
-  private up = true;
-  /** While the server is unreachable: probes it each second, so readiness comes back without traffic. */
-  private probe: NodeJS.Timeout | undefined;
   /** The schema holding the tables. */
   readonly schema: string;
   readonly wakeTokens: PostgresWakeTokens;
   readonly apiKeys: PostgresApiKeys;
+  /** Web Push subscriptions, in this database (`webpush_subscriptions`). */
+  readonly webPushRegistry: PostgresWebPushRegistry = PostgresWebPushRegistry.onStore(this);
 
   private constructor(
     private readonly pool: pg.Pool,
     opts: PostgresStoreOptions,
   ) {
     this.schema = schemaOf(opts);
+    this.runner = new PostgresRunner(pool);
     this.clock = opts.clock ?? Date.now;
     this.retentionMs = Math.max(1, Math.floor(opts.retentionMs ?? 30 * DAY_MS));
     this.acks = new PostgresAcks(
@@ -133,7 +132,7 @@ export class PostgresStore implements Store {
 
   /** False after an operation found the server unreachable, until one succeeds again (readiness). */
   get connected(): boolean {
-    return this.up;
+    return this.runner.reachable;
   }
 
   /** What a crash of PostgreSQL would lose with the server's settings. */
@@ -149,8 +148,6 @@ export class PostgresStore implements Store {
     return this.run(what, async () => (await this.pool.query(sql, params)).rows as R[]);
   }
 
-  // ── devices ──────────────────────────────────────────────────────────────────────────────────
-
   createDevice(device: DeviceRecord, limits?: DeviceLimits): Promise<void> {
     return this.createDevices([device], limits);
   }
@@ -161,42 +158,7 @@ export class PostgresStore implements Store {
    */
   createDevices(devices: DeviceRecord[], limits?: DeviceLimits): Promise<void> {
     return this.run('createDevice', () =>
-      transaction(this.pool, async (client) => {
-        const max = limits?.maxDevicesPerUser;
-        const users = [...new Set(devices.flatMap((d) => (d.user === undefined ? [] : [d.user])))].sort();
-        if (max !== undefined) {
-          for (const user of users) {
-            await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-              `pushwire-user:${user}`,
-            ]);
-            const count = (
-              await client.query<{ n: number }>('SELECT count(*) AS n FROM devices WHERE "user" = $1', [user])
-            ).rows[0]!.n;
-            const adding = devices.filter((d) => d.user === user).length;
-            if (count + adding > max) {
-              throw new QuotaError(
-                'TOO_MANY_DEVICES',
-                `user ${JSON.stringify(user)} may have ${max} devices`,
-              );
-            }
-          }
-        }
-        for (const d of devices) {
-          const r = await client.query(
-            `INSERT INTO devices (${DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-            [
-              d.id,
-              d.tokenHash,
-              d.user ?? null,
-              d.createdAt,
-              d.lastSeen,
-              d.subscribe === undefined ? null : JSON.stringify(d.subscribe),
-            ],
-          );
-          if (r.rowCount === 0)
-            throw new StoreError('STORE_INVALID', `device ${JSON.stringify(d.id)} already exists`);
-        }
-      }),
+      transaction(this.pool, (client) => insertDevices(client, devices, limits?.maxDevicesPerUser)),
     );
   }
 
@@ -214,7 +176,7 @@ export class PostgresStore implements Store {
     this.acks.forget(id);
     return this.run('deleteDevice', () =>
       transaction(this.pool, async (client) => {
-        await client.query('DELETE FROM entries WHERE stream = $1', [`d:${id}`]);
+        await client.query('DELETE FROM entries WHERE stream = $1', [deviceStream(id)]);
         await client.query('DELETE FROM devices WHERE id = $1', [id]);
       }),
     );
@@ -244,47 +206,17 @@ export class PostgresStore implements Store {
     return this.acks.touch(id, lastSeen);
   }
 
-  // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
-
   /**
    * Locks the device's row (so concurrent subscribes of one device count topics one at a time),
    * then sets the cursor at the topic's committed head: an append not yet committed gets a later
    * seq, so it is delivered, never skipped.
    */
   subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
-    const stream = `t:${topic}`;
+    const stream = topicStream(topic);
     return this.run('subscribe', async () => {
-      const { cursor, existing } = await transaction(this.pool, async (client) => {
-        const found = await client.query('SELECT 1 FROM devices WHERE id = $1 FOR UPDATE', [deviceId]);
-        if (found.rowCount === 0)
-          throw new StoreError('STORE_NOT_FOUND', `no device ${JSON.stringify(deviceId)}`);
-        const existing = await client.query<{ seq: number | null }>(
-          `SELECT (SELECT seq FROM cursors WHERE device_id = $1 AND stream = $3) AS seq
-           FROM subscriptions WHERE device_id = $1 AND topic = $2`,
-          [deviceId, topic, stream],
-        );
-        if (existing.rowCount! > 0) return { cursor: existing.rows[0]!.seq ?? 0, existing: true };
-        const max = limits?.maxTopics;
-        if (max !== undefined) {
-          const n = (
-            await client.query<{ n: number }>(
-              'SELECT count(*) AS n FROM subscriptions WHERE device_id = $1',
-              [deviceId],
-            )
-          ).rows[0]!.n;
-          if (n >= max) throw new QuotaError('TOO_MANY_TOPICS', `a device may follow ${max} topics`);
-        }
-        await client.query('INSERT INTO subscriptions (device_id, topic) VALUES ($1, $2)', [deviceId, topic]);
-        const head = (
-          await client.query<{ head: number }>(
-            `INSERT INTO cursors (device_id, stream, seq)
-             VALUES ($1, $2, coalesce((SELECT head FROM streams WHERE name = $2), 0))
-             ON CONFLICT (device_id, stream) DO UPDATE SET seq = excluded.seq RETURNING seq AS head`,
-            [deviceId, stream],
-          )
-        ).rows[0]!.head;
-        return { cursor: head, existing: false };
-      });
+      const { cursor, existing } = await transaction(this.pool, (client) =>
+        subscribeDevice(client, deviceId, topic, limits?.maxTopics),
+      );
       // Acks not yet written count for a topic followed before (a new subscription starts at the head).
       return existing ? Math.max(cursor, this.acks.pendingCursor(deviceId, stream)) : cursor;
     });
@@ -304,7 +236,7 @@ export class PostgresStore implements Store {
   }
 
   unsubscribe(deviceId: string, topic: string): Promise<void> {
-    const stream = `t:${topic}`;
+    const stream = topicStream(topic);
     this.acks.forget(deviceId, stream);
     return this.run('unsubscribe', () =>
       transaction(this.pool, async (client) => {
@@ -361,7 +293,7 @@ export class PostgresStore implements Store {
   pendingCount(deviceId: string, now: number): Promise<number> {
     return this.run('pendingCount', async () => {
       const [cursors, topics] = await Promise.all([this.cursorsOf(deviceId), this.topicsOf(deviceId)]);
-      const streams = [`d:${deviceId}`, ...topics.map((t) => `t:${t}`)];
+      const streams = [deviceStream(deviceId), ...topics.map(topicStream)];
       const after = streams.map((s) => cursors[s] ?? 0);
       const r = await this.pool.query<{ n: number }>(
         `SELECT count(*) AS n FROM unnest($1::text[], $2::bigint[]) AS c(stream, after)
@@ -372,8 +304,6 @@ export class PostgresStore implements Store {
       return r.rows[0]!.n;
     });
   }
-
-  // ── streams ──────────────────────────────────────────────────────────────────────────────────
 
   /**
    * Queues the publish for the next batch, in call order: the batch looks its id up, caps the
@@ -412,7 +342,7 @@ export class PostgresStore implements Store {
   /** What became of one entry of a publish (delivery status). Writes pending acks first. */
   async entryFate(stream: string, seq: number): Promise<EntryFate> {
     await this.acks.flushed();
-    const device = stream.startsWith('d:') ? stream.slice(2) : undefined;
+    const device = deviceOfStream(stream);
     const cursors = device === undefined ? {} : await this.cursorsOf(device);
     return this.run('entryFate', () => fateOf(this.pool, stream, seq, cursors));
   }
@@ -435,57 +365,21 @@ export class PostgresStore implements Store {
    */
   sweep(now: number): Promise<number> {
     return this.run('sweep', () =>
-      transaction(this.pool, async (client) => {
-        const locked = await client.query<{ ok: boolean }>(
-          'SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS ok',
-          [SWEEP_LOCK + this.schema],
-        );
-        if (!locked.rows[0]?.ok) return 0;
-        const expired = await client.query('DELETE FROM entries WHERE exp <= $1', [now]);
-        const collapsed = await client.query('DELETE FROM entries WHERE collapsed');
-        const acked = await client.query(
-          `DELETE FROM entries e USING cursors c
-           WHERE c.stream = 'd:' || c.device_id AND e.stream = c.stream AND e.seq <= c.seq`,
-        );
-        await client.query('DELETE FROM publishes WHERE ts < $1', [now - this.retentionMs]);
-        await client.query('DELETE FROM deliveries WHERE acked_at < $1', [now - this.retentionMs]);
-        return (expired.rowCount ?? 0) + (collapsed.rowCount ?? 0) + (acked.rowCount ?? 0);
-      }),
+      transaction(this.pool, (client) => sweepEntries(client, this.schema, now, this.retentionMs)),
     );
   }
 
   /** Writes pending acks, waits for the operations in flight, then closes the pool. Later calls reject with `STORE_CLOSED`. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.runner.closed) return;
     await this.acks.flushed().catch(() => {});
-    this.closed = true;
-    this.stopProbe();
-    await Promise.all([...this.inflight]);
+    await this.runner.close();
     await this.pool.end().catch(() => {});
   }
 
-  // ── internals ────────────────────────────────────────────────────────────────────────────────
-
-  /** The server was found unreachable: not ready until a query succeeds (probed each second). */
-  private down(): void {
-    this.up = false;
-    if (this.probe || this.closed) return;
-    this.probe = setInterval(() => {
-      if (this.closed) return this.stopProbe();
-      this.pool.query('SELECT 1').then(
-        () => {
-          this.up = true;
-          this.stopProbe();
-        },
-        () => {},
-      );
-    }, 1000);
-    this.probe.unref();
-  }
-
-  private stopProbe(): void {
-    clearInterval(this.probe);
-    this.probe = undefined;
+  /** Runs one operation: refuses it after close, tracks it for close, maps errors, notes reachability. */
+  private run<T>(what: string, op: () => Promise<T>): Promise<T> {
+    return this.runner.run(what, op);
   }
 
   private async getPublishRow(id: string): Promise<PublishRecord | undefined> {
@@ -496,29 +390,6 @@ export class PostgresStore implements Store {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new StoreError('STORE_CLOSED', 'store is closed');
-  }
-
-  /** Runs one operation: refuses it after close, tracks it for close, maps errors, notes reachability. */
-  private run<T>(what: string, op: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new StoreError('STORE_CLOSED', 'store is closed'));
-    const result = op().then(
-      (value) => {
-        this.up = true;
-        return value;
-      },
-      (err: unknown) => {
-        if (isUnavailable(err)) this.down();
-        else if (!(err instanceof StoreError) || err.code !== 'STORE_UNAVAILABLE') this.up = true;
-        throw toPostgresStoreError(err, `${what} failed`);
-      },
-    );
-    const settled = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.inflight.add(settled);
-    void settled.then(() => this.inflight.delete(settled));
-    return result;
+    if (this.runner.closed) throw new StoreError('STORE_CLOSED', 'store is closed');
   }
 }

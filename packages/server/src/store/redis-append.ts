@@ -1,3 +1,4 @@
+import { isDeviceStream, isTopicStream } from '@pushwire/protocol';
 import { QuotaError } from './errors.js';
 import type { RedisClient } from './redis-client.js';
 import { entryFields, type PendingRow } from './redis-codec.js';
@@ -20,7 +21,7 @@ export async function capUnfollowed(
 ): Promise<PublishBatchItem['entries']> {
   return Promise.all(
     entries.map(async (e) =>
-      e.stream.startsWith('t:') &&
+      isTopicStream(e.stream) &&
       e.exp > e.ts + ttl &&
       (await redis.scard(keys.stream(e.stream).followers)) === 0
         ? { ...e, exp: e.ts + ttl }
@@ -43,8 +44,7 @@ export async function appendEntry(
 ): Promise<Appended> {
   const k = keys.stream(row.stream);
   const own =
-    row.stream.startsWith('d:') &&
-    (limits?.maxPending !== undefined || limits?.maxPendingBytes !== undefined);
+    isDeviceStream(row.stream) && (limits?.maxPending !== undefined || limits?.maxPendingBytes !== undefined);
   const bytes =
     (row.data === null ? 0 : Buffer.byteLength(row.data)) +
     (row.notification === null ? 0 : Buffer.byteLength(row.notification));

@@ -1,9 +1,10 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { StoreError } from './errors.js';
 import type { RedisStoreOptions } from './redis.js';
+import { commandConnection } from './redis-connection.js';
 import { SCRIPTS, type ScriptCommands } from './redis-lua.js';
 
-/** Connection, server checks and error mapping of the Redis store. */
+/** Server checks and error mapping of the Redis store (connections: redis-connection.ts). */
 
 /** The ioredis client (one server or a cluster), with the store's scripts as methods. */
 export type RedisClient = (Redis | Cluster) & ScriptCommands;
@@ -107,40 +108,13 @@ export function toRedisStoreError(err: unknown, what: string): StoreError {
 
 /** A client that fails fast while Redis is away and reconnects in the background. */
 export function createClient(opts: RedisStoreOptions): RedisClient {
-  const connection: RedisOptions = {
-    lazyConnect: true,
-    enableAutoPipelining: true,
-    // Fail fast instead of queueing while Redis is away: the API answers 503 at once.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    commandTimeout: opts.commandTimeoutMs ?? 2000,
-    connectTimeout: opts.connectTimeoutMs ?? 2000,
-    retryStrategy: (times) => Math.min(times * 100, 1000),
-    scripts: SCRIPTS,
+  const connection = {
+    url: opts.url,
+    cluster: opts.cluster ?? false,
+    commandTimeoutMs: opts.commandTimeoutMs ?? 2000,
+    connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
   };
-  let client: Redis | Cluster;
-  if (opts.cluster) {
-    const url = new URL(opts.url);
-    client = new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
-      lazyConnect: true,
-      enableAutoPipelining: true,
-      enableOfflineQueue: false,
-      scripts: SCRIPTS,
-      clusterRetryStrategy: (times) => Math.min(times * 100, 1000),
-      redisOptions: {
-        ...connection,
-        ...(url.username && { username: decodeURIComponent(url.username) }),
-        ...(url.password && { password: decodeURIComponent(url.password) }),
-        ...(url.protocol === 'rediss:' && { tls: {} }),
-      },
-    });
-  } else {
-    client = new Redis(opts.url, connection);
-  }
-  // Connection errors surface as rejected commands (STORE_UNAVAILABLE); the event itself is noise.
-  client.on('error', () => {});
-  return client as RedisClient;
+  return commandConnection(connection, SCRIPTS) as RedisClient;
 }
 
 /** Refuses servers older than 6.2 (XTRIM MINID, exclusive XRANGE). */
@@ -155,9 +129,4 @@ export async function checkVersion(redis: RedisClient): Promise<void> {
       `Redis ${major}.${minor} is too old: Pushwire needs ${MIN_VERSION.join('.')}+`,
     );
   }
-}
-
-/** The URL without its password, for messages. */
-export function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }

@@ -1,3 +1,4 @@
+import { topicStream } from '@pushwire/protocol';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from './redis-client.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -21,7 +22,7 @@ export async function listFollowers(redis: RedisClient, keys: RedisKeys): Promis
       for (const key of found) {
         const device = keys.deviceOfTopicsKey(key);
         const topics = await redis.zrange(key, 0, -1);
-        await Promise.all(topics.map((t) => redis.sadd(keys.stream(`t:${t}`).followers, device)));
+        await Promise.all(topics.map((t) => redis.sadd(keys.stream(topicStream(t)).followers, device)));
       }
     } while (cursor !== '0');
   }

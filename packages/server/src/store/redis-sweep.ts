@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { deviceOfStream } from '@pushwire/protocol';
 import type { RedisClient } from './redis-client.js';
 import { REGISTRY_SHARDS, type RedisKeys } from './redis-keys.js';
 
@@ -48,7 +49,8 @@ async function sweepStream(
   now: number,
 ): Promise<number> {
   const k = keys.stream(stream);
-  const own = stream.startsWith('d:') ? keys.device(stream.slice(2)).cursors : undefined;
+  const device = deviceOfStream(stream);
+  const own = device === undefined ? undefined : keys.device(device).cursors;
   const reply = (await redis.pwSweep(
     k.meta,
     k.entries,

@@ -1,27 +1,27 @@
+import { deviceStream, topicStream } from '@pushwire/protocol';
 import { QuotaError, StoreError } from './errors.js';
-import { type Appended, appendEntry, capUnfollowed } from './redis-append.js';
 import {
   checkVersion,
   createClient,
   type DurabilityReport,
   durabilityOf,
   type RedisClient,
-  redact,
   toRedisStoreError,
 } from './redis-client.js';
-import { parseEntry, parseStored, recordOf, type StoredPublish, startAfter } from './redis-codec.js';
+import { parseEntry, parseStored, recordOf, startAfter } from './redis-codec.js';
+import { redact } from './redis-connection.js';
 import { listFollowers } from './redis-followers.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisApiKeys } from './redis-keys-store.js';
+import { publishOn } from './redis-publish.js';
 import { sweepRegistry } from './redis-sweep.js';
 import { RedisWakeTokens } from './redis-wake.js';
 import { RedisWebPushRegistry } from './redis-webpush.js';
-import { fromEntryRow, parsePatterns, toEntryRow } from './rows.js';
+import { parsePatterns } from './rows.js';
 import type {
   DeviceLimits,
   DeviceRecord,
   PublishBatchItem,
-  PublishLimits,
   PublishRecord,
   PublishResult,
   Store,
@@ -48,6 +48,12 @@ export interface RedisStoreOptions {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** KEYS: device hash. ARGV: new token hash. 0 when the device does not exist. */
+const SET_TOKEN = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1])
+return 1`;
 
 /**
  * The cluster store: every node of a Pushwire cluster shares one Redis (or Redis Cluster).
@@ -88,12 +94,6 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * const { record } = await store.publish({ id, entries });
  * await store.close();
  */
-/** KEYS: device hash. ARGV: new token hash. 0 when the device does not exist. */
-const SET_TOKEN = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1])
-return 1`;
-
 export class RedisStore implements Store {
   private readonly keys: RedisKeys;
   private readonly clock: () => number;
@@ -203,7 +203,7 @@ export class RedisStore implements Store {
   deleteDevice(id: string): Promise<void> {
     return this.run('deleteDevice', async () => {
       const dk = this.keys.device(id);
-      const stream = `d:${id}`;
+      const stream = deviceStream(id);
       const sk = this.keys.stream(stream);
       const user = await this.redis.hget(dk.device, 'user');
       // The user's list first: a crash in between leaves a device no user reaches, never a dangling id.
@@ -211,7 +211,7 @@ export class RedisStore implements Store {
       // Topic follower sets before the topics: a crash leaves a stale follower (its topic kept
       // longer), never a follower missing.
       const topics = await this.redis.zrange(dk.topics, 0, -1);
-      await Promise.all(topics.map((t) => this.redis.srem(this.keys.stream(`t:${t}`).followers, id)));
+      await Promise.all(topics.map((t) => this.redis.srem(this.keys.stream(topicStream(t)).followers, id)));
       await this.redis.del(
         dk.device,
         dk.cursors,
@@ -240,7 +240,7 @@ export class RedisStore implements Store {
 
   subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
     return this.run('subscribe', async () => {
-      const stream = `t:${topic}`;
+      const stream = topicStream(topic);
       const followers = this.keys.stream(stream).followers;
       // The follower set first (another slot): a crash leaves a stale follower, never one missing.
       const added = await this.redis.sadd(followers, deviceId);
@@ -261,8 +261,8 @@ export class RedisStore implements Store {
   unsubscribe(deviceId: string, topic: string): Promise<void> {
     return this.run('unsubscribe', async () => {
       const dk = this.keys.device(deviceId);
-      await this.redis.pwUnsubscribe(dk.topics, dk.cursors, topic, `t:${topic}`);
-      await this.redis.srem(this.keys.stream(`t:${topic}`).followers, deviceId);
+      await this.redis.pwUnsubscribe(dk.topics, dk.cursors, topic, topicStream(topic));
+      await this.redis.srem(this.keys.stream(topicStream(topic)).followers, deviceId);
     });
   }
 
@@ -271,7 +271,9 @@ export class RedisStore implements Store {
   }
 
   subscriberCount(topic: string): Promise<number> {
-    return this.run('subscriberCount', () => this.redis.scard(this.keys.stream(`t:${topic}`).followers));
+    return this.run('subscriberCount', () =>
+      this.redis.scard(this.keys.stream(topicStream(topic)).followers),
+    );
   }
 
   ack(deviceId: string, cursors: Record<string, number>): Promise<void> {
@@ -302,7 +304,7 @@ export class RedisStore implements Store {
         this.redis.hgetall(dk.cursors),
         this.redis.zrange(dk.topics, 0, -1),
       ]);
-      const streams = [`d:${deviceId}`, ...topics.map((topic) => `t:${topic}`)];
+      const streams = [deviceStream(deviceId), ...topics.map(topicStream)];
       const counts = await Promise.all(
         streams.map((stream) =>
           this.redis.pwCount(this.keys.stream(stream).entries, startAfter(Number(cursors[stream] ?? 0)), now),
@@ -315,37 +317,7 @@ export class RedisStore implements Store {
   // ── streams ──────────────────────────────────────────────────────────────────────────────────
 
   publish(item: PublishBatchItem): Promise<PublishResult> {
-    return this.run('publish', async () => {
-      const ttl = item.limits?.unfollowedTopicTtlMs;
-      const entries =
-        ttl === undefined ? item.entries : await capUnfollowed(this.redis, this.keys, item.entries, ttl);
-      const rows = entries.map(toEntryRow);
-      const ts = entries[0]?.ts ?? this.clock();
-      const exp = entries.reduce((max, e) => Math.max(max, e.exp), entries[0]?.exp ?? ts);
-      const pending: StoredPublish = { s: 'p', id: item.id, ts, exp, rows };
-      const prior = await this.redis.pwClaim(
-        this.keys.publish(item.id),
-        JSON.stringify(pending),
-        this.retentionMs,
-      );
-      if (prior === null) {
-        const done = await this.complete(pending, item.limits);
-        // A concurrent retry on another node may have appended some of them first: it reports those.
-        const appended = done.flatMap((a, i): StoredEntry[] =>
-          a.appended ? [{ ...entries[i]!, seq: a.seq, prevSeq: a.seq - 1 }] : [],
-        );
-        return { record: recordOf(pending, done), duplicate: false, appended };
-      }
-      const stored = parseStored(String(prior));
-      if (stored.s === 'd')
-        return { record: recordOf(stored, stored.entries), duplicate: true, appended: [] };
-      // The first writer is still at it, or died mid-way: finish its publish, idempotently.
-      const done = await this.complete(stored, item.limits);
-      const appended = done.flatMap((a, i) =>
-        a.appended ? [fromEntryRow({ ...stored.rows[i]!, seq: a.seq, prev_seq: a.seq - 1 })] : [],
-      );
-      return { record: recordOf(stored, done), duplicate: true, appended };
-    });
+    return this.run('publish', () => publishOn(this.redis, this.keys, this.retentionMs, this.clock, item));
   }
 
   getPublish(id: string): Promise<PublishRecord | undefined> {
@@ -395,38 +367,6 @@ export class RedisStore implements Store {
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────────
-
-  /**
-   * Appends a claimed publish to each of its streams, then marks its record done. A stream whose
-   * backlog bound refuses the entry fails the publish with `DEVICE_BACKLOG_FULL`; entries already
-   * appended to other streams stay (like a publish cut off by a crash), and its claim is released
-   * when nothing was appended, so it can be retried with its id later.
-   */
-  private async complete(
-    stored: Extract<StoredPublish, { s: 'p' }>,
-    limits?: PublishLimits,
-  ): Promise<Appended[]> {
-    const results = await Promise.allSettled(
-      stored.rows.map((row) => appendEntry(this.redis, this.keys, this.retentionMs, stored.id, row, limits)),
-    );
-    const refused = results.find((r) => r.status === 'rejected');
-    if (refused) {
-      if (results.every((r) => r.status === 'rejected' || !r.value.appended)) {
-        await this.redis.del(this.keys.publish(stored.id));
-      }
-      throw refused.reason;
-    }
-    const done = results.map((r) => (r as PromiseFulfilledResult<Appended>).value);
-    const record: StoredPublish = {
-      s: 'd',
-      id: stored.id,
-      ts: stored.ts,
-      exp: stored.exp,
-      entries: done.map(({ stream, seq }) => ({ stream, seq })),
-    };
-    await this.redis.set(this.keys.publish(stored.id), JSON.stringify(record), 'KEEPTTL', 'XX');
-    return done;
-  }
 
   private async headOf(stream: string): Promise<number> {
     return Number((await this.redis.hget(this.keys.stream(stream).meta, 'h')) ?? 0);

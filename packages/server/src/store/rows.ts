@@ -16,6 +16,18 @@ export function toDevice(row: DeviceRow, pendingLastSeen: number | undefined): D
   };
 }
 
+/** A device as a `devices` row. */
+export function toDeviceRow(device: DeviceRecord): DeviceRow {
+  return {
+    id: device.id,
+    token_hash: device.tokenHash,
+    user: device.user ?? null,
+    created_at: device.createdAt,
+    last_seen: device.lastSeen,
+    subscribe: device.subscribe === undefined ? null : JSON.stringify(device.subscribe),
+  };
+}
+
 /** Serialises an entry's payload; data JSON cannot represent is refused now, not at commit. */
 export function toEntryRow(entry: NewEntry): Omit<EntryRow, 'seq' | 'prev_seq'> {
   const json = (value: unknown, field: string): string | null => {

@@ -1,3 +1,4 @@
+import { deviceStream } from '@pushwire/protocol';
 import type Database from 'better-sqlite3';
 import { fromEntryRow } from './rows.js';
 import type { EntryRow } from './schema.js';
@@ -69,7 +70,7 @@ export class SqliteDeliveryLog {
    * transaction, before the cursor itself is moved.
    */
   recordAck(device: string, stream: string, seq: number, now: number): void {
-    if (stream !== `d:${device}`) return;
+    if (stream !== deviceStream(device)) return;
     this.stmts.record.run({ device, stream, to: seq, now, grace: ACK_GRACE_MS });
   }
 

@@ -1,3 +1,4 @@
+import { isDeviceStream, isTopicStream } from '@pushwire/protocol';
 import { QuotaError } from './errors.js';
 import type { EntryRow, Statements } from './schema.js';
 import type { PublishLimits } from './types.js';
@@ -62,7 +63,7 @@ export class SqlitePublishLimits {
     if (ttl === undefined) return;
     for (let i = 0; i < item.entries.length; i++) {
       const entry = item.entries[i]!;
-      if (!entry.stream.startsWith('t:') || entry.exp <= entry.ts + ttl) continue;
+      if (!isTopicStream(entry.stream) || entry.exp <= entry.ts + ttl) continue;
       if (this.stmts.isFollowed.get(entry.stream.slice(2)) !== undefined) continue;
       entry.exp = entry.ts + ttl;
       item.rows[i]!.exp = entry.exp;
@@ -82,7 +83,7 @@ export class SqlitePublishLimits {
     if (limits?.maxPending === undefined && limits?.maxPendingBytes === undefined) return undefined;
     for (let i = 0; i < item.rows.length; i++) {
       const row = item.rows[i]!;
-      if (!row.stream.startsWith('d:')) continue;
+      if (!isDeviceStream(row.stream)) continue;
       const bytes = rowBytes(row);
       let backlog = this.backlogs.get(row.stream);
       if (backlog && this.excess(limits, backlog, bytes) === undefined) continue;

@@ -1,14 +1,11 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { QuotaError, StoreError } from './errors.js';
 import type { EntryRow } from './schema.js';
-import type { OpResult, WriteOp } from './sqlite-writer.js';
+import type { OpResult, OpValues, WriteOp } from './sqlite-writer.js';
 import type { NewEntry, PublishBatchItem, PublishResult } from './types.js';
 
 /*
  * The SQLite store's write queue: what waits for a batch, the soft writes riding with it, the
- * batch in flight, and how the writer thread is started. Internal to sqlite.ts.
+ * batch in flight. Internal to sqlite.ts.
  */
 
 /** A publish waiting for its batch, payloads already serialised. */
@@ -24,7 +21,7 @@ export interface QueuedPublish {
 /** Any other write waiting for its batch; `op.head` is filled in when the batch is formed. */
 export interface QueuedOp {
   op: WriteOp;
-  resolve(value: unknown): void;
+  resolve(value: OpValues[WriteOp['k']]): void;
   reject(err: unknown): void;
 }
 
@@ -73,19 +70,6 @@ export interface InFlight {
   soft: SoftWrites;
   publishes: number;
   started: number;
-}
-
-/**
- * How to start the writer: its compiled module next to this one, or, when this module runs as
- * TypeScript (tests, tsx), its source through tsx's require hook (Node 20 applies no `--import`
- * loader to a worker's modules).
- */
-export function writerEntry(): { code: string; eval: boolean } {
-  const js = fileURLToPath(new URL('./sqlite-writer.js', import.meta.url));
-  if (import.meta.url.endsWith('.js') || existsSync(js)) return { code: js, eval: false };
-  const ts = fileURLToPath(new URL('./sqlite-writer.ts', import.meta.url));
-  const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
-  return { code: `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(ts)});`, eval: true };
 }
 
 /**

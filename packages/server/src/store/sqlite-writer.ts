@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
+import { deviceStream, topicStream } from '@pushwire/protocol';
 import Database from 'better-sqlite3';
 import { type Quota, QuotaError, StoreError, type StoreErrorCode } from './errors.js';
 import { type DeviceRow, prepareStatements } from './schema.js';
@@ -61,9 +62,24 @@ export interface WriteBatch {
   touches: [string, number][];
 }
 
+/** What each kind of write answers once committed. */
+export interface OpValues {
+  devices: undefined;
+  deleteDevice: undefined;
+  /** The new subscriber's cursor; `existing`: the device already followed the topic. */
+  subscribe: { cursor: number; existing: boolean };
+  probe: undefined;
+  /** The `max_page_count` in effect. */
+  maxPages: number;
+  unsubscribe: undefined;
+  /** Entries removed. */
+  sweep: number;
+  barrier: undefined;
+}
+
 /** Results of the batch's `ops`, in order. */
 export type OpResult =
-  | { ok: true; value?: unknown }
+  | { ok: true; value?: OpValues[WriteOp['k']] }
   | { ok: false; code: StoreErrorCode; message: string; quota?: Quota };
 
 export type WriteReply =
@@ -147,7 +163,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
   };
 
   /** A write of its own (savepoint): its failure fails it alone. */
-  const isolated = db.transaction((op: WriteOp): unknown => {
+  const isolated = db.transaction((op: WriteOp): OpValues[WriteOp['k']] => {
     switch (op.k) {
       case 'devices':
         for (const row of op.rows) {
@@ -163,7 +179,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         }
         return undefined;
       case 'deleteDevice': {
-        const stream = `d:${op.id}`;
+        const stream = deviceStream(op.id);
         if (op.head > 0) stmts.setHead.run(stream, op.head);
         stmts.deleteStreamEntries.run(stream);
         stmts.deleteDevice.run(op.id);
@@ -173,7 +189,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         if (!stmts.getDevice.get(op.device)) {
           throw new StoreError('STORE_NOT_FOUND', `no device ${JSON.stringify(op.device)}`);
         }
-        const stream = `t:${op.topic}`;
+        const stream = topicStream(op.topic);
         if (stmts.isSubscribed.get(op.device, op.topic)) {
           return { cursor: stmts.cursorOf.get(op.device, stream) ?? 0, existing: true };
         }
@@ -186,7 +202,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
       }
       case 'unsubscribe':
         stmts.unsubscribe.run(op.device, op.topic);
-        stmts.deleteCursor.run(op.device, `t:${op.topic}`);
+        stmts.deleteCursor.run(op.device, topicStream(op.topic));
         return undefined;
       case 'sweep': {
         // Heads live in the entries themselves; keep them before entries go.
@@ -207,7 +223,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         stmts.deletePublish.run('\u0000probe');
         return undefined;
       case 'maxPages':
-        return db.pragma(`max_page_count = ${Math.max(1, Math.floor(op.pages))}`, { simple: true });
+        return db.pragma(`max_page_count = ${Math.max(1, Math.floor(op.pages))}`, { simple: true }) as number;
       case 'barrier':
         return undefined;
     }

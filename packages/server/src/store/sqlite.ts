@@ -1,32 +1,17 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
-import Database from 'better-sqlite3';
-import { QuotaError, StoreError, toStoreError } from './errors.js';
-import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
-import { migrate, prepareStatements, type Statements } from './schema.js';
+import { deviceOfStream, deviceStream, topicStream } from '@pushwire/protocol';
+import type Database from 'better-sqlite3';
+import { StoreError, toStoreError } from './errors.js';
+import { fromEntryRow, fromPublishRow, toDevice, toDeviceRow, toEntryRow } from './rows.js';
+import { prepareStatements, type Statements } from './schema.js';
+import { DeviceCache } from './sqlite-cache.js';
 import { SqliteDeliveryLog } from './sqlite-delivery.js';
 import { SqliteApiKeys } from './sqlite-keys.js';
 import { SqlitePublishLimits } from './sqlite-limits.js';
-import {
-  type InFlight,
-  type Queued,
-  type QueuedOp,
-  type QueuedPublish,
-  SoftWrites,
-  writeOutcome,
-  writerEntry,
-} from './sqlite-queue.js';
+import { durably, openDatabase, type SqliteStoreOptions } from './sqlite-open.js';
+import { SqliteWritePipeline } from './sqlite-pipeline.js';
 import { SqliteWakeTokens } from './sqlite-wake.js';
-import type {
-  OpResult,
-  PublishWrites,
-  WriteBatch,
-  WriteReply,
-  WriterData,
-  WriterReady,
-} from './sqlite-writer.js';
+import { SqliteWebPushRegistry } from './sqlite-webpush.js';
+import type { OpValues, WriteOp } from './sqlite-writer.js';
 import type {
   DeviceLimits,
   DeviceRecord,
@@ -36,48 +21,12 @@ import type {
   PublishResult,
   Store,
   StoredEntry,
+  StoreStats,
 } from './types.js';
 
-export interface SqliteStoreOptions {
-  /** Database file (created when missing). A file, not `:memory:`: the writer thread opens it too. */
-  path: string;
-  /** Time source for publish records without entries; defaults to `Date.now`. */
-  clock?: () => number;
-  /** Longest a publish waits for companions before its batch commits; 0 = next macrotask. */
-  batchMaxDelayMs?: number;
-  /** A batch commits at once when it holds this many publishes (default 512). */
-  batchMaxSize?: number;
-  /**
-   * Longest acks and last-seen times wait when nothing durable is queued (default 25 ms), so a
-   * reconnect storm or an ack stream costs a few writer round trips instead of one per tick. A
-   * crash loses at most this much of them: acked messages are delivered again (the SDK drops the
-   * duplicates by seq) and last-seen times are a little older.
-   */
-  softWriteDelayMs?: number;
-  /** How long publish ids are remembered for idempotency (default 30 days). */
-  retentionMs?: number;
-  /** Streams whose head is kept in memory (default 100 000); others are read back on demand. */
-  headCacheSize?: number;
-  /** Devices kept in memory for publish target checks and session auth (default 100 000). */
-  deviceCacheSize?: number;
-}
-
-/** Group-commit counters, for metrics. */
-export interface SqliteStoreStats {
-  /** Commits that carried at least one publish (each cost one fsync). */
-  batches: number;
-  /** Publishes committed, duplicates included. */
-  publishes: number;
-  /** Batches sent to the writer thread, with or without publishes (acks and touches alone too). */
-  writes: number;
-  lastBatchSize: number;
-  /** Time from sending the last batch to the writer until its commit was reported back. */
-  lastBatchMs: number;
-  /** Stream entries marked collapsed by a newer entry with the same key. */
-  collapsed: number;
-  /** Entries the sweep removed past their expiry (acknowledged device entries are not counted). */
-  expired: number;
-}
+/** Group-commit counters, for metrics (see {@link StoreStats}). */
+export type SqliteStoreStats = StoreStats;
+export type { SqliteStoreOptions };
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -91,9 +40,10 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * `batchMaxSize` publishes; while a batch commits, the next one gathers. Every promise of a batch
  * settles after its commit.
  *
- * Stream heads are owned here, in memory: seqs are assigned when a batch is formed, and only one
- * batch is in the writer at a time, so a failed batch just puts its streams' heads back (no later
- * seq was handed out). One writer process per file.
+ * Stream heads are owned in memory (`sqlite-cache.ts`): seqs are assigned when a batch is formed
+ * (`sqlite-batch.ts`), and only one batch is in the writer at a time (`sqlite-commit.ts`), so a failed
+ * batch just puts its streams' heads back. The writer thread: `sqlite-thread.ts`, `sqlite-writer.ts`.
+ * One writer process per file.
  *
  * @example
  * const store = SqliteStore.open({ path: 'data/pushwire.db' });
@@ -104,46 +54,15 @@ export class SqliteStore implements Store {
   private readonly stmts: Statements;
   private readonly setToken: Database.Statement<[string, string]>;
   private readonly clock: () => number;
-  private readonly maxDelayMs: number;
-  private readonly softDelayMs: number;
-  /** The pending flush waits for soft writes only (a durable write should not wait for it). */
-  private softFlush = false;
-  private readonly maxSize: number;
   private readonly retentionMs: number;
-  private readonly headCacheSize: number;
-  private readonly deviceCacheSize: number;
-  /** Stream heads, including the seqs of the batch in flight (least recently used first). */
-  private readonly heads = new Map<string, number>();
-  /** Devices known to exist (deleted ones are dropped), oldest first. */
-  private readonly devices = new Map<string, DeviceRecord>();
-  /** Publishes with a caller-chosen id that are queued or committing: their duplicates wait for them. */
-  private readonly publishing = new Map<string, Promise<PublishResult>>();
-  private readonly writer: Worker;
-  private queue: Queued[] = [];
-  private soft = new SoftWrites();
-  private inflight: InFlight | undefined;
-  private batchNo = 0;
-  private cancelFlush: (() => void) | undefined;
-  /** Why the writer cannot be used any more (it died). */
-  private broken: StoreError | undefined;
-  private idle: (() => void) | undefined;
-  private readonly started: Promise<void>;
+  private readonly devices: DeviceCache;
+  private readonly writes: SqliteWritePipeline;
   private closed = false;
-  private readonly counters: SqliteStoreStats = {
-    batches: 0,
-    publishes: 0,
-    writes: 0,
-    lastBatchSize: 0,
-    lastBatchMs: 0,
-    collapsed: 0,
-    expired: 0,
-  };
   private readonly deliveries: SqliteDeliveryLog;
   private readonly limits: SqlitePublishLimits;
-  /** The last write that failed, while no write has succeeded since (readiness). */
-  private lastWriteError: StoreError | undefined;
   readonly wakeTokens: SqliteWakeTokens;
   readonly apiKeys: SqliteApiKeys;
+  private registry: SqliteWebPushRegistry | undefined;
   /** Called after each commit that carried publishes (for metrics): batch size and commit time. */
   onBatch: ((publishes: number, ms: number) => void) | undefined;
 
@@ -152,62 +71,25 @@ export class SqliteStore implements Store {
     opts: SqliteStoreOptions,
   ) {
     this.clock = opts.clock ?? Date.now;
-    this.maxDelayMs = opts.batchMaxDelayMs ?? 0;
-    this.softDelayMs = Math.max(0, opts.softWriteDelayMs ?? 25);
-    this.maxSize = Math.max(1, opts.batchMaxSize ?? 512);
     this.retentionMs = opts.retentionMs ?? 30 * DAY_MS;
-    this.headCacheSize = Math.max(1, opts.headCacheSize ?? 100_000);
-    this.deviceCacheSize = Math.max(0, opts.deviceCacheSize ?? 100_000);
     this.stmts = prepareStatements(db);
+    this.devices = new DeviceCache(Math.max(0, opts.deviceCacheSize ?? 100_000));
     this.deliveries = new SqliteDeliveryLog(db);
-    this.limits = new SqlitePublishLimits(this.stmts, this.headCacheSize);
+    this.limits = new SqlitePublishLimits(this.stmts, Math.max(1, opts.headCacheSize ?? 100_000));
     this.wakeTokens = new SqliteWakeTokens(db, (fn) => this.transact(fn));
     this.apiKeys = new SqliteApiKeys(db, (fn) => this.transact(fn));
     this.setToken = db.prepare<[string, string]>('UPDATE devices SET token_hash = ? WHERE id = ?');
-    const entry = writerEntry();
-    const data: WriterData = { path: opts.path };
-    this.writer = new Worker(entry.code, { eval: entry.eval, workerData: { pushwireWriter: data } });
-    this.writer.unref();
-    let started: () => void = () => {};
-    this.started = new Promise<void>((resolve) => {
-      started = resolve;
-    });
-    this.writer.on('message', (msg: WriteReply | WriterReady) => {
-      if ('ready' in msg) started();
-      else this.settle(msg);
-    });
-    this.writer.on('error', (err) => {
-      this.fail(toStoreError(err, 'store writer failed'));
-      started();
-    });
-    this.writer.on('exit', (code) => {
-      if (!this.closed || this.inflight)
-        this.fail(new StoreError('STORE_IO', `store writer exited (${code})`));
-      started();
-    });
+    this.writes = new SqliteWritePipeline(opts, this.stmts, this.limits, this.devices, this.clock);
+    this.writes.commit.onBatch = (publishes, ms) => this.onBatch?.(publishes, ms);
   }
 
   /** Opens (creating and migrating as needed) the database at `opts.path`. */
   static open(opts: SqliteStoreOptions): SqliteStore {
-    if (opts.path === ':memory:' || opts.path === '') {
-      throw new StoreError('STORE_INVALID', 'the SQLite store needs a file: its writer thread opens it too');
-    }
-    let db: Database.Database | undefined;
+    const db = openDatabase(opts.path);
     try {
-      // Private to the service account: messages and device token hashes live here.
-      mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
-      db = new Database(opts.path, { timeout: 5000 });
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.pragma('busy_timeout = 5000');
-      db.pragma('foreign_keys = ON');
-      migrate(db);
-      for (const file of [opts.path, `${opts.path}-wal`, `${opts.path}-shm`]) {
-        if (existsSync(file)) chmodSync(file, 0o600);
-      }
       return new SqliteStore(db, opts);
     } catch (err) {
-      db?.close();
+      db.close();
       throw toStoreError(err, `cannot open store ${opts.path}`);
     }
   }
@@ -218,8 +100,8 @@ export class SqliteStore implements Store {
    * thread start-up.
    */
   async ready(): Promise<void> {
-    await this.started;
-    if (this.broken) throw this.broken;
+    await this.writes.started;
+    if (this.writes.broken) throw this.writes.broken;
   }
 
   /**
@@ -227,12 +109,12 @@ export class SqliteStore implements Store {
    * restarts (readiness, `GET /readyz`).
    */
   get connected(): boolean {
-    return this.broken === undefined;
+    return this.writes.broken === undefined;
   }
 
   /** Why the store can no longer write (the writer thread died), if it cannot; see {@link connected}. */
   get failure(): StoreError | undefined {
-    return this.broken;
+    return this.writes.broken;
   }
 
   /**
@@ -241,7 +123,7 @@ export class SqliteStore implements Store {
    * sweep meanwhile probes with a 4 KB write of its own.
    */
   get writeError(): StoreError | undefined {
-    return this.broken ?? this.lastWriteError;
+    return this.writes.writeError;
   }
 
   /**
@@ -250,11 +132,17 @@ export class SqliteStore implements Store {
    * Not for production use: the limit lasts until the store is closed.
    */
   async setMaxPageCount(pages: number): Promise<number> {
-    return (await this.enqueue({ k: 'maxPages', pages })) as number;
+    return this.enqueue({ k: 'maxPages', pages });
   }
 
   stats(): SqliteStoreStats {
-    return { ...this.counters };
+    return this.writes.commit.stats();
+  }
+
+  /** Web Push subscriptions, in this file (their table is created on first use). */
+  get webPushRegistry(): SqliteWebPushRegistry {
+    this.registry ??= SqliteWebPushRegistry.onStore(this);
+    return this.registry;
   }
 
   /** The open (read) connection, for modules that keep their own tables in this file (Web Push registry). */
@@ -268,14 +156,8 @@ export class SqliteStore implements Store {
    */
   transact<T>(fn: () => T): T {
     this.assertOpen();
-    try {
-      return this.db.transaction(fn)();
-    } catch (err) {
-      throw toStoreError(err, 'write failed');
-    }
+    return durably(this.db, fn);
   }
-
-  // ── devices ──────────────────────────────────────────────────────────────────────────────────
 
   async createDevice(device: DeviceRecord, limits?: DeviceLimits): Promise<void> {
     await this.createDevices([device], limits);
@@ -283,17 +165,9 @@ export class SqliteStore implements Store {
 
   /** Registers many devices in one transaction: one fsync for the lot. */
   async createDevices(devices: DeviceRecord[], limits?: DeviceLimits): Promise<void> {
-    const rows = devices.map((device) => ({
-      id: device.id,
-      token_hash: device.tokenHash,
-      user: device.user ?? null,
-      created_at: device.createdAt,
-      last_seen: device.lastSeen,
-      subscribe: device.subscribe === undefined ? null : JSON.stringify(device.subscribe),
-    }));
     await this.enqueue({
       k: 'devices',
-      rows,
+      rows: devices.map(toDeviceRow),
       ...(limits?.maxDevicesPerUser !== undefined && { maxPerUser: limits.maxDevicesPerUser }),
     });
   }
@@ -305,30 +179,25 @@ export class SqliteStore implements Store {
       const row = this.readOp(() => this.stmts.getDevice.get(id));
       if (!row) return undefined;
       device = toDevice(row, undefined);
-      if (this.deviceCacheSize > 0) {
-        if (this.devices.size >= this.deviceCacheSize) this.devices.delete(this.devices.keys().next().value!);
-        this.devices.set(id, device);
-      }
+      this.devices.remember(id, device);
     }
-    const touched = this.soft.touches.get(id) ?? this.inflight?.soft.touches.get(id);
-    return { ...device, lastSeen: touched ?? device.lastSeen };
+    return { ...device, lastSeen: this.writes.commit.pendingTouch(id) ?? device.lastSeen };
   }
 
   /** Token rotation: a durable write on this connection; the device cache forgets the old hash. */
   async setDeviceToken(id: string, tokenHash: string): Promise<boolean> {
-    this.devices.delete(id);
+    this.devices.forget(id);
     const changed = this.transact(() => this.setToken.run(tokenHash, id).changes > 0);
-    this.devices.delete(id);
+    this.devices.forget(id);
     return changed;
   }
 
   async deleteDevice(id: string): Promise<void> {
-    this.devices.delete(id);
+    this.devices.forget(id);
     await this.enqueue({ k: 'deleteDevice', id, head: 0 });
-    this.devices.delete(id);
-    this.limits.forget(`d:${id}`);
-    this.soft.acks.delete(id);
-    this.soft.touches.delete(id);
+    this.devices.forget(id);
+    this.limits.forget(deviceStream(id));
+    this.writes.commit.forgetDevice(id);
   }
 
   async devicesOfUser(user: string): Promise<string[]> {
@@ -337,32 +206,26 @@ export class SqliteStore implements Store {
 
   async touchDevice(id: string, lastSeen: number): Promise<void> {
     this.assertOpen();
-    this.soft.touches.set(id, lastSeen);
-    return this.softWritten();
+    this.writes.commit.soft.touches.set(id, lastSeen);
+    return this.writes.commit.softWritten();
   }
 
-  // ── subscriptions and cursors ────────────────────────────────────────────────────────────────
-
   async subscribe(deviceId: string, topic: string, limits?: { maxTopics?: number }): Promise<number> {
-    const { cursor, existing } = (await this.enqueue({
+    const { cursor, existing } = await this.enqueue({
       k: 'subscribe',
       device: deviceId,
       topic,
       head: 0,
       ...(limits?.maxTopics !== undefined && { maxTopics: limits.maxTopics }),
-    })) as {
-      cursor: number;
-      existing: boolean;
-    };
-    return existing ? Math.max(cursor, this.pendingAck(deviceId, `t:${topic}`)) : cursor;
+    });
+    return existing ? Math.max(cursor, this.writes.commit.pendingAck(deviceId, topicStream(topic))) : cursor;
   }
 
   async unsubscribe(deviceId: string, topic: string): Promise<void> {
-    const stream = `t:${topic}`;
+    const stream = topicStream(topic);
     // Acks queued before this call are written before the unsubscribe, and so removed with it.
     const done = this.enqueue({ k: 'unsubscribe', device: deviceId, topic });
-    this.soft.acks.get(deviceId)?.delete(stream);
-    this.inflight?.soft.acks.get(deviceId)?.delete(stream);
+    this.writes.commit.forgetAck(deviceId, stream);
     await done;
   }
 
@@ -376,40 +239,22 @@ export class SqliteStore implements Store {
 
   async ack(deviceId: string, cursors: Record<string, number>): Promise<void> {
     this.assertOpen();
-    let acks: Map<string, number> | undefined;
-    for (const stream in cursors) {
-      const seq = cursors[stream]!;
-      if (!Number.isSafeInteger(seq) || seq < 0) {
-        throw new StoreError('STORE_INVALID', `ack of ${stream} is not a sequence number: ${seq}`);
-      }
-      if (acks === undefined) {
-        acks = this.soft.acks.get(deviceId);
-        if (acks === undefined) {
-          acks = new Map();
-          this.soft.acks.set(deviceId, acks);
-        }
-      }
-      const prior = acks.get(stream);
-      if (prior === undefined || seq > prior) acks.set(stream, seq);
-    }
-    if (acks === undefined) return;
-    return this.softWritten();
+    if (!this.writes.commit.ack(deviceId, cursors)) return;
+    return this.writes.commit.softWritten();
   }
 
   async cursorsOf(deviceId: string): Promise<Record<string, number>> {
     const cursors: Record<string, number> = {};
     for (const row of this.readOp(() => this.stmts.cursorsOf.all(deviceId))) cursors[row.stream] = row.seq;
-    for (const soft of [this.inflight?.soft, this.soft]) {
-      for (const [stream, seq] of soft?.acks.get(deviceId) ?? []) {
-        cursors[stream] = Math.max(cursors[stream] ?? 0, seq);
-      }
+    for (const [stream, seq] of this.writes.commit.pendingAcks(deviceId)) {
+      cursors[stream] = Math.max(cursors[stream] ?? 0, seq);
     }
     return cursors;
   }
 
   async pendingCount(deviceId: string, now: number): Promise<number> {
     const [cursors, topics] = await Promise.all([this.cursorsOf(deviceId), this.topicsOf(deviceId)]);
-    const streams = [`d:${deviceId}`, ...topics.map((topic) => `t:${topic}`)];
+    const streams = [deviceStream(deviceId), ...topics.map(topicStream)];
     return this.readOp(() =>
       streams.reduce(
         (sum, stream) => sum + this.stmts.countAfter.get({ stream, after: cursors[stream] ?? 0, now })!,
@@ -418,31 +263,14 @@ export class SqliteStore implements Store {
     );
   }
 
-  // ── streams ──────────────────────────────────────────────────────────────────────────────────
-
   async publish(item: PublishBatchItem): Promise<PublishResult> {
     this.assertOpen();
     const rows = item.entries.map(toEntryRow);
-    // A server-generated id is new by construction: skip the lookups (the common case).
-    if (item.fresh === true) return this.queuePublish(item, rows);
-    const first = this.publishing.get(item.id);
-    if (first) {
-      // Still queued or committing: the duplicate gets its record once it is durable, or is
-      // published itself if the first failed.
-      return first.then(
-        (result) => ({ record: result.record, duplicate: true, appended: [] }),
-        () => this.publish(item),
-      );
-    }
-    const prior = this.readOp(() => this.stmts.getPublish.get(item.id));
-    if (prior) return { record: fromPublishRow(prior), duplicate: true, appended: [] };
-    const result = this.queuePublish(item, rows);
-    this.publishing.set(item.id, result);
-    const forget = () => {
-      if (this.publishing.get(item.id) === result) this.publishing.delete(item.id);
+    const prior = () => {
+      const row = this.readOp(() => this.stmts.getPublish.get(item.id));
+      return row && fromPublishRow(row);
     };
-    result.then(forget, forget);
-    return result;
+    return this.writes.publishOnce(item, rows, prior, () => this.publish(item));
   }
 
   async getPublish(id: string): Promise<PublishRecord | undefined> {
@@ -457,7 +285,7 @@ export class SqliteStore implements Store {
 
   /** Committed head of a stream (not counting the batch being committed). */
   async head(stream: string): Promise<number> {
-    return this.readOp(() => this.inflight?.rollback.get(stream) ?? this.headOf(stream));
+    return this.readOp(() => this.writes.committedHead(stream));
   }
 
   /**
@@ -465,18 +293,18 @@ export class SqliteStore implements Store {
    * publish records older than the retention (their ids may then be published again).
    */
   async sweep(now: number): Promise<number> {
-    const removed = (await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs })) as number;
+    const removed = await this.enqueue({ k: 'sweep', now, before: now - this.retentionMs });
     this.limits.swept();
     // While writes fail, each sweep probes the disk, so readiness comes back once there is room
     // even if the load balancer sends no more publishes to an unready node.
-    if (this.lastWriteError) await this.enqueue({ k: 'probe' }).catch(() => {});
+    if (this.writes.failedWrite) await this.enqueue({ k: 'probe' }).catch(() => {});
     return removed;
   }
 
   /** What became of one entry of a publish (delivery status). Commits pending acks first. */
   async entryFate(stream: string, seq: number): Promise<EntryFate> {
     await this.enqueue({ k: 'barrier' });
-    const device = stream.startsWith('d:') ? stream.slice(2) : undefined;
+    const device = deviceOfStream(stream);
     const cursors = device === undefined ? {} : await this.cursorsOf(device);
     return this.readOp(() => this.deliveries.fate(stream, seq, cursors));
   }
@@ -489,17 +317,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.flush();
-    if (this.inflight || this.queue.length > 0) {
-      await new Promise<void>((resolve) => {
-        this.idle = resolve;
-      });
-    }
-    if (!this.broken) {
-      const exited = new Promise((resolve) => this.writer.once('exit', resolve));
-      this.writer.postMessage({ k: 'close' });
-      await exited;
-    }
+    await this.writes.close();
     try {
       this.db.close();
     } catch (err) {
@@ -507,283 +325,10 @@ export class SqliteStore implements Store {
     }
   }
 
-  // ── group commit ─────────────────────────────────────────────────────────────────────────────
-
-  private queuePublish(item: PublishBatchItem, rows: QueuedPublish['rows']): Promise<PublishResult> {
-    return new Promise<PublishResult>((resolve, reject) => {
-      this.queue.push({
-        publish: { id: item.id, entries: item.entries, limits: item.limits, rows, resolve, reject },
-      });
-      this.queued();
-    });
-  }
-
-  /** Queues a write other than a publish; resolves with its result once committed. */
-  private enqueue(op: QueuedOp['op']): Promise<unknown> {
+  /** Queues a write other than a publish; resolves with its typed result once committed. */
+  private enqueue<O extends WriteOp>(op: O): Promise<OpValues[O['k']]> {
     this.assertOpen();
-    return new Promise((resolve, reject) => {
-      this.queue.push({ op: { op, resolve, reject } });
-      this.queued();
-    });
-  }
-
-  private queued(): void {
-    if (this.broken) {
-      this.fail(this.broken);
-      return;
-    }
-    if (this.queue.length >= this.maxSize) this.flush();
-    else this.schedule();
-  }
-
-  private softWritten(): Promise<void> {
-    if (this.broken) return Promise.reject(this.broken);
-    const written = this.soft.written();
-    this.schedule();
-    return written;
-  }
-
-  private schedule(): void {
-    if (this.inflight) return;
-    const soft = this.queue.length === 0;
-    if (this.cancelFlush) {
-      if (soft || !this.softFlush) return;
-      this.cancelFlush(); // a durable write joins the soft ones: do not keep it waiting
-    }
-    this.softFlush = soft && this.softDelayMs > this.maxDelayMs;
-    if (this.softFlush) {
-      const timer = setTimeout(() => this.flush(), this.softDelayMs);
-      this.cancelFlush = () => clearTimeout(timer);
-    } else if (this.maxDelayMs > 0) {
-      const timer = setTimeout(() => this.flush(), this.maxDelayMs);
-      this.cancelFlush = () => clearTimeout(timer);
-    } else {
-      const immediate = setImmediate(() => this.flush());
-      this.cancelFlush = () => clearImmediate(immediate);
-    }
-  }
-
-  /**
-   * Sends the next batch to the writer, unless one is being committed (its reply sends the next).
-   * Seqs are assigned here, in queue order.
-   */
-  private flush(): void {
-    this.cancelFlush?.();
-    this.cancelFlush = undefined;
-    if (this.inflight || this.broken) return;
-    const soft = this.soft;
-    if (this.queue.length === 0 && soft.empty) {
-      this.idle?.();
-      return;
-    }
-    let items = this.queue;
-    if (items.length > this.maxSize) {
-      items = this.queue.slice(0, this.maxSize);
-      this.queue = this.queue.slice(this.maxSize);
-    } else this.queue = [];
-    this.soft = new SoftWrites();
-
-    const rollback = new Map<string, number>();
-    const results: InFlight['results'] = new Array(items.length);
-    const writes: PublishWrites = [];
-    const ops: WriteBatch['ops'] = [];
-    let publishes = 0;
-    let durable = false;
-    for (let i = 0; i < items.length; i++) {
-      const { publish, op } = items[i]!;
-      if (publish) {
-        const refused = this.limits.refusal(
-          publish,
-          (stream) => this.peekHead(stream),
-          (stream) => this.cursorOn(stream),
-        );
-        if (refused) {
-          results[i] = refused;
-          continue;
-        }
-        this.limits.capUnfollowed(publish);
-        results[i] = this.assign(publish, rollback, writes);
-        this.limits.appended(publish);
-        publishes++;
-        durable = true;
-        continue;
-      }
-      const write = op.op;
-      if (write.k === 'subscribe') write.head = this.nextHead(`t:${write.topic}`, rollback, false);
-      else if (write.k === 'deleteDevice') write.head = this.nextHead(`d:${write.id}`, rollback, false);
-      if (write.k !== 'barrier') durable = true;
-      ops.push([publishes, write]);
-    }
-    const acks: WriteBatch['acks'] = [];
-    for (const [device, streams] of soft.acks) {
-      for (const [stream, seq] of streams) acks.push([device, stream, seq]);
-    }
-    const batch: WriteBatch = {
-      n: ++this.batchNo,
-      durable,
-      now: this.clock(),
-      publishes: writes,
-      ops,
-      acks,
-      touches: [...soft.touches],
-    };
-    this.inflight = { items, results, rollback, soft, publishes, started: performance.now() };
-    this.counters.writes++;
-    this.writer.ref();
-    this.writer.postMessage(batch);
-  }
-
-  /** Gives a publish its seqs (one past each stream's head), adds it to `writes`, returns its result. */
-  private assign(item: QueuedPublish, rollback: Map<string, number>, writes: PublishWrites): PublishResult {
-    const count = item.entries.length;
-    const appended: StoredEntry[] = new Array(count);
-    const entries: PublishRecord['entries'] = new Array(count);
-    const ts = item.entries[0]?.ts ?? this.clock();
-    let exp = item.entries[0]?.exp ?? ts;
-    for (const entry of item.entries) if (entry.exp > exp) exp = entry.exp;
-    writes.push(item.id, ts, exp, count);
-    for (let i = 0; i < count; i++) {
-      const entry = item.entries[i]!;
-      const row = item.rows[i]!;
-      const prevSeq = this.nextHead(entry.stream, rollback, true);
-      const seq = prevSeq + 1;
-      writes.push(
-        row.stream,
-        seq,
-        row.id,
-        row.data,
-        row.notification,
-        row.urgency,
-        row.collapse_key,
-        row.ts,
-        row.exp,
-      );
-      appended[i] = { ...entry, seq, prevSeq };
-      entries[i] = { stream: entry.stream, seq };
-    }
-    return { record: { id: item.id, entries, ts, exp }, duplicate: false, appended };
-  }
-
-  /**
-   * The head of a stream as of the batch being formed; with `advance`, moves it one seq on. The
-   * first time a batch touches a stream, its head is noted in `rollback`.
-   */
-  private nextHead(stream: string, rollback: Map<string, number>, advance: boolean): number {
-    let head = this.heads.get(stream);
-    if (head === undefined) head = this.stmts.headOf.get({ stream }) ?? 0;
-    else this.heads.delete(stream); // re-inserted below: most recently used
-    if (!rollback.has(stream)) rollback.set(stream, head);
-    this.heads.set(stream, advance ? head + 1 : head);
-    return head;
-  }
-
-  /** The writer reported a batch: settles its promises and sends the next one. */
-  private settle(reply: WriteReply): void {
-    const batch = this.inflight;
-    if (!batch) return;
-    this.inflight = undefined;
-    this.writer.unref();
-    if (!reply.ok) {
-      const error = new StoreError(reply.code, reply.message);
-      if (reply.code === 'STORE_IO') this.lastWriteError = error;
-      // Nothing of the batch was written and no later seq was handed out: put the heads back.
-      for (const [stream, head] of batch.rollback) this.heads.set(stream, head);
-      for (const { publish, op } of batch.items) (publish ?? op).reject(error);
-      batch.soft.reject(error);
-      this.flush();
-      return;
-    }
-    this.trimHeads();
-    const outcome = writeOutcome(batch, reply.results);
-    if (outcome !== undefined) this.lastWriteError = outcome === 'wrote' ? undefined : outcome;
-    this.counters.collapsed += reply.collapsed;
-    this.counters.expired += reply.expired;
-    if (batch.publishes > 0) {
-      const ms = performance.now() - batch.started;
-      this.counters.batches++;
-      this.counters.publishes += batch.publishes;
-      this.counters.lastBatchSize = batch.publishes;
-      this.counters.lastBatchMs = ms;
-      this.onBatch?.(batch.publishes, ms);
-    }
-    for (const [device, lastSeen] of batch.soft.touches) {
-      const cached = this.devices.get(device);
-      if (cached) this.devices.set(device, { ...cached, lastSeen });
-    }
-    // The next batch goes to the writer before the callers' continuations run; soft writes alone
-    // wait for their delay, so that a stream of acks or touches does not keep the writer busy.
-    if (this.queue.length > 0 || this.closed) this.flush();
-    else if (!this.soft.empty) this.schedule();
-    let next = 0;
-    for (let i = 0; i < batch.items.length; i++) {
-      const { publish, op } = batch.items[i]!;
-      if (publish) {
-        const result = batch.results[i]!;
-        if (result instanceof QuotaError) publish.reject(result);
-        else publish.resolve(result);
-        continue;
-      }
-      const result = reply.results[next++] as OpResult;
-      if (result.ok) op.resolve(result.value);
-      else if (result.quota) op.reject(new QuotaError(result.quota, result.message));
-      else op.reject(new StoreError(result.code, result.message));
-    }
-    batch.soft.resolve();
-  }
-
-  /** The writer died: whether the batch in flight was committed is unknown, so nothing more is written. */
-  private fail(error: StoreError): void {
-    this.broken ??= error;
-    const batch = this.inflight;
-    this.inflight = undefined;
-    const queue = this.queue;
-    this.queue = [];
-    const soft = this.soft;
-    this.soft = new SoftWrites();
-    for (const { publish, op } of [...(batch?.items ?? []), ...queue]) (publish ?? op).reject(this.broken);
-    batch?.soft.reject(this.broken);
-    soft.reject(this.broken);
-    this.idle?.();
-  }
-
-  // ── helpers ──────────────────────────────────────────────────────────────────────────────────
-
-  /** Head of a stream as of the batch being formed, without moving it. */
-  private peekHead(stream: string): number {
-    return this.heads.get(stream) ?? this.stmts.headOf.get({ stream }) ?? 0;
-  }
-
-  /** A device's acknowledged cursor on its own stream `d:ID`, pending acks included. */
-  private cursorOn(stream: string): number {
-    const device = stream.slice(2);
-    return Math.max(this.stmts.cursorOf.get(device, stream) ?? 0, this.pendingAck(device, stream));
-  }
-
-  /** A device's acknowledged cursor on a stream not yet written. */
-  private pendingAck(deviceId: string, stream: string): number {
-    return Math.max(
-      this.soft.acks.get(deviceId)?.get(stream) ?? 0,
-      this.inflight?.soft.acks.get(deviceId)?.get(stream) ?? 0,
-    );
-  }
-
-  /** Head of a stream, from the cache or the database. */
-  private headOf(stream: string): number {
-    const cached = this.heads.get(stream);
-    if (cached !== undefined) return cached;
-    const head = this.stmts.headOf.get({ stream }) ?? 0;
-    this.heads.set(stream, head);
-    if (!this.inflight) this.trimHeads();
-    return head;
-  }
-
-  /** Keeps the head cache to its size; only while no batch is in flight (its heads must stay). */
-  private trimHeads(): void {
-    while (this.heads.size > this.headCacheSize) {
-      const oldest = this.heads.keys().next().value;
-      if (oldest === undefined) return;
-      this.heads.delete(oldest);
-    }
+    return this.writes.write(op);
   }
 
   private assertOpen(): void {

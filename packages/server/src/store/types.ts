@@ -115,6 +115,23 @@ export interface EntryFate {
   subscribers?: { atOrPast: number; behind: number };
 }
 
+/** Group-commit counters of an engine that batches writes, for metrics. */
+export interface StoreStats {
+  /** Commits that carried at least one publish (each cost one fsync). */
+  batches: number;
+  /** Publishes committed, duplicates included. */
+  publishes: number;
+  /** Batches sent to the writer, with or without publishes (acks and touches alone too). */
+  writes: number;
+  lastBatchSize: number;
+  /** Time from sending the last batch to the writer until its commit was reported back. */
+  lastBatchMs: number;
+  /** Stream entries marked collapsed by a newer entry with the same key. */
+  collapsed: number;
+  /** Entries the sweep removed past their expiry (acknowledged device entries are not counted). */
+  expired: number;
+}
+
 /**
  * Durable state of a Pushwire node. Every method is async so that networked engines (Redis) fit;
  * the embedded SQLite engine batches writes so one fsync covers many publishes.
@@ -195,9 +212,13 @@ export interface Store {
   /** Optional: APNs/FCM wake tokens of devices (wake-ups off without it). */
   readonly wakeTokens?: WakeTokenStore;
   /**
-   * Optional: where this engine keeps Web Push subscriptions (the server's default registry). The
-   * SQLite store keeps them in its own file without this field; an engine with neither turns Web Push off.
+   * Where this engine keeps Web Push subscriptions (the server's default registry): every built-in
+   * engine has one; a store without it turns Web Push off unless a registry is given.
    */
   readonly webPushRegistry?: WebPushRegistry;
+  /** Optional (metrics, `GET /v1/stats`): the engine's write counters. */
+  stats?(): StoreStats;
+  /** Optional (metrics): called after each commit that carried publishes, with its size and duration. */
+  onBatch?: ((publishes: number, ms: number) => void) | undefined;
   close(): Promise<void>;
 }
