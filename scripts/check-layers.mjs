@@ -45,14 +45,8 @@ const PACKAGE_DEPS = {
  * are gone: an entry that no longer matches an import fails the check, so it cannot go stale.
  */
 export const ALLOWED = [
-  // bus/ reads stream names through core/streams.ts; they come from @pushwire/protocol instead
-  // once the store/bus split lands.
-  'bus/redis.ts -> core/streams.ts',
-  'bus/postgres.ts -> core/streams.ts',
-  // The store names the Web Push registry's types from webpush/; they move into the Store
-  // interface (engine capabilities) in the store/bus split.
-  'store/types.ts -> webpush/registry.ts',
-  'store/redis-webpush.ts -> webpush/registry.ts',
+  // Empty: every known wrong-way import is gone. Add an entry (`from -> to`, with a comment saying
+  // when it goes) only for a move that lands in steps.
 ];
 
 const IMPORT_RE =

@@ -1,5 +1,5 @@
-import type { WebPushRegistry, WebPushSubscriptionRecord } from '../webpush/registry.js';
 import type { PostgresStore } from './postgres.js';
+import type { WebPushRegistry, WebPushSubscriptionRecord } from './webpush-registry.js';
 
 interface Row {
   id: string;

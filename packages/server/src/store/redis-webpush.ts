@@ -1,7 +1,7 @@
-import type { WebPushRegistry, WebPushSubscriptionRecord } from '../webpush/registry.js';
 import { StoreError } from './errors.js';
 import type { RedisClient } from './redis-client.js';
 import type { RedisKeys } from './redis-keys.js';
+import type { WebPushRegistry, WebPushSubscriptionRecord } from './webpush-registry.js';
 
 /**
  * KEYS: device's Web Push hash. ARGV: subId, revokedAt. Sets `r:<subId>` unless already set; returns

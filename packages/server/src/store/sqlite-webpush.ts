@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { WebPushRegistry, WebPushSubscriptionRecord } from '../webpush/registry.js';
 import type { SqliteStore } from './sqlite.js';
+import type { WebPushRegistry, WebPushSubscriptionRecord } from './webpush-registry.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS webpush_subscriptions (

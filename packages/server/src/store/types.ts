@@ -1,7 +1,7 @@
 import type { NotificationFields, Urgency } from '@pushwire/protocol';
-import type { WebPushRegistry } from '../webpush/registry.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { WakeTokenStore } from './wake-tokens.js';
+import type { WebPushRegistry } from './webpush-registry.js';
 
 /** A registered device. The token itself is never stored, only its SHA-256 hash. */
 export interface DeviceRecord {
