@@ -12,6 +12,7 @@ import {
 } from '../store/postgres-conn.js';
 import { migratePostgres } from '../store/postgres-schema.js';
 import type { StoredEntry } from '../store/types.js';
+import { CatchUp } from './catch-up.js';
 import { PgChannels, packCommand, parsePgMessage } from './postgres-codec.js';
 import { PostgresPresence } from './postgres-presence.js';
 import { PgSender } from './postgres-sender.js';
@@ -28,8 +29,6 @@ export interface PostgresBusOptions extends PostgresConnectionOptions {
 }
 
 /** After a resync that could not read the store, try again this much later, this many times. */
-const RETRY_MS = 1000;
-const MAX_RETRIES = 30;
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** Interval of the listening connection's liveness check. */
 const PING_MS = 5000;
@@ -75,8 +74,11 @@ export class PostgresBus implements Bus {
   private listener: pg.Client | undefined;
   private listening = false;
   private reconnecting = false;
-  private resyncing: Promise<void> | undefined;
-  private resyncAgain = false;
+  private readonly catchUp = new CatchUp(
+    () => this.sink,
+    () => this.closed,
+    () => this.counters.resyncs++,
+  );
   private closed = false;
   private closing: Promise<void> | undefined;
   private up = true;
@@ -322,23 +324,7 @@ export class PostgresBus implements Bus {
 
   /** Catches every local session up from the store; while the store cannot be read, retries shortly. */
   private resync(): void {
-    if (this.closed || !this.sink) return;
-    if (this.resyncing) {
-      this.resyncAgain = true;
-      return;
-    }
-    const sink = this.sink;
-    this.resyncing = (async () => {
-      for (let tries = 0; tries <= MAX_RETRIES && !this.closed; tries++) {
-        this.resyncAgain = false;
-        this.counters.resyncs++;
-        const failed = await sink.resync().catch(() => 1);
-        if (failed === 0 && !this.resyncAgain) return;
-        if (failed > 0) await sleep(RETRY_MS);
-      }
-    })().finally(() => {
-      this.resyncing = undefined;
-    });
+    this.catchUp.request();
   }
 
   /** A listener that stopped answering is dropped and reconnected (and so listens again, resyncs). */

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { toRedisStoreError } from '../store/redis-client.js';
 import { redact, serverVersion, subscriberConnection } from '../store/redis-connection.js';
 import type { StoredEntry } from '../store/types.js';
+import { CatchUp } from './catch-up.js';
 import { holderOf, Presence } from './presence.js';
 import { BusKeys, type BusMessage, type BusRedis, busConnection, parseMessage } from './redis-conn.js';
 import type { Bus, BusSink, DeviceCommand } from './types.js';
@@ -34,9 +35,8 @@ const MAX_BACKLOG = 10_000;
 const MAX_TRIES = 5;
 /** Channels subscribed per round trip when subscriptions are restored. */
 const CHUNK = 500;
-/** After a resync that could not read the store, try again this much later, this many times. */
+/** A routing job that failed while Redis was reachable (a timeout) is retried this much later. */
 const RETRY_MS = 1000;
-const MAX_RETRIES = 30;
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** Interval of the subscriber connection's liveness ping. */
 const PING_MS = 5000;
@@ -86,8 +86,11 @@ export class RedisBus implements Bus {
   private readonly backlog: { job: () => Promise<void>; tries: number }[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
-  private resyncing: Promise<void> | undefined;
-  private resyncAgain = false;
+  private readonly catchUp = new CatchUp(
+    () => this.sink,
+    () => this.closed,
+    () => this.counters.resyncs++,
+  );
   private closed = false;
   private closing: Promise<void> | undefined;
   /** The subscriber was up since the last time a loss was logged. */
@@ -335,23 +338,7 @@ export class RedisBus implements Bus {
 
   /** Catches every local session up from the store; while the store cannot be read, retries shortly. */
   private resync(): void {
-    if (this.closed || !this.sink) return;
-    if (this.resyncing) {
-      this.resyncAgain = true;
-      return;
-    }
-    const sink = this.sink;
-    this.resyncing = (async () => {
-      for (let tries = 0; tries <= MAX_RETRIES && !this.closed; tries++) {
-        this.resyncAgain = false;
-        this.counters.resyncs++;
-        const failed = await sink.resync().catch(() => 1);
-        if (failed === 0 && !this.resyncAgain) return;
-        if (failed > 0) await sleep(RETRY_MS);
-      }
-    })().finally(() => {
-      this.resyncing = undefined;
-    });
+    this.catchUp.request();
   }
 
   /** A subscriber connection that stopped answering is reconnected (and so resubscribed, resynced). */
