@@ -1,25 +1,6 @@
 import type { PostgresStore } from './postgres.js';
+import { fromWebPushRow as fromRow, type WebPushRow as Row } from './rows.js';
 import type { WebPushRegistry, WebPushSubscriptionRecord } from './webpush-registry.js';
-
-interface Row {
-  id: string;
-  device_id: string;
-  capability_hash: string;
-  application_server_key: string | null;
-  topic_key: string;
-  created_at: number;
-  revoked_at: number | null;
-}
-
-const fromRow = (r: Row): WebPushSubscriptionRecord => ({
-  id: r.id,
-  deviceId: r.device_id,
-  capabilityHash: r.capability_hash,
-  topicKey: r.topic_key,
-  createdAt: r.created_at,
-  ...(r.application_server_key !== null && { applicationServerKey: r.application_server_key }),
-  ...(r.revoked_at !== null && { revokedAt: r.revoked_at }),
-});
 
 /**
  * The Web Push registry on PostgreSQL: the `webpush_subscriptions` table of a {@link PostgresStore}'s

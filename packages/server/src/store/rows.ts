@@ -2,6 +2,7 @@ import type { NotificationFields, Urgency } from '@pushwire/protocol';
 import { StoreError } from './errors.js';
 import type { DeviceRow, EntryRow, PublishRow } from './schema.js';
 import type { DeviceRecord, NewEntry, PublishRecord, StoredEntry } from './types.js';
+import type { WebPushSubscriptionRecord } from './webpush-registry.js';
 
 /** Mapping between the store's records and SQLite rows (payloads are JSON in TEXT columns). */
 
@@ -85,3 +86,25 @@ export function parsePatterns(text: string): string[] {
     return [];
   }
 }
+
+/** A Web Push subscription as the SQL engines store it (table `webpush_subscriptions`). */
+export interface WebPushRow {
+  id: string;
+  device_id: string;
+  capability_hash: string;
+  application_server_key: string | null;
+  topic_key: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+/** The registry's record of a stored subscription row. */
+export const fromWebPushRow = (r: WebPushRow): WebPushSubscriptionRecord => ({
+  id: r.id,
+  deviceId: r.device_id,
+  capabilityHash: r.capability_hash,
+  topicKey: r.topic_key,
+  createdAt: r.created_at,
+  ...(r.application_server_key !== null && { applicationServerKey: r.application_server_key }),
+  ...(r.revoked_at !== null && { revokedAt: r.revoked_at }),
+});

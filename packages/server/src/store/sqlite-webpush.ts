@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { fromWebPushRow as fromRow, type WebPushRow as Row } from './rows.js';
 import type { SqliteStore } from './sqlite.js';
 import type { WebPushRegistry, WebPushSubscriptionRecord } from './webpush-registry.js';
 
@@ -14,26 +15,6 @@ const SCHEMA = `
   ) STRICT;
   CREATE INDEX IF NOT EXISTS webpush_subscriptions_by_device ON webpush_subscriptions (device_id);
 `;
-
-interface Row {
-  id: string;
-  device_id: string;
-  capability_hash: string;
-  application_server_key: string | null;
-  topic_key: string;
-  created_at: number;
-  revoked_at: number | null;
-}
-
-const fromRow = (r: Row): WebPushSubscriptionRecord => ({
-  id: r.id,
-  deviceId: r.device_id,
-  capabilityHash: r.capability_hash,
-  topicKey: r.topic_key,
-  createdAt: r.created_at,
-  ...(r.application_server_key !== null && { applicationServerKey: r.application_server_key }),
-  ...(r.revoked_at !== null && { revokedAt: r.revoked_at }),
-});
 
 /** Runs a synchronous write in a durable transaction. */
 type Transact = <T>(fn: () => T) => T;
