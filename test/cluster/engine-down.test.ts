@@ -28,8 +28,16 @@ describe.each(CLUSTER_ENGINES)('cluster on %s: the engine down', (engine) => {
     await until(() => apps[1]!.seen.has([first.body.id]), 5000, 'delivery before the outage');
 
     await c.engine.kill();
-    // PostgreSQL's backends outlive their postmaster by a few milliseconds (and may still commit).
-    if (engine === 'postgres') await sleep(500);
+    // PostgreSQL's backends outlive their postmaster by a few milliseconds (and may still commit):
+    // wait on the state itself, each node refusing a publish, rather than a fixed 500 ms.
+    for (const url of urls) {
+      await until(
+        async () =>
+          (await http(url, 'POST', '/v1/messages', { to: { device: creds[0]!.deviceId } })).status === 503,
+        10_000,
+        `${url} refusing publishes`,
+      );
+    }
     // Every node answers publishes with 503 and a JSON body, quickly, not after a long hang.
     const latencies: number[] = [];
     for (const url of urls) {
