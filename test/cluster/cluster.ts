@@ -3,7 +3,7 @@ import { createClient, memoryStorage, type PushwireClient } from '@pushwire/clie
 import { Collector } from '../helpers/collector.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { type RedisOptions, startRedis } from '../helpers/redis.js';
-import { http, sleep, spawnServer, tempDir } from '../helpers/server.js';
+import { http, sleep, spawnServer, tempDir, until } from '../helpers/server.js';
 
 /** The shared engines a cluster runs on: the tests that kill nodes or the engine run on each. */
 export type EngineKind = 'redis' | 'postgres';
@@ -157,3 +157,32 @@ export async function publishUntilAccepted(
 
 /** Picks one element at random. */
 export const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+
+/**
+ * Barrier for "nothing more arrived": a marker (id `mk-…`) on each app's own stream and on each
+ * given topic, published after everything else; streams are delivered in order, so once every app
+ * has the markers of its streams, any extra copy on them has arrived before. Resolves with the
+ * marker ids (a {@link tally} on the sent ids leaves them out).
+ */
+export async function markStreams(
+  urls: () => string[],
+  apps: readonly App[],
+  topics: Record<string, readonly App[]> = {},
+  timeoutMs = 30_000,
+): Promise<Set<string>> {
+  const want = new Map<App, string[]>(apps.map((a) => [a, [`mk-${a.deviceId}`]]));
+  const marks: { id: string; to: Record<string, string> }[] = apps.map((a) => ({
+    id: `mk-${a.deviceId}`,
+    to: { device: a.deviceId },
+  }));
+  for (const [topic, followers] of Object.entries(topics)) {
+    marks.push({ id: `mk-t-${topic}`, to: { topic } });
+    for (const a of followers) want.get(a)?.push(`mk-t-${topic}`);
+  }
+  for (const m of marks) {
+    const r = await publishUntilAccepted(urls, { ...m, data: { marker: true } });
+    if (!r.accepted) throw new Error(`marker ${m.id} not accepted: ${r.statuses.join(',')}`);
+  }
+  await until(() => apps.every((a) => a.seen.has(want.get(a)!)), timeoutMs, 'every marker');
+  return new Set(marks.map((m) => m.id));
+}

@@ -5,6 +5,7 @@ import {
   type App,
   CLUSTER_ENGINES,
   type Cluster,
+  markStreams,
   openApp,
   pick,
   publishUntilAccepted,
@@ -83,7 +84,8 @@ describe.each(CLUSTER_ENGINES)('cluster on %s: the engine killed (SIGKILL) and r
       });
       throw err;
     });
-    await sleep(300);
+    // Barrier, not a sleep: markers on every device's stream and on the topic, after everything.
+    await markStreams(() => urls, apps, { all: apps });
     let lost = 0;
     let duplicated = 0;
     let received = 0;

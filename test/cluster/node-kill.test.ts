@@ -5,6 +5,7 @@ import {
   type App,
   CLUSTER_ENGINES,
   type Cluster,
+  markStreams,
   openApp,
   pick,
   publishUntilAccepted,
@@ -81,7 +82,8 @@ describe.each(CLUSTER_ENGINES)('cluster on %s: kill -9 of a node under a steady 
       });
       throw err;
     });
-    await sleep(500);
+    // Barrier, not a sleep: markers on every device's stream and on the topic, through live nodes.
+    await markStreams(() => c.alive(), apps, { all: apps });
     for (const v of victims) {
       expect(v.client.state).toBe('open');
       expect(v.states.filter((s) => s === 'open').length).toBeGreaterThanOrEqual(2);
