@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killSqliteWriter } from './helpers/fault.js';
 import { RawClient } from './helpers/raw-client.js';
 import { API_KEY, startServer } from './helpers/server.js';
 
@@ -295,8 +296,7 @@ describe('HTTP API when the SQLite writer thread dies', () => {
       expect((await s.server.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
 
       // Fault injection: the writer thread goes away (as on an uncaught error inside it).
-      const store = s.server.options.store as unknown as { writer: { terminate(): Promise<number> } };
-      await store.writer.terminate();
+      await killSqliteWriter(s.server.options.store);
 
       const refused = await publish();
       expect(refused.statusCode).toBe(503);

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { killSqliteWriter } from './helpers/fault.js';
 import { RawClient } from './helpers/raw-client.js';
 import { http, registerDevice, startServer, until } from './helpers/server.js';
 
@@ -98,9 +99,7 @@ describe('structured logs (pino)', () => {
       const seq = r.body.entries[0]!.seq;
       await c.next('msg');
       // Fault injection: the store's writer thread goes away; every ack now fails.
-      await (
-        s.server.options.store as unknown as { writer: { terminate(): Promise<number> } }
-      ).writer.terminate();
+      await killSqliteWriter(s.server.options.store);
       for (let i = 0; i < 50; i++) {
         c.send(JSON.stringify({ t: 'ack', acks: { [`d:${device.deviceId}`]: seq } }));
         c.send(JSON.stringify({ t: 'ping' }));
