@@ -175,7 +175,9 @@ export function cliCommand(): string {
     return 'npx pushwire';
   }
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
+    // npm scripts (`npm start`) put node_modules/.bin on PATH for themselves only: a pushwire found
+    // there is not one the user's other terminals have.
+    if (!dir || /[\\/]node_modules[\\/]\.bin$/.test(dir)) continue;
     try {
       if (realpathSync(join(dir, 'pushwire')) === self) return 'pushwire';
     } catch {}
