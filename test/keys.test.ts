@@ -8,6 +8,36 @@ describe('scoped API keys (HTTP, SQLite)', () => {
   beforeAll(async () => {
     s = await startServer({ registerRate: 1, registerBurst: 3 });
   });
+
+  it("a token that is not of a key's shape is refused without a store read", async () => {
+    const keys = s.server.options.store.apiKeys!;
+    const byHash = keys.byHash.bind(keys);
+    let reads = 0;
+    keys.byHash = (h) => {
+      reads++;
+      return byHash(h);
+    };
+    try {
+      for (const bad of ['x', 'pw_nope', `pwk_${'a'.repeat(42)}`, 'a'.repeat(5000)]) {
+        const r = await fetch(`${s.url}/v1/devices`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${bad}`, 'content-type': 'application/json' },
+          body: '{}',
+        });
+        expect(r.status, bad.slice(0, 20)).toBe(401);
+      }
+      expect(reads).toBe(0);
+      const shaped = await fetch(`${s.url}/v1/devices`, {
+        method: 'POST',
+        headers: { authorization: `Bearer pwk_${'a'.repeat(43)}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(shaped.status).toBe(401); // unknown, after one lookup
+      expect(reads).toBe(1);
+    } finally {
+      keys.byHash = byHash;
+    }
+  });
   afterAll(() => s.stop());
 
   const req = (
