@@ -59,8 +59,8 @@ describe('the pushwire command line', () => {
 
   it('serve prints the URL and the listen/publish commands to paste, never a key given by flag', () => {
     expect(server.output()).toContain(`--server ${server.url} --state`);
-    expect(server.output()).toMatch(/pushwire listen .*--state/);
-    expect(server.output()).toMatch(/pushwire publish .*--title/);
+    expect(server.output()).toMatch(/pushwire(\.js)? listen .*--state/);
+    expect(server.output()).toMatch(/pushwire(\.js)? publish .*--title/);
     expect(server.output()).toContain('from --api-key / PUSHWIRE_API_KEY (not shown)');
     expect(server.output()).not.toContain(API_KEY);
   });
