@@ -66,22 +66,24 @@ export async function appendEntry(
     ...entryFields(row),
   )) as [number, number, number, number];
   const [seq, appended, generation, fresh] = reply;
-  if (seq === -1) {
-    throw new QuotaError(
-      'DEVICE_BACKLOG_FULL',
-      `the device has ${appended} undelivered messages; the limit is ${limits?.maxPending}`,
-    );
-  }
-  if (seq === -2) {
-    throw new QuotaError(
-      'DEVICE_BACKLOG_FULL',
-      `the device's undelivered messages would take ${appended} bytes; the limit is ${limits?.maxPendingBytes}`,
-    );
-  }
+  if (seq < 0) throw backlogError(seq, appended, limits);
   // A stream that just became non-empty enters the sweep registry; a retry re-enters it too, in
   // case the first writer died before doing so.
   if (generation > 0 && (fresh === 1 || appended === 0)) {
     await redis.zadd(keys.registryOf(row.stream), generation, row.stream);
   }
   return { stream: row.stream, seq, appended: appended === 1 };
+}
+
+/** The error of a refused append: `status` -1 (entries, `n` pending) or -2 (bytes, `n` bytes). */
+export function backlogError(status: number, n: number, limits?: PublishLimits): QuotaError {
+  return status === -1
+    ? new QuotaError(
+        'DEVICE_BACKLOG_FULL',
+        `the device has ${n} undelivered messages; the limit is ${limits?.maxPending}`,
+      )
+    : new QuotaError(
+        'DEVICE_BACKLOG_FULL',
+        `the device's undelivered messages would take ${n} bytes; the limit is ${limits?.maxPendingBytes}`,
+      );
 }

@@ -15,7 +15,7 @@ export interface RedisConnectionOptions {
 }
 
 /** Lua scripts defined as commands on a connection (ioredis `scripts`). */
-export type RedisScripts = Record<string, { numberOfKeys: number; lua: string }>;
+export type RedisScripts = Record<string, { numberOfKeys?: number; lua: string }>;
 
 const retry = (times: number) => Math.min(times * 100, 1000);
 

@@ -5,8 +5,11 @@
  * Scripts write nothing before the last check that can fail, since Redis does not roll a script back.
  */
 
+import { append, publish, SIZE_OF } from './redis-lua-append.js';
+
 export interface ScriptDef {
-  numberOfKeys: number;
+  /** Absent: the key count is passed as the first argument (a script over a variable number of keys). */
+  numberOfKeys?: number;
   lua: string;
 }
 
@@ -21,76 +24,6 @@ local v = redis.call('GET', KEYS[1])
 if v then return v end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false`,
-};
-
-/** Lua: payload bytes (data and notification fields) of a stream entry's field list. */
-const SIZE_OF = `
-local function sizeOf(f)
-  local n = 0
-  for i = 1, #f, 2 do
-    if f[i] == 'd' or f[i] == 'n' then n = n + #f[i + 1] end
-  end
-  return n
-end`;
-
-/**
- * Appends one entry to one stream, once per publish id, collapsing older entries with its collapse key.
- * The meta hash keeps `b`, the payload bytes of the entries stored (for the backlog bound).
- * KEYS = meta, entries, collapse index, expiry index, marker, device cursors (a device stream's own;
- * any key of the slot otherwise).
- * ARGV = retention ms, exp, ts, collapse key ('' for none), own-stream cursor field ('' when not a
- * device stream), max pending entries (0: none), max pending bytes (0: none), this entry's payload
- * bytes, then field/value pairs of the entry.
- * Returns {seq, appended (1) or already there (0), registration generation (0: none), fresh (1 when
- * the stream just entered the sweep registry)}; or {-1, pending entries} / {-2, pending bytes} when
- * the device's backlog is full (nothing written).
- */
-const append: ScriptDef = {
-  numberOfKeys: 6,
-  lua: `${SIZE_OF}
-local marker = redis.call('GET', KEYS[5])
-if marker then
-  return {tonumber(marker), 0, tonumber(redis.call('HGET', KEYS[1], 'r') or '0'), 0}
-end
-local head = tonumber(redis.call('HGET', KEYS[1], 'h') or '0')
-if ARGV[5] ~= '' and head > 0 then
-  -- Backlog: head minus the higher of the acked cursor and the seq before the oldest stored entry,
-  -- at most the entries stored.
-  local base = tonumber(redis.call('HGET', KEYS[6], ARGV[5]) or '0')
-  if base < head then
-    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
-    local stored = head
-    if #first > 0 then stored = tonumber(string.match(first[1][1], '^(%d+)')) - 1 end
-    base = math.max(base, math.min(stored, head))
-  end
-  -- Both are upper bounds: head − base counts the holes collapse left, XLEN acked entries not swept yet.
-  local pending = math.min(head - base, redis.call('XLEN', KEYS[2]))
-  if tonumber(ARGV[6]) > 0 and pending >= tonumber(ARGV[6]) then return {-1, pending} end
-  local bytes = tonumber(redis.call('HGET', KEYS[1], 'b') or '0') + tonumber(ARGV[8])
-  if tonumber(ARGV[7]) > 0 and pending > 0 and bytes > tonumber(ARGV[7]) then return {-2, bytes} end
-end
-local seq = head + 1
-redis.call('XADD', KEYS[2], seq .. '-0', 'p', seq - 1, 'x', ARGV[2], 't', ARGV[3], unpack(ARGV, 9, #ARGV))
-redis.call('HSET', KEYS[1], 'h', seq)
-if ARGV[8] ~= '0' then redis.call('HINCRBY', KEYS[1], 'b', ARGV[8]) end
-redis.call('ZADD', KEYS[4], ARGV[2], seq)
-if ARGV[4] ~= '' then
-  local old = redis.call('HGET', KEYS[3], ARGV[4])
-  if old then
-    local e = redis.call('XRANGE', KEYS[2], old .. '-0', old .. '-0')
-    local size = #e > 0 and sizeOf(e[1][2]) or 0
-    if size > 0 then redis.call('HINCRBY', KEYS[1], 'b', 0 - size) end
-    if redis.call('XDEL', KEYS[2], old .. '-0') > 0 then redis.call('HINCRBY', KEYS[1], 'c', 1) end
-    redis.call('ZREM', KEYS[4], old)
-  end
-  redis.call('HSET', KEYS[3], ARGV[4], seq)
-end
-redis.call('SET', KEYS[5], seq, 'PX', ARGV[1])
-local reg = redis.call('HGET', KEYS[1], 'r')
-if reg then return {seq, 1, tonumber(reg), 0} end
-reg = redis.call('HINCRBY', KEYS[1], 'g', 1)
-redis.call('HSET', KEYS[1], 'r', reg)
-return {seq, 1, reg, 1}`,
 };
 
 /** Shared loop of read and count: walks entries after ARGV[1] (an exclusive XRANGE start). */
@@ -266,6 +199,7 @@ return 0`,
 export const SCRIPTS = {
   pwClaim: claim,
   pwAppend: append,
+  pwPublish: publish,
   pwRead: read,
   pwCount: count,
   pwSweep: sweep,

@@ -6,7 +6,7 @@ import { fromEntryRow, toEntryRow } from './rows.js';
 import type { PublishBatchItem, PublishLimits, PublishResult, StoredEntry } from './types.js';
 
 /**
- * A publish on the Redis store (see the atomicity notes in redis.ts): claims the id,
+ * A publish on Redis Cluster, across slots (see the atomicity notes in redis.ts): claims the id,
  * appends to each stream idempotently, then marks the record done; a duplicate gets the first
  * record, or completes the first writer's publish when it is still pending.
  */
@@ -34,8 +34,18 @@ export async function publishOn(
   }
   const stored = parseStored(String(prior));
   if (stored.s === 'd') return { record: recordOf(stored, stored.entries), duplicate: true, appended: [] };
-  // The first writer is still at it, or died mid-way: finish its publish, idempotently.
-  const done = await complete(redis, keys, retentionMs, stored, item.limits);
+  return completePending(redis, keys, retentionMs, stored, item.limits);
+}
+
+/** Finishes a pending publish (the first writer is still at it, or died mid-way), idempotently. */
+export async function completePending(
+  redis: RedisClient,
+  keys: RedisKeys,
+  retentionMs: number,
+  stored: Extract<StoredPublish, { s: 'p' }>,
+  limits?: PublishLimits,
+): Promise<PublishResult> {
+  const done = await complete(redis, keys, retentionMs, stored, limits);
   const appended = done.flatMap((a, i) =>
     a.appended ? [fromEntryRow({ ...stored.rows[i]!, seq: a.seq, prev_seq: a.seq - 1 })] : [],
   );

@@ -1,4 +1,5 @@
 import { deviceStream, topicStream } from '@pushwire/protocol';
+import { Cluster } from 'ioredis';
 import { QuotaError, StoreError } from './errors.js';
 import {
   checkVersion,
@@ -14,6 +15,7 @@ import { listFollowers } from './redis-followers.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisApiKeys } from './redis-keys-store.js';
 import { publishOn } from './redis-publish.js';
+import { publishInOneCall } from './redis-publish-script.js';
 import { sweepRegistry } from './redis-sweep.js';
 import { RedisWakeTokens } from './redis-wake.js';
 import { RedisWebPushRegistry } from './redis-webpush.js';
@@ -63,14 +65,21 @@ return 1`;
  * in the stream's slot; a device's hash, cursors and topics share the slot of its own stream.
  *
  * Atomicity. Appending to one stream (head, entry, collapse, idempotency marker) is one Lua script:
- * atomic. A publish to several streams (a user's devices) touches several slots, so it runs as:
+ * atomic. On one Redis server, a whole publish is one script too (`pwPublish`, see
+ * redis-publish-script.ts): the id's record, every stream's entry, the sweep registry, all or
+ * nothing; a node killed before Redis ran it wrote nothing, after it everything, so its retry is a
+ * fresh publish or a duplicate. Concurrent publishes share round trips (ioredis auto-pipelining):
+ * a publish costs one script call, and a batch of them about one round trip.
+ * On Redis Cluster, a publish to several streams (a user's devices) touches several slots, so it
+ * runs as:
  * 1. claim the id: its record is created "pending", holding the entries (first writer wins);
  * 2. one append script per stream, each idempotent through a per-(id, stream) marker;
  * 3. the record is rewritten "done" with the seqs; only then does `publish` resolve.
  * A publish with an id whose record is pending (a concurrent publish, or one whose node died
  * mid-way) completes it with the first writer's entries, so retrying a failed publish finishes it:
  * every stream gets the message exactly once. Without a retry, a publish cut off by a crash may
- * have reached some of its streams only; it was never acknowledged to its publisher.
+ * have reached some of its streams only; it was never acknowledged to its publisher. (The one-call
+ * path finishes such a pending record the same way, should a node of an older version leave one.)
  *
  * Durability: `publish` resolves once Redis has executed the writes. What survives a Redis crash
  * is the operator's choice: AOF with `appendfsync always` keeps every acknowledged publish,
@@ -78,10 +87,11 @@ return 1`;
  * {@link RedisStore.checkDurability}.
  *
  * Sweep: streams that hold entries are listed in a registry sharded over 16 keys. The append that
- * makes a stream non-empty lists it (after the append, before `publish` resolves); the sweep that
- * empties it unlists it, guarded by a generation number so a concurrent append is never unlisted.
- * A node killed between the two leaves that stream unswept (its expired entries are never read,
- * they only take memory) until the publish is retried. Collapsed and acknowledged entries are
+ * makes a stream non-empty lists it (in the same script on one server; on Cluster after the append,
+ * before `publish` resolves); the sweep that empties it unlists it, guarded by a generation number
+ * so a concurrent append is never unlisted. On Cluster, a node killed between the two leaves that
+ * stream unswept (its expired entries are never read, they only take memory) until the publish is
+ * retried. Collapsed and acknowledged entries are
  * removed lazily by the sweep, as in SQLite, so that it reports them.
  *
  * Failures: when Redis cannot be reached, operations reject within `commandTimeoutMs` (at once
@@ -317,7 +327,8 @@ export class RedisStore implements Store {
   // ── streams ──────────────────────────────────────────────────────────────────────────────────
 
   publish(item: PublishBatchItem): Promise<PublishResult> {
-    return this.run('publish', () => publishOn(this.redis, this.keys, this.retentionMs, this.clock, item));
+    const via = this.redis instanceof Cluster ? publishOn : publishInOneCall;
+    return this.run('publish', () => via(this.redis, this.keys, this.retentionMs, this.clock, item));
   }
 
   getPublish(id: string): Promise<PublishRecord | undefined> {
