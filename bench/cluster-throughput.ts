@@ -10,6 +10,10 @@
  * process (one clock). Two phases per setup:
  *   1. fixed rate (`--rate`/s, open loop): latency percentiles at a load every setup sustains;
  *   2. saturation (`--concurrency` publishes in flight, closed loop): the throughput ceiling.
+ * For Redis setups it also counts, per accepted publish, what Redis served (INFO before and after
+ * each phase): read events (≈ round trips: a pipeline arrives in one read, up to 16 KB), script
+ * calls, and commands (script-internal ones included). Those include the bus, acks and deliveries'
+ * reads; unlike the throughput, they hardly depend on the load.
  * Everything shares the machine (nodes, Redis, this generator): read the figures as relative.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -18,6 +22,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SUBPROTOCOL } from '@pushwire/protocol';
+import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { type PostgresServer, startPostgres } from '../test/helpers/postgres.js';
 import { type RedisServer, startRedis } from '../test/helpers/redis.js';
@@ -178,7 +183,25 @@ interface PhaseResult {
   p99: number;
 }
 
-type Measured = PhaseResult & { cpuNodesUs: number; cpuRedisUs: number };
+/** What Redis served per accepted publish in one phase (see the file comment). */
+interface RedisServed {
+  readsPerMsg: number;
+  scriptsPerMsg: number;
+  commandsPerMsg: number;
+}
+
+type Measured = PhaseResult & { cpuNodesUs: number; cpuRedisUs: number; redis?: RedisServed };
+
+/** Redis's counters: read events, script calls (EVALSHA + EVAL), commands. */
+async function redisCounters(raw: Redis): Promise<[number, number, number]> {
+  const info = await raw.info('all');
+  const num = (re: RegExp) => Number(re.exec(info)?.[1] ?? 0);
+  return [
+    num(/total_reads_processed:(\d+)/),
+    num(/cmdstat_evalsha:calls=(\d+)/) + num(/cmdstat_eval:calls=(\d+)/),
+    num(/total_commands_processed:(\d+)/),
+  ];
+}
 
 function summary(rx: Receiver, accepted: number, ms: number): PhaseResult {
   const sorted = [...rx.samples].sort((a, b) => a - b);
@@ -271,16 +294,29 @@ async function runSetup(name: string): Promise<Record<string, unknown>> {
     await settle(rx, 200);
     // CPU per delivered message (nodes together, Redis): robust to a machine shared with others.
     const pids = [...nodes.map((x) => x.proc.pid!), ...(redis ? [redis.proc.pid!] : [])];
-    const measure = async (phase: () => Promise<PhaseResult>) => {
+    const raw = redis ? new Redis(redis.url) : undefined;
+    const measure = async (phase: () => Promise<PhaseResult>): Promise<Measured> => {
+      const served = raw && (await redisCounters(raw));
       const before = pids.map(cpuSeconds);
       const result = await phase();
       const used = pids.map((pid, i) => cpuSeconds(pid) - before[i]!);
       const perMsg = (sec: number) => Math.round((sec / Math.max(1, result.delivered)) * 1e6);
       const nodesCpu = used.slice(0, nodes.length).reduce((a, b) => a + b, 0);
-      return { ...result, cpuNodesUs: perMsg(nodesCpu), cpuRedisUs: redis ? perMsg(used.at(-1)!) : 0 };
+      const measured = {
+        ...result,
+        cpuNodesUs: perMsg(nodesCpu),
+        cpuRedisUs: redis ? perMsg(used.at(-1)!) : 0,
+      };
+      if (!raw || !served) return measured;
+      const now = await redisCounters(raw);
+      // Less the INFO that took the first snapshot (one read, one command).
+      const per = (i: number) =>
+        Number(((now[i]! - served[i]! - (i === 1 ? 0 : 1)) / Math.max(1, result.accepted)).toFixed(2));
+      return { ...measured, redis: { readsPerMsg: per(0), scriptsPerMsg: per(1), commandsPerMsg: per(2) } };
     };
     const rate = await measure(() => fixedRate(nodes, ids, rx));
     const max = await measure(() => saturation(nodes, ids, rx));
+    raw?.disconnect();
     return { setup: name, rate, max, duplicates: rx.duplicates };
   } finally {
     for (const s of sockets) s.terminate();
@@ -312,5 +348,18 @@ for (const r of results) {
   console.log(
     `| ${r.setup} | ${rate.perSecond} | ${rate.p50} | ${rate.p99} | ${cpu(rate)} | ${max.perSecond} | ${max.p50} | ${max.p99} | ${cpu(max)} |`,
   );
+}
+const served = results.filter((r) => (r.rate as Measured).redis);
+if (served.length > 0) {
+  console.log('\nRedis served per accepted publish (bus, acks and reads included):');
+  console.log('| setup | phase | reads (≈ round trips) | script calls | commands (in scripts too) |');
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const r of served) {
+    for (const phase of ['rate', 'max'] as const) {
+      const m = (r[phase] as Measured).redis!;
+      const label = phase === 'rate' ? 'fixed rate' : 'saturation';
+      console.log(`| ${r.setup} | ${label} | ${m.readsPerMsg} | ${m.scriptsPerMsg} | ${m.commandsPerMsg} |`);
+    }
+  }
 }
 process.exit(0);
