@@ -188,18 +188,23 @@ interface RedisServed {
   readsPerMsg: number;
   scriptsPerMsg: number;
   commandsPerMsg: number;
+  /** Calls by command (`INFO commandstats`, script-internal ones included), per accepted publish. */
+  byCommand: Record<string, number>;
 }
 
 type Measured = PhaseResult & { cpuNodesUs: number; cpuRedisUs: number; redis?: RedisServed };
 
-/** Redis's counters: read events, script calls (EVALSHA + EVAL), commands. */
-async function redisCounters(raw: Redis): Promise<[number, number, number]> {
+/** Redis's counters: read events, script calls (EVALSHA + EVAL), commands, calls by command. */
+async function redisCounters(raw: Redis): Promise<[number, number, number, Record<string, number>]> {
   const info = await raw.info('all');
   const num = (re: RegExp) => Number(re.exec(info)?.[1] ?? 0);
+  const byCommand: Record<string, number> = {};
+  for (const m of info.matchAll(/cmdstat_([\w|]+):calls=(\d+)/g)) byCommand[m[1]!] = Number(m[2]);
   return [
     num(/total_reads_processed:(\d+)/),
     num(/cmdstat_evalsha:calls=(\d+)/) + num(/cmdstat_eval:calls=(\d+)/),
     num(/total_commands_processed:(\d+)/),
+    byCommand,
   ];
 }
 
@@ -310,9 +315,15 @@ async function runSetup(name: string): Promise<Record<string, unknown>> {
       if (!raw || !served) return measured;
       const now = await redisCounters(raw);
       // Less the INFO that took the first snapshot (one read, one command).
-      const per = (i: number) =>
-        Number(((now[i]! - served[i]! - (i === 1 ? 0 : 1)) / Math.max(1, result.accepted)).toFixed(2));
-      return { ...measured, redis: { readsPerMsg: per(0), scriptsPerMsg: per(1), commandsPerMsg: per(2) } };
+      const accepted = Math.max(1, result.accepted);
+      const per = (i: 0 | 1 | 2) => Number(((now[i] - served[i] - (i === 1 ? 0 : 1)) / accepted).toFixed(2));
+      const byCommand: Record<string, number> = {};
+      for (const [name, calls] of Object.entries(now[3])) {
+        const n = calls - (served[3][name] ?? 0) - (name === 'info' ? 1 : 0);
+        if (n > 0) byCommand[name] = Number((n / accepted).toFixed(2));
+      }
+      const counts = { readsPerMsg: per(0), scriptsPerMsg: per(1), commandsPerMsg: per(2), byCommand };
+      return { ...measured, redis: counts };
     };
     const rate = await measure(() => fixedRate(nodes, ids, rx));
     const max = await measure(() => saturation(nodes, ids, rx));

@@ -68,10 +68,8 @@ return 1`;
  * atomic. On one Redis server, a whole publish is one script too (`pwPublish`, see
  * redis-publish-script.ts): the id's record, every stream's entry, the sweep registry, all or
  * nothing; a node killed before Redis ran it wrote nothing, after it everything, so its retry is a
- * fresh publish or a duplicate. Concurrent publishes share round trips (ioredis auto-pipelining):
- * a publish costs one script call, and a batch of them about one round trip.
- * On Redis Cluster, a publish to several streams (a user's devices) touches several slots, so it
- * runs as:
+ * fresh publish or a duplicate. Concurrent publishes share round trips (ioredis auto-pipelining).
+ * On Redis Cluster, a publish to several streams (a user's devices) touches several slots:
  * 1. claim the id: its record is created "pending", holding the entries (first writer wins);
  * 2. one append script per stream, each idempotent through a per-(id, stream) marker;
  * 3. the record is rewritten "done" with the seqs; only then does `publish` resolve.
