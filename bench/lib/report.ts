@@ -18,6 +18,8 @@ export interface Column {
 
 /** One target of the issue, checked against this run. */
 export interface TargetCheck {
+  /** What is measured (issue #18's "figure" column); the target text stands alone when absent. */
+  figure?: string;
   target: string;
   measured: string;
   /** true / false, or null when the run could not tell (peer or figure missing). */
@@ -81,9 +83,10 @@ export function markdownTable(columns: Column[], rows: ScenarioResult['rows']): 
 export function targetsTable(targets: TargetCheck[]): string {
   if (targets.length === 0) return '';
   const rows = targets.map(
-    (t) => `| ${t.target} | ${t.measured} | ${t.met === null ? 'n/a' : t.met ? '**met**' : '**not met**'} |`,
+    (t) =>
+      `| ${cell(t.figure ?? '')} | ${cell(t.measured)} | ${cell(t.target)} | ${t.met === null ? 'n/a' : t.met ? '**met**' : '**not met**'} |`,
   );
-  return ['| target | measured | status |', '|---|---|---|', ...rows].join('\n');
+  return ['| figure | now | target | met? |', '|---|---|---|---|', ...rows].join('\n');
 }
 
 export function markdown(r: ScenarioResult): string {

@@ -16,10 +16,10 @@ export async function broadcastScenario(ctx: Ctx): Promise<ScenarioResult> {
   const { o } = ctx;
   const started = performance.now();
   const startedAt = new Date().toISOString();
+  // The HTTP floor (fastify) is a unicast peer; NATS broadcasts a JetStream publish to a subject.
+  const base = o.peers.filter((p) => p !== 'fastify' && p !== 'pushwire-redis');
   const peers: PeerName[] =
-    o.peers.includes('mosquitto') && !o.peers.includes('mosquitto-dup')
-      ? [...o.peers, 'mosquitto-dup']
-      : o.peers;
+    base.includes('mosquitto') && !base.includes('mosquitto-dup') ? [...base, 'mosquitto-dup'] : base;
   const rows: ScenarioResult['rows'] = [];
   const failures: string[] = [];
   const lg = await LoadGen.start(Math.max(...o.n));

@@ -8,14 +8,14 @@ import { procSample } from '../lib/proc.js';
 import type { ScenarioResult } from '../lib/report.js';
 import { sleep } from '../lib/util.js';
 import { LoadGen } from '../loadgen/pool.js';
-import { PEER_LABEL, type PeerName } from '../peers/targets.js';
+import { CONNECTION_PEERS, PEER_LABEL, type PeerName } from '../peers/targets.js';
 import { type Ctx, connectAll, errorSummary, peerFor, settle } from './context.js';
 
 export async function idleScenario(ctx: Ctx): Promise<ScenarioResult> {
   const { o } = ctx;
   const started = performance.now();
   const startedAt = new Date().toISOString();
-  const peers = o.peers.filter((p) => p !== 'mosquitto-dup');
+  const peers = o.peers.filter((p) => CONNECTION_PEERS.includes(p));
   const rows: ScenarioResult['rows'] = [];
   const failures: string[] = [];
   const maxN = Math.max(...o.n);
