@@ -60,7 +60,8 @@ Options (defaults for full runs):
                            connections x 64 pipelined requests; batch = POST /v1/messages/batch
   --engines sqlite,redis   Pushwire stores in unicast (redis: a private redis-server, AOF always)
   --redis-publishers single,batch   publishers for Pushwire on Redis
-  --levels 0.25,0.5,0.9    fractions of each unicast maximum measured open loop (smoke: 0.5)
+  --levels 0.25,0.5,0.9    fractions of each unicast maximum measured open loop (smoke: 0.5, and only
+                           for one row of each publisher kind)
   --rounds 5               broadcast rounds (median reported)
   --unicast-n 10000        connected clients in the unicast scenario
   --max-ms 5000            duration of the unicast max-rate probe
@@ -98,8 +99,8 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
     peers: [...ALL_PEERS],
     rounds: smoke ? 3 : 5,
     unicastN: smoke ? 300 : 10_000,
-    maxMs: smoke ? 1000 : 5000,
-    levelMs: smoke ? 700 : 5000,
+    maxMs: smoke ? 800 : 5000,
+    levelMs: smoke ? 600 : 5000,
     stormN: smoke ? 300 : 19_000,
     nodeN: smoke ? 300 : 100_000,
     nodeProcesses: smoke ? 2 : 6,

@@ -82,9 +82,14 @@ export function markdownTable(columns: Column[], rows: ScenarioResult['rows']): 
 
 export function targetsTable(targets: TargetCheck[]): string {
   if (targets.length === 0) return '';
+  const status = (t: TargetCheck) => (t.met === null ? 'n/a' : t.met ? '**met**' : '**not met**');
+  // Targets of earlier issues have no figure: their own three columns.
+  if (targets.every((t) => t.figure === undefined)) {
+    const rows = targets.map((t) => `| ${cell(t.target)} | ${cell(t.measured)} | ${status(t)} |`);
+    return ['| target | measured | status |', '|---|---|---|', ...rows].join('\n');
+  }
   const rows = targets.map(
-    (t) =>
-      `| ${cell(t.figure ?? '')} | ${cell(t.measured)} | ${cell(t.target)} | ${t.met === null ? 'n/a' : t.met ? '**met**' : '**not met**'} |`,
+    (t) => `| ${cell(t.figure ?? '–')} | ${cell(t.measured)} | ${cell(t.target)} | ${status(t)} |`,
   );
   return ['| figure | now | target | met? |', '|---|---|---|---|', ...rows].join('\n');
 }

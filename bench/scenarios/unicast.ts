@@ -132,7 +132,7 @@ export async function unicastScenario(ctx: Ctx): Promise<ScenarioResult> {
           const max = await level(ctx, lg, peer, pub, 0, o.maxMs);
           rows.push(row(name, pub, 'max', max));
           checkLoss(name, pub, 'max', max, failures);
-          for (const f of o.levels) {
+          for (const f of levelsOf(ctx, name, pub)) {
             // At least two requests' worth in the level (a batch publisher sends whole batches).
             const floor = Math.ceil((2 * pub.batch * 1000) / Math.max(1, o.levelMs));
             const rate = Math.max(1, floor, Math.round(max.deliveredPerS * f));
@@ -213,6 +213,16 @@ export async function unicastScenario(ctx: Ctx): Promise<ScenarioResult> {
     startedAt,
     elapsedMs: performance.now() - started,
   };
+}
+
+/**
+ * The open-loop levels after a row's max. The smoke run keeps them short: one row per open-loop
+ * code path (Pool, pipelined HTTP, NATS, MQTT, in-process) and the target row (one per request).
+ */
+function levelsOf(ctx: Ctx, name: PeerName, pub: PublisherSpec): number[] {
+  if (!ctx.o.smoke) return ctx.o.levels;
+  const paths = ['pushwire/single', 'pushwire/pipelined', 'nats/nats', 'mosquitto/mqtt', 'ws/in-process'];
+  return paths.includes(`${name}/${pub.name}`) ? ctx.o.levels : [];
 }
 
 async function hasBatchApi(peer: Peer): Promise<boolean> {
