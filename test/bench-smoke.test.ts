@@ -20,7 +20,7 @@ const natsInstalled = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/lo
 );
 
 test('bench smoke runs every scenario against every peer and writes results', {
-  timeout: 200_000,
+  timeout: 260_000,
 }, async () => {
   const tsx = join(ROOT, 'node_modules/.bin/tsx');
   const child = spawn(tsx, ['bench/run.ts', 'smoke', '--no-build', '--out', out], {
@@ -35,7 +35,7 @@ test('bench smoke runs every scenario against every peer and writes results', {
     output += d;
   });
   const code = await new Promise<number | null>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGTERM'), 180_000);
+    const timer = setTimeout(() => child.kill('SIGTERM'), 240_000);
     child.on('exit', (c) => {
       clearTimeout(timer);
       resolve(c);

@@ -8,6 +8,7 @@ import {
   entry,
   freePort,
   MOSQUITTO,
+  procSample,
   SERVER_CORE,
   spawnPinned,
   stopProcess,
@@ -73,6 +74,10 @@ export interface Peer {
   broadcast(r: number, payloadBytes: number): Promise<number>;
   /** In-process unicast generator (ws, Socket.IO), or undefined when an external publisher is used. */
   generate?(rate: number, durationMs: number, payloadBytes: number): Promise<number>;
+  /** Counters of the peer's backing store (Pushwire on Redis: commands and read events). */
+  storeStats?(): Promise<{ commands: number; reads: number }>;
+  /** CPU time (ms) of the peer's backing store process, when it has one. */
+  storeCpuMs?(): number;
   /** Runs a full GC in the server (Node peers, started with --expose-gc); absent for the others. */
   gc?(): Promise<void>;
   kill9(): Promise<void>;
@@ -141,6 +146,10 @@ async function startPushwire(o: PeerOptions, onRedis: boolean): Promise<Peer> {
       return devices.slice(0, n);
     },
     gc: () => gcPeer(p.proc),
+    ...(redis && {
+      storeStats: redis.stats,
+      storeCpuMs: () => procSample(redis.pid)?.cpuMs ?? 0,
+    }),
     async broadcast(r, bytes) {
       const t0 = wallMs();
       await post('/v1/messages', { to: { topic: TOPIC }, data: benchPayload(r, bytes, t0) });

@@ -31,6 +31,8 @@ export interface LevelResult {
   lat: ReturnType<typeof latencySummary>;
   serverCpu: number;
   loadgenCpu: number;
+  /** Pushwire on Redis: Redis commands and read events per accepted message, Redis CPU (cores). */
+  store?: { commandsPerMsg: number; readsPerMsg: number; cpu: number };
   publish?: PublishResult;
 }
 
@@ -45,6 +47,8 @@ export async function level(
 ): Promise<LevelResult> {
   await lg.reset();
   await lg.latencies();
+  const st0 = await peer.storeStats?.();
+  const stCpu0 = peer.storeCpuMs?.() ?? 0;
   const cpu0 = procSample(peer.pid())!;
   const lg0 = lg.cpuMs();
   const start = performance.now();
@@ -62,7 +66,10 @@ export async function level(
   // Stragglers: wait (bounded) until everything accepted has arrived.
   await lg.waitFor(`${peer.name} drain`, (t) => t.received >= g.accepted, 10_000);
   const t = await lg.snapshot();
+  const st1 = await peer.storeStats?.();
+  const stCpu1 = peer.storeCpuMs?.() ?? 0;
   const lat = latencySummary(await lg.latencies());
+  const per = (x: number) => x / Math.max(1, g.accepted);
   return {
     deliveredPerS: (b.received - a.received) / ((bAt - aAt) / 1000),
     sent: g.sent,
@@ -72,6 +79,14 @@ export async function level(
     lat,
     serverCpu: (cpu1.cpuMs - cpu0.cpuMs) / (cpu1.at - cpu0.at),
     loadgenCpu: (lg1 - lg0) / (cpu1.at - cpu0.at),
+    ...(st0 &&
+      st1 && {
+        store: {
+          commandsPerMsg: per(st1.commands - st0.commands),
+          readsPerMsg: per(st1.reads - st0.reads),
+          cpu: (stCpu1 - stCpu0) / (cpu1.at - cpu0.at),
+        },
+      }),
     ...(g.publish && { publish: g.publish }),
   };
 }

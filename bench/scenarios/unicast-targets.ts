@@ -65,6 +65,20 @@ export function unicastTargets(rows: Rows): TargetCheck[] {
           met: rd >= 0.9 * sq,
         },
   );
+  // Round trips to Redis: read events per message (a pipelined batch of commands is one read).
+  const redisRows = rows.filter((r) => r.peerName === 'pushwire-redis' && r.redisReadsPerMsg !== null);
+  if (redisRows.length > 0)
+    out.push({
+      figure: 'the Redis path pipelines (no round trip per message)',
+      target: '(information: Redis reads / msg ≪ 1 at max)',
+      measured: redisRows
+        .map(
+          (r) =>
+            `${r.mode} ${String(r.level).split(' ')[0]}: ${Number(r.redisReadsPerMsg).toFixed(2)} reads, ${Number(r.redisCmdsPerMsg).toFixed(2)} commands / msg`,
+        )
+        .join('; '),
+      met: null,
+    });
   // NATS JetStream, like for like: one message per publish, 64 awaiting their answer.
   const js = max('nats', 'nats');
   const single = max('pushwire', 'single');

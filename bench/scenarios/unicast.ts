@@ -159,7 +159,7 @@ export async function unicastScenario(ctx: Ctx): Promise<ScenarioResult> {
       'Latency = receipt time − send time stamped in the payload (same clock, different processes); with a client pool it includes the time a request waits in the pool.',
       "Load-gen CPU near 1.0 means the load generator's core (receivers and publisher together) was the limit, not the server.",
       'Pushwire: every message stored (fsync\'d group commit) before its 202. "one per request" = undici Pool, 16 keep-alive connections, no pipelining, 4 requests in flight per connection (64 in all), as an application backend publishes; "pipelined" = 16 connections × 64 pipelined requests; "batch API" = POST /v1/messages/batch.',
-      'Pushwire on Redis: store and bus on a private redis-server (AOF, appendfsync always, pinned to the server core, files on the same disk); server CPU counts the Pushwire process only.',
+      'Pushwire on Redis: store and bus on a private redis-server (AOF, appendfsync always, pinned to the server core, files on the same disk); server CPU counts the Pushwire process only, Redis CPU the redis-server. Redis commands / msg and reads / msg come from INFO stats (total_commands_processed, total_reads_processed) over the run, per accepted message (the two INFO calls included): reads / msg well below 1 means the commands arrive pipelined, not one round trip per message.',
       'Fastify floor: a bare Fastify route with the same body schema and bearer check, nothing stored, the data sent to the client over `ws`, then 202: what HTTP + JSON + a WebSocket write cost without durability.',
       "NATS JetStream: a file-storage stream captures the devices' subjects; a message counts when its publish ack arrives (the stream appended it to its file; JetStream fsyncs its files every sync_interval, 2 min by default, not per message). Devices are core-NATS subscribers and get the message as it passes the server, not after the store.",
       'Mosquitto: external QoS 0 publisher (no durability), the reference the ratios are computed against. ws and Socket.IO: generated inside the server process (no durability, no publish API).',
@@ -178,6 +178,9 @@ export async function unicastScenario(ctx: Ctx): Promise<ScenarioResult> {
       { key: 'received', label: 'received' },
       { key: 'serverCpu', label: 'server CPU', unit: 'cores' },
       { key: 'loadgenCpu', label: 'load-gen CPU', unit: 'cores' },
+      { key: 'redisCpu', label: 'Redis CPU', unit: 'cores' },
+      { key: 'redisCmdsPerMsg', label: 'Redis commands / msg' },
+      { key: 'redisReadsPerMsg', label: 'Redis reads / msg' },
     ],
     rows,
     targets: unicastTargets(rows),
@@ -256,6 +259,9 @@ function row(
     received: r.received,
     serverCpu: r.serverCpu,
     loadgenCpu: r.loadgenCpu,
+    redisCpu: r.store?.cpu ?? null,
+    redisCmdsPerMsg: r.store?.commandsPerMsg ?? null,
+    redisReadsPerMsg: r.store?.readsPerMsg ?? null,
   };
 }
 
