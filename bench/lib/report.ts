@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { natsVersion } from '../peers/nats.js';
 import { CORES, HAS_TASKSET, LOADGEN_CORE, MOSQUITTO, NOFILE, SERVER_CORE } from './proc.js';
 import { type BarChart, barChartSvg } from './svg.js';
 import { fmt } from './util.js';
@@ -59,6 +60,7 @@ export function machine(): Record<string, string | number> {
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
     mosquitto,
+    natsServer: natsVersion(),
     openFileLimit: NOFILE,
     pinning: HAS_TASKSET
       ? `servers on core ${SERVER_CORE}, load generator on core ${LOADGEN_CORE}`
