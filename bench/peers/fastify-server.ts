@@ -43,7 +43,11 @@ interface PublishBody {
 const sockets = new Map<string, WebSocket>();
 let nextId = 0;
 
-const app = Fastify({ logger: false });
+// Validation as strict as Pushwire's (unknown fields are errors, no coercion), no request logging.
+const app = Fastify({
+  logger: false,
+  ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+});
 app.post<{ Body: PublishBody }>(
   '/v1/messages',
   {
