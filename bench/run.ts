@@ -2,7 +2,7 @@
  * Pushwire benchmarks against peers: `npm run bench -- <scenario> [options]`.
  * Run `npm run bench -- --help` for the list; docs/benchmarks.md explains the method.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   buildEntries,
@@ -23,6 +23,7 @@ import {
   writeResult,
 } from './lib/report.js';
 import { isoStamp } from './lib/util.js';
+import { NATS_SERVER } from './peers/nats.js';
 import { ALL_PEERS, type PeerName } from './peers/targets.js';
 import { broadcastScenario } from './scenarios/broadcast.js';
 import { type Ctx, makeCtx, type Options } from './scenarios/context.js';
@@ -31,7 +32,7 @@ import { idleCostScenario } from './scenarios/idle-cost.js';
 import { nodeScenario } from './scenarios/node.js';
 import { sdkSizeScenario } from './scenarios/sdk-size.js';
 import { stormScenario } from './scenarios/storm.js';
-import { unicastScenario } from './scenarios/unicast.js';
+import { PUSHWIRE_PUBLISHERS, type PushwirePublisher, unicastScenario } from './scenarios/unicast.js';
 
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
   idle: idleScenario,
@@ -50,7 +51,17 @@ Scenarios: idle | node | broadcast | unicast | storm | idle-cost | sdk-size | al
 
 Options (defaults for full runs):
   --n 10000,19000          connection counts for idle and broadcast
-  --peers pushwire,ws,socketio,mosquitto
+  --peers pushwire,ws,socketio,mosquitto,fastify,nats
+                           fastify (bare Fastify + ws, stores nothing: the HTTP floor) and nats
+                           (NATS JetStream) take part in unicast and broadcast only
+  --pushwire-publishers single,pipelined,batch
+                           unicast publishers for Pushwire: single = undici Pool, one message per
+                           request, 16 connections x 4 in flight, no pipelining; pipelined = 16
+                           connections x 64 pipelined requests; batch = POST /v1/messages/batch
+  --engines sqlite,redis   Pushwire stores in unicast (redis: a private redis-server, AOF always)
+  --redis-publishers single,batch   publishers for Pushwire on Redis
+  --levels 0.25,0.5,0.9    fractions of each unicast maximum measured open loop (smoke: 0.5, and only
+                           for one row of each publisher kind)
   --rounds 5               broadcast rounds (median reported)
   --unicast-n 10000        connected clients in the unicast scenario
   --max-ms 5000            duration of the unicast max-rate probe
@@ -61,7 +72,7 @@ Options (defaults for full runs):
   --storm-rate 2000        Pushwire publishes/s while it is killed
   --storm-timeout-ms 60000
   --storm-concurrency 0    reconnect handshakes in flight during the storm (0 = no limit, like real clients)
-  --batch 1                messages per publish request (> 1: POST /v1/messages/batch if the server has it)
+  --batch 50               messages per request of the batch publisher
   --hb 60                  heartbeat (s) the Pushwire and MQTT clients declare
   --ack-delay 50           Pushwire clients gather acks this long, as the SDK's ackDelay (ms)
   --connect-concurrency 256    handshakes in flight, all workers (keep it below the servers' listen backlog, 511)
@@ -88,8 +99,8 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
     peers: [...ALL_PEERS],
     rounds: smoke ? 3 : 5,
     unicastN: smoke ? 300 : 10_000,
-    maxMs: smoke ? 1000 : 5000,
-    levelMs: smoke ? 700 : 5000,
+    maxMs: smoke ? 800 : 5000,
+    levelMs: smoke ? 600 : 5000,
     stormN: smoke ? 300 : 19_000,
     nodeN: smoke ? 300 : 100_000,
     nodeProcesses: smoke ? 2 : 6,
@@ -100,7 +111,11 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
     ackDelayMs: 50,
     connectRate: 0,
     payloadBytes: 100,
-    batch: 1,
+    batch: 50,
+    pushwirePublishers: [...PUSHWIRE_PUBLISHERS],
+    redisPublishers: smoke ? ['single'] : ['single', 'batch'],
+    engines: ['sqlite', 'redis'],
+    levels: smoke ? [0.5] : [0.25, 0.5, 0.9],
     hb: 60,
     settleMs: smoke ? 300 : 3000,
     idleCostClients: smoke ? 10 : 20,
@@ -132,6 +147,7 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
       case '--peers': {
         const list = String(take()).split(',') as PeerName[];
         const known: PeerName[] = [...ALL_PEERS, 'mosquitto-dup'];
+        if (list.length === 1 && list[0] === ('' as PeerName)) list.length = 0;
         for (const p of list)
           if (!known.includes(p)) throw new Error(`unknown peer ${p} (known: ${known.join(', ')})`);
         o.peers = list;
@@ -169,6 +185,30 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
         break;
       case '--batch':
         o.batch = Math.max(1, num(take(), flag));
+        break;
+      case '--pushwire-publishers':
+      case '--redis-publishers': {
+        const list = String(take()).split(',').filter(Boolean) as PushwirePublisher[];
+        for (const p of list)
+          if (!PUSHWIRE_PUBLISHERS.includes(p))
+            throw new Error(`unknown publisher ${p} (known: ${PUSHWIRE_PUBLISHERS.join(', ')})`);
+        if (flag === '--redis-publishers') o.redisPublishers = list;
+        else o.pushwirePublishers = list;
+        break;
+      }
+      case '--engines': {
+        const list = String(take()).split(',').filter(Boolean) as Options['engines'];
+        for (const e of list)
+          if (e !== 'sqlite' && e !== 'redis') throw new Error(`unknown engine ${e} (known: sqlite, redis)`);
+        o.engines = list;
+        break;
+      }
+      case '--levels':
+        o.levels = String(take())
+          .split(',')
+          .filter(Boolean)
+          .map((x) => num(x, flag))
+          .filter((x) => x > 0 && x <= 1);
         break;
       case '--hb':
         o.hb = Math.max(1, num(take(), flag));
@@ -233,7 +273,17 @@ async function main(): Promise<number> {
   if (!MOSQUITTO && o.peers.some((p) => p.startsWith('mosquitto'))) {
     o.peers = o.peers.filter((p) => !p.startsWith('mosquitto'));
     skipped.push('Mosquitto was skipped: it is not installed (run `bash bench/setup.sh`).');
-    log(`warning: ${skipped[0]}`);
+    log(`warning: ${skipped.at(-1)}`);
+  }
+  if (!NATS_SERVER && o.peers.includes('nats')) {
+    o.peers = o.peers.filter((p) => p !== 'nats');
+    skipped.push('NATS JetStream was skipped: nats-server is not installed (run `bash bench/setup.sh`).');
+    log(`warning: ${skipped.at(-1)}`);
+  }
+  if (o.engines.includes('redis') && !existsSync(process.env.REDIS_SERVER ?? '/usr/bin/redis-server')) {
+    o.engines = o.engines.filter((e) => e !== 'redis');
+    skipped.push('Pushwire on Redis was skipped: redis-server is not installed.');
+    log(`warning: ${skipped.at(-1)}`);
   }
   if (build) buildServer(log);
   await buildEntries();
@@ -283,10 +333,21 @@ async function main(): Promise<number> {
     writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
     log(`summary → ${file}`);
   }
+  // Issue #18's table, "figure | now | target | met?", from the figures of this run.
+  const issue = results.flatMap((r) => r.targets.filter((t) => t.figure !== undefined));
+  if (issue.length > 0) {
+    const md = `## Issue #18 targets, from this run (${stamp})\n\n${targetsTable(issue)}\n`;
+    mkdirSync(o.out, { recursive: true });
+    const file = join(o.out, `targets-${stamp}.md`);
+    writeFileSync(file, md);
+    process.stdout.write(`\n${md}`);
+    log(`targets → ${file}`);
+  }
   process.stdout.write('\nSummary\n');
   for (const r of results) {
     const t = r.targets.map(
-      (x) => `${x.met === null ? 'n/a' : x.met ? 'met' : 'NOT met'}: ${x.target} (${x.measured})`,
+      (x) =>
+        `${x.met === null ? 'n/a' : x.met ? 'met' : 'NOT met'}: ${x.figure ? `${x.figure} ` : ''}${x.target} (${x.measured})`,
     );
     process.stdout.write(
       `  ${r.ok ? 'ok    ' : 'FAILED'} ${r.scenario} (${Math.round(r.elapsedMs / 1000)} s)${r.ok ? '' : ` — ${r.failures.join('; ')}`}\n`,

@@ -15,9 +15,12 @@ const out = mkdtempSync(join(tmpdir(), 'pushwire-bench-smoke-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 const SCENARIOS = ['idle', 'node', 'broadcast', 'unicast', 'storm', 'idle-cost', 'sdk-size'];
+const natsInstalled = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].some(
+  (p) => existsSync(p),
+);
 
 test('bench smoke runs every scenario against every peer and writes results', {
-  timeout: 200_000,
+  timeout: 260_000,
 }, async () => {
   const tsx = join(ROOT, 'node_modules/.bin/tsx');
   const child = spawn(tsx, ['bench/run.ts', 'smoke', '--no-build', '--out', out], {
@@ -32,7 +35,7 @@ test('bench smoke runs every scenario against every peer and writes results', {
     output += d;
   });
   const code = await new Promise<number | null>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGTERM'), 180_000);
+    const timer = setTimeout(() => child.kill('SIGTERM'), 240_000);
     child.on('exit', (c) => {
       clearTimeout(timer);
       resolve(c);
@@ -77,9 +80,44 @@ test('bench smoke runs every scenario against every peer and writes results', {
   const storm = summary.scenarios.storm!.rows.find((r) => r.peer === 'Pushwire')!;
   expect(storm.lost).toBe(0);
   expect(Number(storm.accepted)).toBeGreaterThan(0);
-  const unicast = summary.scenarios.unicast!.rows.filter((r) => r.peer === 'Pushwire');
-  expect(unicast).toHaveLength(4);
-  for (const r of unicast) expect(Number(r.received)).toBeGreaterThanOrEqual(Number(r.accepted));
+  // Unicast: Pushwire with its three publishers (max, and the 50% level of two), on SQLite and Redis,
+  // beside the HTTP floor and NATS JetStream; every accepted message delivered.
+  const unicastRows = summary.scenarios.unicast!.rows;
+  const unicast = unicastRows.filter((r) => r.peer === 'Pushwire');
+  expect(unicast.map((r) => `${r.mode} ${String(r.level).slice(0, 3)}`)).toEqual([
+    'single max',
+    'single 50%',
+    'pipelined max',
+    'pipelined 50%',
+    'batch max',
+  ]);
+  const unicastPeers = [
+    'Pushwire on Redis',
+    'Fastify + ws, stores nothing (HTTP floor)',
+    ...(natsInstalled ? ['NATS JetStream'] : []),
+  ];
+  expect([...peers('unicast')]).toEqual(expect.arrayContaining(unicastPeers));
+  if (!natsInstalled) expect(output).toMatch(/NATS JetStream was skipped: nats-server is not installed/);
+  for (const r of unicastRows) {
+    expect(Number(r.accepted), `${r.peer} ${r.mode} ${r.level}`).toBeGreaterThan(0);
+    expect(Number(r.received), `${r.peer} ${r.mode} ${r.level}`).toBeGreaterThanOrEqual(Number(r.accepted));
+  }
+  // Idle: RSS per connection after a full GC is measured for every peer.
+  for (const r of summary.scenarios.idle!.rows)
+    expect(Number.isFinite(Number(r.perConnGcKiB)), String(r.peer)).toBe(true);
+  // The issue #18 table: one row per figure, each with a status, written beside the results.
+  const targetsFile = readdirSync(out).find((f) => /^targets-.*\.md$/.test(f));
+  expect(targetsFile).toBeDefined();
+  const table = readFileSync(join(out, targetsFile!), 'utf8');
+  for (const figure of [
+    'durable unicast, batch API',
+    'one message per request',
+    'broadcast to 300 with acks flowing',
+    'idle RSS per connection after GC',
+    'one node on Redis vs one node on SQLite',
+    'NATS JetStream (file storage, publish with ack)',
+  ])
+    expect(table).toContain(figure);
   // The node scenario held every client over its processes, each under its own port.
   const node = summary.scenarios.node!.rows[0]!;
   expect(Number(node.ready)).toBe(Number(node.n));

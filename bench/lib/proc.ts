@@ -283,6 +283,7 @@ export async function buildEntries(): Promise<void> {
       worker: join(ROOT, 'bench/loadgen/worker.ts'),
       'ws-server': join(ROOT, 'bench/peers/ws-server.ts'),
       'socketio-server': join(ROOT, 'bench/peers/socketio-server.ts'),
+      'fastify-server': join(ROOT, 'bench/peers/fastify-server.ts'),
       'pushwire-server': join(ROOT, 'bench/peers/pushwire-server.ts'),
     },
     outdir: BUILD,
@@ -297,8 +298,9 @@ export async function buildEntries(): Promise<void> {
   built = true;
 }
 
-export const entry = (name: 'worker' | 'ws-server' | 'socketio-server' | 'pushwire-server'): string =>
-  join(BUILD, `${name}.mjs`);
+export const entry = (
+  name: 'worker' | 'ws-server' | 'socketio-server' | 'fastify-server' | 'pushwire-server',
+): string => join(BUILD, `${name}.mjs`);
 
 /** Builds packages/protocol and packages/server (incremental) unless their dist is fresh enough. */
 export function buildServer(log: (s: string) => void): void {

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { natsVersion } from '../peers/nats.js';
 import { CORES, HAS_TASKSET, LOADGEN_CORE, MOSQUITTO, NOFILE, SERVER_CORE } from './proc.js';
 import { type BarChart, barChartSvg } from './svg.js';
 import { fmt } from './util.js';
@@ -18,6 +19,8 @@ export interface Column {
 
 /** One target of the issue, checked against this run. */
 export interface TargetCheck {
+  /** What is measured (issue #18's "figure" column); the target text stands alone when absent. */
+  figure?: string;
   target: string;
   measured: string;
   /** true / false, or null when the run could not tell (peer or figure missing). */
@@ -57,6 +60,7 @@ export function machine(): Record<string, string | number> {
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
     mosquitto,
+    natsServer: natsVersion(),
     openFileLimit: NOFILE,
     pinning: HAS_TASKSET
       ? `servers on core ${SERVER_CORE}, load generator on core ${LOADGEN_CORE}`
@@ -80,10 +84,16 @@ export function markdownTable(columns: Column[], rows: ScenarioResult['rows']): 
 
 export function targetsTable(targets: TargetCheck[]): string {
   if (targets.length === 0) return '';
+  const status = (t: TargetCheck) => (t.met === null ? 'n/a' : t.met ? '**met**' : '**not met**');
+  // Targets of earlier issues have no figure: their own three columns.
+  if (targets.every((t) => t.figure === undefined)) {
+    const rows = targets.map((t) => `| ${cell(t.target)} | ${cell(t.measured)} | ${status(t)} |`);
+    return ['| target | measured | status |', '|---|---|---|', ...rows].join('\n');
+  }
   const rows = targets.map(
-    (t) => `| ${t.target} | ${t.measured} | ${t.met === null ? 'n/a' : t.met ? '**met**' : '**not met**'} |`,
+    (t) => `| ${cell(t.figure ?? '–')} | ${cell(t.measured)} | ${cell(t.target)} | ${status(t)} |`,
   );
-  return ['| target | measured | status |', '|---|---|---|', ...rows].join('\n');
+  return ['| figure | now | target | met? |', '|---|---|---|---|', ...rows].join('\n');
 }
 
 export function markdown(r: ScenarioResult): string {

@@ -1,14 +1,16 @@
 /**
  * The connection engine of one load-generator worker: many raw TCP sockets, each speaking one of
- * Pushwire, plain WebSocket, Socket.IO (engine.io v4 over WebSocket) or MQTT 3.1.1. One shared
+ * Pushwire, plain WebSocket, Socket.IO (engine.io v4 over WebSocket), MQTT 3.1.1 or NATS (core
+ * subscriptions: the device's subject `d.<id>` and the broadcast topic). One shared
  * ticker drives connects, handshake deadlines, heartbeats and batched acks: no timer per socket.
  *
- *   queued ──connect──▶ handshake ──(101 / CONNACK, hello→welcome, "40", SUBACK)──▶ ready
+ *   queued ──connect──▶ handshake ──(101 / CONNACK, hello→welcome, "40", SUBACK, PONG)──▶ ready
  *     ▲                     │ timeout / close                                         │ close
  *     └──── backoff (full jitter) or retryAfter ◀───────────────────────────────────┘
  */
 import { connect, type Socket } from 'node:net';
 import { connectPacket, PINGREQ_PACKET, parsePackets, publishPayload, subscribePacket } from '../lib/mqtt.js';
+import { NATS_PING, NATS_PONG, natsConnect, parseNats } from '../lib/nats.js';
 import { wallMs } from '../lib/util.js';
 import type { ClientSpec, OpenCmd, RoundStat, WorkerStats } from './messages.js';
 import {
@@ -37,6 +39,7 @@ interface Conn {
   /** Upgrade response bytes until the blank line. */
   http: string | undefined;
   fs: FrameState;
+  /** Unparsed bytes of an MQTT or NATS stream. */
   mqttRest: Buffer | undefined;
   startedAt: number;
   lastOut: number;
@@ -251,7 +254,7 @@ export class ClientEngine {
     const cmd = this.cmd!;
     c.phase = CONNECTING;
     c.startedAt = performance.now();
-    c.http = cmd.proto === 'mqtt' ? undefined : '';
+    c.http = cmd.proto === 'mqtt' || cmd.proto === 'nats' ? undefined : '';
     c.fs = newFrameState();
     c.mqttRest = undefined;
     this.connecting.add(c);
@@ -271,9 +274,14 @@ export class ClientEngine {
     sock.setNoDelay(true);
     sock.on('connect', () => {
       if (cmd.proto === 'mqtt') this.write(c, connectPacket(`b${c.spec.id}`, cmd.hb));
-      else {
+      else if (cmd.proto === 'nats') {
+        const sub = cmd.topic ? `SUB ${cmd.topic} 2\r\n` : '';
+        this.write(c, Buffer.from(`${natsConnect(`b${c.spec.id}`)}SUB d.${c.spec.id} 1\r\n${sub}PING\r\n`));
+      } else {
         const proto = cmd.proto === 'pushwire' ? 'pushwire.v1' : undefined;
-        this.write(c, Buffer.from(upgradeRequest(`${cmd.host}:${port}`, cmd.path, proto)));
+        // `{id}` in the path names the client (a server that routes by id, e.g. the Fastify floor).
+        const path = cmd.path.replace('{id}', encodeURIComponent(c.spec.id));
+        this.write(c, Buffer.from(upgradeRequest(`${cmd.host}:${port}`, path, proto)));
       }
     });
     sock.on('data', (d: Buffer) => this.onData(c, d));
@@ -365,9 +373,9 @@ export class ClientEngine {
       for (const c of this.dirty) this.flushAck(c);
       this.dirty.clear();
     }
-    if (cmd.proto === 'pushwire' || cmd.proto === 'mqtt') {
+    if (cmd.proto === 'pushwire' || cmd.proto === 'mqtt' || cmd.proto === 'nats') {
       const hbMs = cmd.hb * 1000;
-      const frame = cmd.proto === 'mqtt' ? PINGREQ_PACKET : PING_P;
+      const frame = cmd.proto === 'mqtt' ? PINGREQ_PACKET : cmd.proto === 'nats' ? NATS_PING : PING_P;
       for (const c of this.conns) {
         if (c.phase === READY && now - c.lastOut >= hbMs) {
           this.write(c, frame);
@@ -390,6 +398,7 @@ export class ClientEngine {
   private onData(c: Conn, d: Buffer): void {
     const cmd = this.cmd!;
     if (cmd.proto === 'mqtt') return this.onMqtt(c, d);
+    if (cmd.proto === 'nats') return this.onNats(c, d);
     if (c.http !== undefined) {
       c.http += d.toString('latin1');
       const end = c.http.indexOf('\r\n\r\n');
@@ -529,6 +538,26 @@ export class ClientEngine {
           break;
       }
     }
+  }
+
+  private onNats(c: Conn, d: Buffer): void {
+    const rest = parseNats(c.mqttRest ? Buffer.concat([c.mqttRest, d]) : d, {
+      msg: (_subject, _reply, payload) => this.onPayload(parse(payload.toString('utf8'))),
+      ping: () => {
+        this.s.hbIn++;
+        this.s.hbOut++;
+        this.write(c, NATS_PONG);
+      },
+      pong: () => {
+        if (c.phase === CONNECTING) this.ready(c);
+        else this.s.hbIn++;
+      },
+      err: (line) => this.count(line.slice(0, 40)),
+    });
+    if (rest === null) {
+      this.count('bad-nats');
+      c.sock?.destroy();
+    } else c.mqttRest = rest;
   }
 
   /** Counts a delivered message: its round (broadcast) and publish→deliver latency. */

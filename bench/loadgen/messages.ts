@@ -1,6 +1,6 @@
 /** Messages between the coordinator and load-generator worker processes (IPC, advanced serialisation). */
 
-export type Proto = 'pushwire' | 'ws' | 'socketio' | 'mqtt';
+export type Proto = 'pushwire' | 'ws' | 'socketio' | 'mqtt' | 'nats';
 
 /** One simulated client: a Pushwire device (id + token) or a peer client id. */
 export interface ClientSpec {
@@ -48,21 +48,28 @@ export interface OpenCmd {
   ackDelayMs: number;
 }
 
+export type PublishMode = 'http' | 'pool' | 'mqtt' | 'nats';
+
 export interface PublishCmd {
   type: 'publish';
-  mode: 'http' | 'mqtt';
+  /**
+   * http: pipelined keep-alive connections (POST /v1/messages, or /v1/messages/batch when batch > 1);
+   * pool: undici's Pool, one message per request, no pipelining; mqtt: QoS 0 PUBLISH;
+   * nats: JetStream publish (PUB with a reply inbox), counted on the stream's ack.
+   */
+  mode: PublishMode;
   host: string;
   port: number;
   apiKey: string;
-  /** Device ids (http) or MQTT topics (mqtt); each message goes to a random one. */
+  /** Device ids (http, pool), MQTT topics (mqtt) or NATS subjects (nats); each message goes to a random one. */
   targets: string[];
   /** Messages per second; 0 = as fast as the server answers (closed loop). */
   rate: number;
   durationMs: number;
   payloadBytes: number;
-  /** HTTP keep-alive connections (requests are pipelined on each). */
+  /** HTTP keep-alive connections (http: requests are pipelined on each; pool: one at a time). */
   connections: number;
-  /** Closed loop: requests outstanding per connection. */
+  /** Closed loop: requests outstanding per connection (nats: connections × window publishes awaiting their ack). */
   window: number;
   /** Messages per HTTP request: 1 = POST /v1/messages; more = POST /v1/messages/batch. */
   batch: number;

@@ -1,12 +1,14 @@
 /**
  * Publishers run in their own worker: Pushwire's HTTP API over pipelined keep-alive connections
- * (a minimal HTTP/1.1 client: no per-request objects beyond a queue entry), and an MQTT QoS 0
- * publisher. Open loop at a fixed rate, or closed loop (as fast as the server answers).
+ * (a minimal HTTP/1.1 client: no per-request objects beyond a queue entry), an MQTT QoS 0
+ * publisher, and (in their own modules) undici's Pool and a NATS JetStream publisher. Open loop at a fixed rate, or closed loop (as fast as the server answers).
  */
 import { connect, type Socket } from 'node:net';
 import { connectPacket, publishPacket } from '../lib/mqtt.js';
 import { benchPayload, sleep } from '../lib/util.js';
 import type { PublishCmd, PublishResult } from './messages.js';
+import { natsPublish } from './nats-publisher.js';
+import { poolPublish } from './pool-publisher.js';
 
 interface Pending {
   messages: number;
@@ -78,7 +80,17 @@ export class Publisher {
   }
 
   run(cmd: PublishCmd): Promise<PublishResult> {
-    return cmd.mode === 'http' ? this.http(cmd) : this.mqtt(cmd);
+    const stopped = () => this.stopped;
+    switch (cmd.mode) {
+      case 'http':
+        return this.http(cmd);
+      case 'pool':
+        return poolPublish(cmd, stopped);
+      case 'nats':
+        return natsPublish(cmd, stopped);
+      case 'mqtt':
+        return this.mqtt(cmd);
+    }
   }
 
   private async http(cmd: PublishCmd): Promise<PublishResult> {

@@ -98,6 +98,34 @@ export function copyPool(pool: DevicePool): string {
   return dir;
 }
 
+/** A JSON call to a Pushwire server with the bench API key. */
+async function call(base: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${API_KEY}`,
+      ...(body !== undefined && { 'content-type': 'application/json' }),
+    },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+}
+
+/** Registers `n` devices on a running server through POST /v1/devices/batch (1,000 a request). */
+export async function registerDevices(base: string, n: number): Promise<ClientSpec[]> {
+  const devices: ClientSpec[] = [];
+  for (let guard = 0; devices.length < n && guard < n; guard++) {
+    const r = await call(base, 'POST', '/v1/devices/batch', {
+      devices: Array.from({ length: Math.min(1000, n - devices.length) }, () => ({})),
+    });
+    if (r.status >= 300) throw new Error(`bulk registration failed: ${r.status} ${JSON.stringify(r.body)}`);
+    for (const d of (r.body as { devices: { deviceId: string; token: string }[] }).devices)
+      devices.push({ id: d.deviceId, token: d.token });
+  }
+  return devices;
+}
+
 async function register(dir: string, size: number, log: (s: string) => void): Promise<string> {
   const srv = await startPushwireProcess({ dataDir: dir, port: 0, apiKey: API_KEY, options: {} });
   try {

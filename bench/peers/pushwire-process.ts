@@ -10,10 +10,11 @@ export interface PushwireProcess {
 }
 
 export async function startPushwireProcess(
-  cfg: { dataDir: string; port: number; apiKey: string; options: Partial<ServerOptions> },
+  cfg: { dataDir: string; port: number; apiKey: string; options: Partial<ServerOptions>; redis?: string },
   nodeFlags: string[] = [],
 ): Promise<PushwireProcess> {
-  const proc = spawnPinned(process.execPath, [...nodeFlags, entry('pushwire-server')], {
+  // --expose-gc: the idle scenario asks for a full GC before its "after GC" RSS sample.
+  const proc = spawnPinned(process.execPath, ['--expose-gc', ...nodeFlags, entry('pushwire-server')], {
     core: SERVER_CORE,
     env: { ...process.env, PUSHWIRE_BENCH: JSON.stringify(cfg), NODE_NO_WARNINGS: '1' },
   });

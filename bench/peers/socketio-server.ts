@@ -6,6 +6,7 @@
  */
 import { createServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
+import { gcOnSignal } from './gc-signal.js';
 import { type GenerateSpec, generate, json, portArg, readBody } from './generator.js';
 
 const clients: Socket[] = [];
@@ -46,6 +47,7 @@ io.on('connection', (socket) => {
   });
 });
 
+gcOnSignal();
 server.listen(portArg(), '127.0.0.1', () => {
   process.stdout.write(`listening on ${(server.address() as { port: number }).port}\n`);
 });

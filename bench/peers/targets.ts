@@ -1,4 +1,5 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { ServerOptions } from '@pushwire/server';
@@ -7,26 +8,44 @@ import {
   entry,
   freePort,
   MOSQUITTO,
+  procSample,
   SERVER_CORE,
   spawnPinned,
   stopProcess,
   TMP,
   waitForOutput,
 } from '../lib/proc.js';
-import { benchPayload, sleep, wallMs } from '../lib/util.js';
+import { benchPayload, wallMs } from '../lib/util.js';
 import type { ClientSpec, Proto } from '../loadgen/messages.js';
-import { API_KEY, copyPool, type DevicePool, TOPIC } from './devices.js';
+import { API_KEY, copyPool, type DevicePool, registerDevices, TOPIC } from './devices.js';
+import { startNats } from './nats.js';
+import { waitForPort } from './net.js';
 import { startPushwireProcess } from './pushwire-process.js';
+import { startPrivateRedis } from './redis.js';
 
-export type PeerName = 'pushwire' | 'ws' | 'socketio' | 'mosquitto' | 'mosquitto-dup';
-export const ALL_PEERS: PeerName[] = ['pushwire', 'ws', 'socketio', 'mosquitto'];
+export type PeerName =
+  | 'pushwire'
+  | 'pushwire-redis'
+  | 'ws'
+  | 'socketio'
+  | 'mosquitto'
+  | 'mosquitto-dup'
+  | 'fastify'
+  | 'nats';
+/** The default `--peers`: each scenario takes the ones it measures (see SCENARIO_PEERS). */
+export const ALL_PEERS: PeerName[] = ['pushwire', 'ws', 'socketio', 'mosquitto', 'fastify', 'nats'];
+/** Peers of the connection scenarios (idle, storm): the Fastify floor and NATS are publish peers. */
+export const CONNECTION_PEERS: PeerName[] = ['pushwire', 'ws', 'socketio', 'mosquitto'];
 
 export const PEER_LABEL: Record<PeerName, string> = {
   pushwire: 'Pushwire',
+  'pushwire-redis': 'Pushwire on Redis',
   ws: 'ws',
   socketio: 'Socket.IO',
   mosquitto: 'Mosquitto',
   'mosquitto-dup': 'Mosquitto (allow_duplicate_messages)',
+  fastify: 'Fastify + ws, stores nothing (HTTP floor)',
+  nats: 'NATS JetStream',
 };
 
 export interface PeerOptions {
@@ -37,6 +56,8 @@ export interface PeerOptions {
   nodeFlags?: string[];
   /** Scaled keep-alive interval for the idle-cost measurement (ms). */
   pingMs?: number;
+  /** pushwire-redis: devices to register on the fresh Redis store. */
+  devices?: number;
 }
 
 export interface Peer {
@@ -53,6 +74,12 @@ export interface Peer {
   broadcast(r: number, payloadBytes: number): Promise<number>;
   /** In-process unicast generator (ws, Socket.IO), or undefined when an external publisher is used. */
   generate?(rate: number, durationMs: number, payloadBytes: number): Promise<number>;
+  /** Counters of the peer's backing store (Pushwire on Redis: commands and read events). */
+  storeStats?(): Promise<{ commands: number; reads: number }>;
+  /** CPU time (ms) of the peer's backing store process, when it has one. */
+  storeCpuMs?(): number;
+  /** Runs a full GC in the server (Node peers, started with --expose-gc); absent for the others. */
+  gc?(): Promise<void>;
   kill9(): Promise<void>;
   /** Starts the server again on the same port and data; resolves with the spawn time (wall ms). */
   restart(): Promise<{ spawnedAt: number; listeningAt: number }>;
@@ -63,13 +90,39 @@ const HOST = '127.0.0.1';
 
 // ── Pushwire ───────────────────────────────────────────────────────────────────────────────────
 
-async function startPushwire(o: PeerOptions): Promise<Peer> {
-  if (!o.pool) throw new Error('pushwire needs a device pool');
-  const pool = o.pool;
-  const dataDir = copyPool(pool);
+/** Asks a bench peer started with --expose-gc for a full GC (SIGUSR2) and waits for its answer. */
+export async function gcPeer(proc: ChildProcess): Promise<void> {
+  const done = waitForOutput(proc, (out) => /gc done \d+/.test(out), 10_000, 'gc');
+  proc.kill('SIGUSR2');
+  await done;
+}
+
+async function startPushwire(o: PeerOptions, onRedis: boolean): Promise<Peer> {
+  let devices: ClientSpec[];
+  let dataDir: string;
+  let redis: Awaited<ReturnType<typeof startPrivateRedis>> | undefined;
+  if (onRedis) {
+    redis = await startPrivateRedis();
+    dataDir = mkdtempSync(join(TMP, 'pw-data-'));
+    devices = [];
+  } else {
+    if (!o.pool) throw new Error('pushwire needs a device pool');
+    dataDir = copyPool(o.pool);
+    devices = o.pool.devices;
+  }
   const port = await freePort();
-  const cfg = { dataDir, port, apiKey: API_KEY, options: o.pushwire ?? {} };
-  let p = await startPushwireProcess(cfg, o.nodeFlags);
+  const cfg = {
+    dataDir,
+    port,
+    apiKey: API_KEY,
+    options: o.pushwire ?? {},
+    ...(redis && { redis: redis.url }),
+  };
+  let p = await startPushwireProcess(cfg, o.nodeFlags).catch(async (err: unknown) => {
+    await redis?.stop();
+    throw err;
+  });
+  if (redis) devices = await registerDevices(p.url, o.devices ?? 0);
   const post = async (path: string, body: unknown) => {
     const res = await fetch(`${p.url}${path}`, {
       method: 'POST',
@@ -80,17 +133,23 @@ async function startPushwire(o: PeerOptions): Promise<Peer> {
     if (res.status !== 202) throw new Error(`publish failed: ${res.status} ${text}`);
   };
   return {
-    name: 'pushwire',
+    name: onRedis ? 'pushwire-redis' : 'pushwire',
     proto: 'pushwire',
     host: HOST,
     port,
     path: '/v1/connect',
-    topic: TOPIC,
+    // Devices registered on Redis follow no topic (unicast only).
+    topic: onRedis ? '' : TOPIC,
     pid: () => p.proc.pid!,
     clients: (n) => {
-      if (n > pool.devices.length) throw new Error(`pool has ${pool.devices.length} devices, need ${n}`);
-      return pool.devices.slice(0, n);
+      if (n > devices.length) throw new Error(`pool has ${devices.length} devices, need ${n}`);
+      return devices.slice(0, n);
     },
+    gc: () => gcPeer(p.proc),
+    ...(redis && {
+      storeStats: redis.stats,
+      storeCpuMs: () => procSample(redis.pid)?.cpuMs ?? 0,
+    }),
     async broadcast(r, bytes) {
       const t0 = wallMs();
       await post('/v1/messages', { to: { topic: TOPIC }, data: benchPayload(r, bytes, t0) });
@@ -106,6 +165,7 @@ async function startPushwire(o: PeerOptions): Promise<Peer> {
     },
     async stop() {
       await p.stop();
+      await redis?.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -113,15 +173,21 @@ async function startPushwire(o: PeerOptions): Promise<Peer> {
 
 // ── ws and Socket.IO ──────────────────────────────────────────────────────────────────────────
 
-async function startNodePeer(name: 'ws' | 'socketio', o: PeerOptions): Promise<Peer> {
+const NODE_PEER_ENTRY = { ws: 'ws-server', socketio: 'socketio-server', fastify: 'fastify-server' } as const;
+
+async function startNodePeer(name: 'ws' | 'socketio' | 'fastify', o: PeerOptions): Promise<Peer> {
   const port = await freePort();
   const spawnIt = async () => {
     const proc = spawnPinned(
       process.execPath,
-      [entry(name === 'ws' ? 'ws-server' : 'socketio-server'), '--port', String(port)],
+      ['--expose-gc', entry(NODE_PEER_ENTRY[name]), '--port', String(port)],
       {
         core: SERVER_CORE,
-        env: { ...process.env, ...(o.pingMs && { BENCH_PING_MS: String(o.pingMs) }) },
+        env: {
+          ...process.env,
+          BENCH_API_KEY: API_KEY,
+          ...(o.pingMs && { BENCH_PING_MS: String(o.pingMs) }),
+        },
       },
     );
     await waitForOutput(proc, (out) => /listening on \d+/.test(out), 15_000, `${name} server`);
@@ -131,31 +197,40 @@ async function startNodePeer(name: 'ws' | 'socketio', o: PeerOptions): Promise<P
   };
   let proc = await spawnIt();
   const base = `http://${HOST}:${port}`;
+  const fastify = name === 'fastify';
   return {
     name,
-    proto: name,
+    proto: name === 'socketio' ? 'socketio' : 'ws',
     host: HOST,
     port,
-    path: name === 'ws' ? '/' : '/socket.io/?EIO=4&transport=websocket',
+    path: { ws: '/', socketio: '/socket.io/?EIO=4&transport=websocket', fastify: '/ws?id={id}' }[name],
     topic: '',
     pid: () => proc.pid!,
     clients: (n) => Array.from({ length: n }, (_, i) => ({ id: String(i) })),
+    gc: () => gcPeer(proc),
     async broadcast(r, bytes) {
       const t0 = wallMs();
-      const res = await fetch(`${base}/broadcast`, {
-        method: 'POST',
-        body: JSON.stringify(benchPayload(r, bytes, t0)),
-      });
+      const payload = benchPayload(r, bytes, t0);
+      const res = fastify
+        ? await fetch(`${base}/v1/messages`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ to: { topic: TOPIC }, data: payload }),
+          })
+        : await fetch(`${base}/broadcast`, { method: 'POST', body: JSON.stringify(payload) });
       await res.text();
       return t0;
     },
-    async generate(rate, durationMs, payloadBytes) {
-      const res = await fetch(`${base}/generate`, {
-        method: 'POST',
-        body: JSON.stringify({ rate, durationMs, payloadBytes }),
-      });
-      return ((await res.json()) as { sent: number }).sent;
-    },
+    // The Fastify floor is published to over HTTP, like Pushwire; ws and Socket.IO generate in-process.
+    ...(!fastify && {
+      generate: async (rate: number, durationMs: number, payloadBytes: number) => {
+        const res = await fetch(`${base}/generate`, {
+          method: 'POST',
+          body: JSON.stringify({ rate, durationMs, payloadBytes }),
+        });
+        return ((await res.json()) as { sent: number }).sent;
+      },
+    }),
     async kill9() {
       await stopProcess(proc, 'SIGKILL');
     },
@@ -171,23 +246,6 @@ async function startNodePeer(name: 'ws' | 'socketio', o: PeerOptions): Promise<P
 // ── Mosquitto ─────────────────────────────────────────────────────────────────────────────────
 
 export const MQTT_TOPIC = 'bench/all';
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: HOST, port });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
-    await sleep(25);
-  }
-}
 
 async function startMosquitto(dup: boolean): Promise<Peer> {
   const port = await freePort();
@@ -268,10 +326,14 @@ async function startMosquitto(dup: boolean): Promise<Peer> {
 export function startPeer(name: PeerName, o: PeerOptions = {}): Promise<Peer> {
   switch (name) {
     case 'pushwire':
-      return startPushwire(o);
+    case 'pushwire-redis':
+      return startPushwire(o, name === 'pushwire-redis');
     case 'ws':
     case 'socketio':
+    case 'fastify':
       return startNodePeer(name, o);
+    case 'nats':
+      return startNats();
     case 'mosquitto':
     case 'mosquitto-dup':
       return startMosquitto(name === 'mosquitto-dup');

@@ -6,6 +6,7 @@
  */
 import { createServer } from 'node:http';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { gcOnSignal } from './gc-signal.js';
 import { type GenerateSpec, generate, json, portArg, readBody } from './generator.js';
 
 const clients: WebSocket[] = [];
@@ -50,6 +51,7 @@ if (pingMs > 0) {
   }, pingMs);
 }
 
+gcOnSignal();
 server.listen(portArg(), '127.0.0.1', () => {
   process.stdout.write(`listening on ${(server.address() as { port: number }).port}\n`);
 });

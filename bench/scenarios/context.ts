@@ -4,6 +4,7 @@ import { sleep } from '../lib/util.js';
 import type { LoadGen, Totals } from '../loadgen/pool.js';
 import { type DevicePool, devicePool } from '../peers/devices.js';
 import { type Peer, type PeerName, type PeerOptions, startPeer } from '../peers/targets.js';
+import type { PushwirePublisher } from './unicast.js';
 
 export interface Options {
   /** Connection counts for idle and broadcast. */
@@ -28,8 +29,16 @@ export interface Options {
   ackDelayMs: number;
   connectRate: number;
   payloadBytes: number;
-  /** Messages per publish request (> 1 uses POST /v1/messages/batch when the server has it). */
+  /** Messages per request of the batch publisher (POST /v1/messages/batch). */
   batch: number;
+  /** Publishers Pushwire on SQLite is measured with in the unicast scenario. */
+  pushwirePublishers: PushwirePublisher[];
+  /** Publishers Pushwire on Redis is measured with (engines include redis). */
+  redisPublishers: PushwirePublisher[];
+  /** Stores Pushwire runs on in the unicast scenario: sqlite, redis (a private redis-server). */
+  engines: ('sqlite' | 'redis')[];
+  /** Fractions of each unicast row's maximum measured open loop after it. */
+  levels: number[];
   /** Heartbeat the Pushwire and MQTT load clients declare (s). */
   hb: number;
   settleMs: number;

@@ -15,14 +15,14 @@ import { sleep, wallMs } from '../lib/util.js';
 import type { PublishResult } from '../loadgen/messages.js';
 import { LoadGen } from '../loadgen/pool.js';
 import { API_KEY } from '../peers/devices.js';
-import { PEER_LABEL } from '../peers/targets.js';
+import { CONNECTION_PEERS, PEER_LABEL } from '../peers/targets.js';
 import { type Ctx, connectAll, errorSummary, peerFor, settle } from './context.js';
 
 export async function stormScenario(ctx: Ctx): Promise<ScenarioResult> {
   const { o } = ctx;
   const started = performance.now();
   const startedAt = new Date().toISOString();
-  const peers = o.peers.filter((p) => p !== 'mosquitto-dup');
+  const peers = o.peers.filter((p) => CONNECTION_PEERS.includes(p));
   const n = o.stormN;
   const rows: ScenarioResult['rows'] = [];
   const failures: string[] = [];
