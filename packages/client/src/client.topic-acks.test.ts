@@ -132,6 +132,18 @@ describe('topic acks are lazy, device acks are not', () => {
     expect(h.server.acked.get('t:news')).toBe(published);
   });
 
+  it('topic acks that waited when a connection dropped go with the next session', async () => {
+    const h = await subscribed({ topicAckDelay: 10_000 });
+    for (let i = 0; i < 3; i++) h.server.publish('t:news');
+    await h.clock.advance(1_000);
+    h.server.last.reset(); // dropped before the deadline; nothing new is published afterwards
+    await h.clock.until(() => h.client.state === 'open' && h.server.sockets.length === 2);
+    expect(h.server.acked.get('t:news')).toBeUndefined();
+    await h.clock.advance(10_000);
+    expect(h.server.acked.get('t:news')).toBe(3);
+    expect(h.ids()).toEqual(['m1', 'm2', 'm3']);
+  });
+
   it('a sloppy server that replays every topic message again: the app still sees each once', async () => {
     const h = harness({ server: { replayIgnoresCursors: true } });
     h.server.subscriptions.set('dev1', new Set(['news']));

@@ -226,7 +226,19 @@ export function createDelivery(o: DeliveryOptions): Delivery {
     },
     beginSession() {
       endSession();
-      acked = { ...saved };
+      // The hello's cursors resume delivery, but the server does not record them as acks (its
+      // record feeds the delivery status): topic acks that waited when the last session ended
+      // stay pending and go with the new session's first ping.
+      const known: Cursors = { ...saved };
+      if (lazyTopics) {
+        for (const stream in known) {
+          if (!isTopicStream(stream)) continue;
+          const sent = acked[stream];
+          if (sent === undefined) delete known[stream];
+          else if (sent < known[stream]!) known[stream] = sent;
+        }
+      }
+      acked = known;
       ackedProcessed = savedProcessed;
       ackedTopic = savedTopic;
       return { ...saved };

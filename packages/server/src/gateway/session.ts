@@ -86,6 +86,9 @@ export interface SessionHost {
 /** Held low-urgency frames per session before they are sent anyway (bounds memory). */
 const MAX_HELD = 64;
 
+/** The bare pong (`P`) as WebSocket bytes: built once, written for every ping. */
+const PONG_FRAME = textFrame(encodeFrame({ t: 'pong' }));
+
 export class Session implements WireListener, Follower {
   readonly streams = new Map<string, StreamState>();
   closed = false;
@@ -211,6 +214,7 @@ export class Session implements WireListener, Follower {
   }
 
   send(frame: ServerFrame): void {
+    if (frame.t === 'pong' && !this.host.control) return this.write(PONG_FRAME);
     if (this.host.control) {
       const own = this.host.control(frame, this);
       if (own !== undefined) this.write(own);
