@@ -1,6 +1,7 @@
 import { createClient, memoryStorage, type PushwireClient } from '@pushwire/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Collector } from './helpers/collector.js';
+import { RawClient } from './helpers/raw-client.js';
 import { http, registerDevice, startServer, until } from './helpers/server.js';
 
 type Started = Awaited<ReturnType<typeof startServer>>;
@@ -102,5 +103,31 @@ describe('lazy topic acks, SDK ↔ real server', () => {
     expect(col.outOfOrder()).toEqual([]);
     await c.close();
     expect((await status(sent.at(-1)!)).topics[0]?.counts.delivered).toBe(1);
+  });
+
+  it('an ack is clamped in place: streams the session does not follow are dropped, seqs capped at what it sent', async () => {
+    const a = await registerDevice(s.url);
+    const b = await registerDevice(s.url);
+    expect((await http(s.url, 'PUT', `/v1/devices/${a.deviceId}/topics/clamp`)).status).toBe(200);
+    const c = new RawClient(s.url);
+    await c.opened();
+    c.hello(a.deviceId, a.token);
+    await c.next('welcome');
+    await publishBatch([{ to: { topic: 'clamp' } }, { to: { device: a.deviceId } }]);
+    const got = [await c.next('msg'), await c.next('msg')];
+    expect(got.map((m) => m.stream).sort()).toEqual([`d:${a.deviceId}`, 't:clamp']);
+    c.send(
+      JSON.stringify({
+        t: 'ack',
+        acks: { [`d:${b.deviceId}`]: 7, 't:other': 3, 't:clamp': 99, [`d:${a.deviceId}`]: 1 },
+      }),
+    );
+    c.send('p'); // the pong is a barrier: the ack before it was handled
+    await c.next('pong');
+    const store = s.server.options.store;
+    expect(await store.cursorsOf(a.deviceId)).toEqual({ [`d:${a.deviceId}`]: 1, 't:clamp': 1 });
+    expect(await store.cursorsOf(b.deviceId)).toEqual({});
+    c.close();
+    await c.whenClosed();
   });
 });
