@@ -2,7 +2,7 @@ import type { AckFrame, PingFrame } from '@pushwire/protocol';
 import { describe, expect, it } from 'vitest';
 import { TOPIC_ACK_BATCH } from './delivery.js';
 import type { ClientOptions } from './options.js';
-import { harness, untilOpen } from './testkit/harness.js';
+import { harness, settle, untilOpen } from './testkit/harness.js';
 
 /** Ack-carrying frames the server received: ack frames and pings with acks, in order. */
 function ackFrames(h: ReturnType<typeof harness>) {
@@ -111,6 +111,15 @@ describe('topic acks are lazy, device acks are not', () => {
     await h2.client.close();
     await h2.clock.advance(10);
     expect(h2.server.acked.get('t:news')).toBe(2);
+  });
+
+  it('wake() sends waiting topic acks before it resolves (the OS may suspend the app after)', async () => {
+    const h = await subscribed();
+    h.server.publish('t:news');
+    await h.clock.advance(1_000);
+    expect(h.server.acked.get('t:news')).toBeUndefined();
+    await settle(h.clock, h.client.wake(5_000));
+    expect(h.server.acked.get('t:news')).toBe(1);
   });
 
   it('a resume after a dropped connection loses nothing and hands nothing twice to the app', async () => {
