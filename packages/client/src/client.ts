@@ -59,6 +59,8 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
     windowSize: o.dedupeWindow,
     ackDelay: o.ackDelay,
     ackBatch: o.ackBatch,
+    topicAckDelay: o.topicAckDelay,
+    random: o.random,
     deliver: (m) => {
       events.emit('message', m);
       if (m.notification !== undefined) events.emit('notification', m as NotificationMessage);
@@ -189,6 +191,7 @@ export function createPushwireClient(options: ClientOptions, runtime: Runtime): 
 
   async function shutdown(error: PushwireError | undefined): Promise<void> {
     if (machine.state === 'closed') return;
+    if (error === undefined) delivery.flushAcks(); // a graceful close: the server keeps fresh cursors
     machine.stop(error);
     internal.emit('closed', undefined);
     requests.rejectAll(new ClosedError());

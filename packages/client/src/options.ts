@@ -55,10 +55,16 @@ export interface ClientOptions {
   fetch?: FetchLike;
   /** Message ids remembered for deduplication. Default 1000. */
   dedupeWindow?: number;
-  /** Wait for more messages before sending an ack frame. Default 50 ms. */
+  /** Wait for more messages before sending an ack frame for the device's own stream. Default 50 ms. */
   ackDelay?: number;
-  /** Persisted-but-unacknowledged messages that trigger an ack at once. Default 100. */
+  /** Persisted-but-unacknowledged device-stream messages that trigger an ack at once. Default 100. */
   ackBatch?: number;
+  /**
+   * Topic-stream acks ride on the next ping (or device ack) and leave on their own at the latest
+   * this long after the first of them waited (a deadline drawn between half of it and all of it).
+   * A value ≤ `ackDelay` acknowledges topics like the device stream. Default 30 000 ms.
+   */
+  topicAckDelay?: number;
   /** Deadline from starting a connection to `welcome` (includes registration). Default 15 000 ms. */
   connectTimeout?: number;
   /** `wake()` considers the replay drained after this long without a message. Default 300 ms. */
@@ -82,6 +88,7 @@ export interface ResolvedOptions {
   dedupeWindow: number;
   ackDelay: number;
   ackBatch: number;
+  topicAckDelay: number;
   connectTimeout: number;
   wakeQuietPeriod: number;
 }
@@ -91,6 +98,7 @@ const NUMBERS = {
   dedupeWindow: [1000, 1],
   ackDelay: [50, 0],
   ackBatch: [100, 1],
+  topicAckDelay: [30_000, 0],
   connectTimeout: [15_000, 1],
   wakeQuietPeriod: [300, 0],
 } as const;

@@ -128,15 +128,23 @@ export class Inbound {
   }
 
   private ack(session: Session, acks: Record<string, number>): void {
-    const entitled = session.entitledAcks(acks);
-    const n = Object.keys(entitled).length;
+    const n = session.entitleAcks(acks);
     if (n === 0) return;
     this.hub.counters.acked += n;
-    this.opts.store.ack(session.deviceId, entitled).catch((err) => {
-      const suppressed = this.ackErrors.take(this.opts.clock.now());
-      if (suppressed !== undefined) this.log?.error({ err, suppressed }, 'ack failed');
-    });
+    const written = this.opts.store.ack(session.deviceId, acks);
+    // Acks of one store batch share one promise: one handler for all of them.
+    if (written === this.lastAck) return;
+    this.lastAck = written;
+    written.catch(this.ackFailed);
   }
+
+  /** The last ack promise a failure handler was attached to. */
+  private lastAck: Promise<void> | undefined;
+
+  private readonly ackFailed = (err: unknown): void => {
+    const suppressed = this.ackErrors.take(this.opts.clock.now());
+    if (suppressed !== undefined) this.log?.error({ err, suppressed }, 'ack failed');
+  };
 
   private internal(session: Session, err: unknown, ref?: number): void {
     if (err instanceof QuotaError && err.quota === 'TOO_MANY_TOPICS') {

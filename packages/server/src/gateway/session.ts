@@ -86,6 +86,9 @@ export interface SessionHost {
 /** Held low-urgency frames per session before they are sent anyway (bounds memory). */
 const MAX_HELD = 64;
 
+/** The bare pong (`P`) as WebSocket bytes: built once, written for every ping. */
+const PONG_FRAME = textFrame(encodeFrame({ t: 'pong' }));
+
 export class Session implements WireListener, Follower {
   readonly streams = new Map<string, StreamState>();
   closed = false;
@@ -192,17 +195,26 @@ export class Session implements WireListener, Follower {
     return (await Promise.all(runs)).every(Boolean);
   }
 
-  /** Clamps acks to what this session may acknowledge: its streams, up to what it was sent. */
-  entitledAcks(acks: Cursors): Cursors {
-    const out: Cursors = {};
-    for (const [stream, seq] of Object.entries(acks)) {
+  /**
+   * Clamps acks to what this session may acknowledge: its streams, up to what it was sent. Works
+   * in place on the decoded frame's object (an ack is the most frequent frame: no copy) and
+   * returns how many streams remain; a stream the session does not follow is removed.
+   */
+  entitleAcks(acks: Cursors): number {
+    let n = 0;
+    for (const stream in acks) {
       const st = this.streams.get(stream);
-      if (st) out[stream] = Math.min(seq, st.sent);
+      if (st === undefined) delete acks[stream];
+      else {
+        if (acks[stream]! > st.sent) acks[stream] = st.sent;
+        n++;
+      }
     }
-    return out;
+    return n;
   }
 
   send(frame: ServerFrame): void {
+    if (frame.t === 'pong' && !this.host.control) return this.write(PONG_FRAME);
     if (this.host.control) {
       const own = this.host.control(frame, this);
       if (own !== undefined) this.write(own);

@@ -24,6 +24,8 @@ import type {
   StoreStats,
 } from './types.js';
 
+const DONE: Promise<void> = Promise.resolve();
+
 /** Group-commit counters, for metrics (see {@link StoreStats}). */
 export type SqliteStoreStats = StoreStats;
 export type { SqliteStoreOptions };
@@ -237,10 +239,15 @@ export class SqliteStore implements Store {
     return this.readOp(() => this.stmts.subscriberCount.get(topic) ?? 0);
   }
 
-  async ack(deviceId: string, cursors: Record<string, number>): Promise<void> {
-    this.assertOpen();
-    if (!this.writes.commit.ack(deviceId, cursors)) return;
-    return this.writes.commit.softWritten();
+  /** Not async: every ack of one batch gets the batch's one promise (no promise per ack). */
+  ack(deviceId: string, cursors: Record<string, number>): Promise<void> {
+    try {
+      this.assertOpen();
+      if (!this.writes.commit.ack(deviceId, cursors)) return DONE;
+      return this.writes.commit.softWritten();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async cursorsOf(deviceId: string): Promise<Record<string, number>> {
