@@ -75,6 +75,9 @@ Options (defaults for full runs):
   --batch 50               messages per request of the batch publisher
   --hb 60                  heartbeat (s) the Pushwire and MQTT clients declare
   --ack-delay 50           Pushwire clients gather acks this long, as the SDK's ackDelay (ms)
+  --topic-ack-delay 30000  Pushwire clients ack topic streams on their next ping or device ack, alone
+                           after at most this long, as the SDK's topicAckDelay (ms; <= --ack-delay:
+                           topic acks go with device acks, as SDKs before 0.2 did)
   --connect-concurrency 256    handshakes in flight, all workers (keep it below the servers' listen backlog, 511)
   --connect-rate 0         new connections/s (0 = unlimited)
   --settle-ms 3000         pause before memory samples
@@ -109,6 +112,7 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
     stormConcurrency: 0,
     connectConcurrency: 256,
     ackDelayMs: 50,
+    topicAckDelayMs: 30_000,
     connectRate: 0,
     payloadBytes: 100,
     batch: 50,
@@ -219,6 +223,9 @@ function parseArgs(argv: string[]): { scenario: string; o: Options; build: boole
       case '--ack-delay':
         o.ackDelayMs = num(take(), flag);
         break;
+      case '--topic-ack-delay':
+        o.topicAckDelayMs = num(take(), flag);
+        break;
       case '--connect-rate':
         o.connectRate = num(take(), flag);
         break;
@@ -307,6 +314,7 @@ async function main(): Promise<number> {
     r.options = {
       ...r.options,
       ackDelayMs: o.ackDelayMs,
+      topicAckDelayMs: o.topicAckDelayMs,
       cpuProf: o.cpuProf,
       connectConcurrency: o.connectConcurrency,
     };

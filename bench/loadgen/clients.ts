@@ -47,6 +47,11 @@ interface Conn {
   retryAfter: number;
   cursors: Map<string, number> | undefined;
   ackDirty: Map<string, number> | undefined;
+  /** Topic acks waiting for the next ping, device ack or deadline (as the SDK's topicAckDelay). */
+  topicAcks: Map<string, number> | undefined;
+  /** Topic messages behind `topicAcks`, and when they go alone at the latest (0: none waiting). */
+  topicWaiting: number;
+  topicDue: number;
   seqs: number[] | undefined;
   epochReady: boolean;
   /** Source-port collisions so far (each moves to another port). */
@@ -95,6 +100,8 @@ export class ClientEngine {
   private qHead = 0;
   private readonly connecting = new Set<Conn>();
   private readonly dirty = new Set<Conn>();
+  /** Connections with topic acks waiting (the SDK's lazy topic acks). */
+  private readonly topicDirty = new Set<Conn>();
   private ticker: NodeJS.Timeout | undefined;
   private lastAck = 0;
   private tokens = 0;
@@ -151,6 +158,9 @@ export class ClientEngine {
       retryAfter: 0,
       cursors: cmd.proto === 'pushwire' ? new Map() : undefined,
       ackDirty: undefined,
+      topicAcks: undefined,
+      topicWaiting: 0,
+      topicDue: 0,
       seqs: cmd.trackSeqs ? [] : undefined,
       epochReady: false,
       portShift: 0,
@@ -220,6 +230,7 @@ export class ClientEngine {
     clearInterval(this.ticker);
     this.ticker = undefined;
     this.dirty.clear();
+    this.topicDirty.clear();
     this.connecting.clear();
     this.s.ready = 0;
   }
@@ -299,6 +310,7 @@ export class ClientEngine {
     c.sock = undefined;
     this.connecting.delete(c);
     this.dirty.delete(c);
+    this.dropTopicAcks(c);
     if (c.phase === READY) {
       this.s.ready--;
       this.s.dropped++;
@@ -373,12 +385,15 @@ export class ClientEngine {
       for (const c of this.dirty) this.flushAck(c);
       this.dirty.clear();
     }
+    for (const c of this.topicDirty) if (now >= c.topicDue) this.flushAck(c);
     if (cmd.proto === 'pushwire' || cmd.proto === 'mqtt' || cmd.proto === 'nats') {
       const hbMs = cmd.hb * 1000;
       const frame = cmd.proto === 'mqtt' ? PINGREQ_PACKET : cmd.proto === 'nats' ? NATS_PING : PING_P;
       for (const c of this.conns) {
         if (c.phase === READY && now - c.lastOut >= hbMs) {
-          this.write(c, frame);
+          // Waiting topic acks ride on the ping, as the SDK sends them.
+          const acks = c.topicAcks?.size ? this.takeAcks(c) : undefined;
+          this.write(c, acks ? clientFrame(JSON.stringify({ t: 'ping', acks })) : frame);
           this.s.hbOut++;
         }
       }
@@ -386,11 +401,29 @@ export class ClientEngine {
   }
 
   private flushAck(c: Conn): void {
-    if (c.phase !== READY || !c.ackDirty || c.ackDirty.size === 0) return;
-    const acks: Record<string, number> = {};
-    for (const [k, v] of c.ackDirty) acks[k] = v;
-    c.ackDirty.clear();
-    this.write(c, clientFrame(JSON.stringify({ t: 'ack', acks })));
+    if (c.phase !== READY) return;
+    const acks = this.takeAcks(c);
+    if (acks) this.write(c, clientFrame(JSON.stringify({ t: 'ack', acks })));
+  }
+
+  /** Device acks and any waiting topic acks (which ride along), or undefined when none wait. */
+  private takeAcks(c: Conn): Record<string, number> | undefined {
+    let acks: Record<string, number> | undefined;
+    for (const m of [c.ackDirty, c.topicAcks]) {
+      if (!m || m.size === 0) continue;
+      acks ??= {};
+      for (const [k, v] of m) acks[k] = v;
+    }
+    c.ackDirty?.clear();
+    this.dropTopicAcks(c);
+    return acks;
+  }
+
+  private dropTopicAcks(c: Conn): void {
+    c.topicAcks?.clear();
+    c.topicWaiting = 0;
+    c.topicDue = 0;
+    this.topicDirty.delete(c);
   }
 
   // ── inbound ──────────────────────────────────────────────────────────────────────────────────
@@ -469,9 +502,22 @@ export class ClientEngine {
         }
         c.cursors!.set(stream, seq);
         if (c.seqs && stream.charCodeAt(0) === 100 /* d */) c.seqs.push(seq);
-        c.ackDirty ??= new Map();
-        c.ackDirty.set(stream, seq);
-        this.dirty.add(c);
+        const cmd = this.cmd!;
+        if (stream.charCodeAt(0) === 116 /* t */ && cmd.topicAckDelayMs > cmd.ackDelayMs) {
+          // Lazy topic acks like the SDK: next ping or device ack, alone at a deadline in the
+          // second half of topicAckDelay, at once when 1,000 wait.
+          c.topicAcks ??= new Map();
+          c.topicAcks.set(stream, seq);
+          if (c.topicDue === 0) {
+            c.topicDue = performance.now() + cmd.topicAckDelayMs * (0.5 + 0.5 * Math.random());
+            this.topicDirty.add(c);
+          }
+          if (++c.topicWaiting >= 1000) c.topicDue = 0;
+        } else {
+          c.ackDirty ??= new Map();
+          c.ackDirty.set(stream, seq);
+          this.dirty.add(c);
+        }
         return this.onPayload(f.data);
       }
       case 'welcome': {

@@ -46,6 +46,11 @@ export interface OpenCmd {
   handshakeTimeoutMs: number;
   /** Pushwire: acks are batched and sent this often. */
   ackDelayMs: number;
+  /**
+   * Pushwire: topic acks wait for the next ping or device ack, alone at the latest this long
+   * (the SDK's `topicAckDelay`); at most `ackDelayMs`: topic acks go with the device acks.
+   */
+  topicAckDelayMs: number;
 }
 
 export type PublishMode = 'http' | 'pool' | 'mqtt' | 'nats';

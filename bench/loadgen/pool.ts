@@ -41,8 +41,9 @@ export type OpenSpec = Omit<
   | 'rate'
   | 'handshakeTimeoutMs'
   | 'ackDelayMs'
+  | 'topicAckDelayMs'
 > &
-  Partial<Pick<OpenCmd, 'concurrency' | 'rate' | 'handshakeTimeoutMs' | 'ackDelayMs'>>;
+  Partial<Pick<OpenCmd, 'concurrency' | 'rate' | 'handshakeTimeoutMs' | 'ackDelayMs' | 'topicAckDelayMs'>>;
 
 let nextReq = 1;
 
@@ -107,6 +108,7 @@ export class LoadGen {
       rate: 0,
       handshakeTimeoutMs: 15_000,
       ackDelayMs: 50,
+      topicAckDelayMs: 30_000,
       ...spec,
       clients: [],
     }));

@@ -27,6 +27,8 @@ export interface Options {
   connectConcurrency: number;
   /** Pushwire clients gather acks this long before sending them (the SDK's `ackDelay`). */
   ackDelayMs: number;
+  /** Pushwire clients ack topic streams lazily, alone after at most this long (the SDK's `topicAckDelay`). */
+  topicAckDelayMs: number;
   connectRate: number;
   payloadBytes: number;
   /** Messages per request of the batch publisher (POST /v1/messages/batch). */
@@ -115,6 +117,7 @@ export async function connectAll(
     concurrency: ctx.o.connectConcurrency,
     rate: ctx.o.connectRate,
     ackDelayMs: ctx.o.ackDelayMs,
+    topicAckDelayMs: ctx.o.topicAckDelayMs,
   });
   const r = await lg.waitFor(c.label ?? `${peer.name} connect`, (t) => t.ready >= n, Math.max(30_000, n * 6));
   return r;

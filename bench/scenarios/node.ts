@@ -48,6 +48,7 @@ export async function nodeScenario(ctx: Ctx): Promise<ScenarioResult> {
         concurrency: o.connectConcurrency,
         rate: o.connectRate,
         ackDelayMs: o.ackDelayMs,
+        topicAckDelayMs: o.topicAckDelayMs,
       });
     // Warm-up: a few connections per process opened and closed, as in the idle scenario.
     const warmEach = Math.min(200, Math.max(10, Math.floor(perProcess / 20)));
