@@ -11,18 +11,9 @@ import { StoreError } from '../store/errors.js';
 import type { StoredEntry } from '../store/types.js';
 import { encodeEntry } from './encode.js';
 import type { RequestLimiter } from './requests.js';
+import { type StreamState, StreamStates } from './streams.js';
 import { textFrame } from './wire/frames.js';
 import { type WireListener, WireSocket } from './wire/socket.js';
-
-/** Delivery progress of one stream within one session. */
-interface StreamState {
-  /** Highest seq sent on this socket. */
-  sent: number;
-  /** A replay from the store is running. */
-  pumping: boolean;
-  /** Something was appended while the replay ran: read again before going live. */
-  dirty: boolean;
-}
 
 /** A session whose socket is above the high-water mark: message writers wait for `drained`. */
 interface Flow {
@@ -87,7 +78,7 @@ export interface SessionHost {
 const MAX_HELD = 64;
 
 export class Session implements WireListener, Follower {
-  readonly streams = new Map<string, StreamState>();
+  readonly streams = new StreamStates();
   closed = false;
   /** Bucket of the idle-deadline wheel this session is filed in. */
   wheelSlot = -1;
@@ -126,7 +117,7 @@ export class Session implements WireListener, Follower {
   /** Starts delivering a stream after `cursor`. */
   open(stream: string, cursor: number): void {
     if (this.streams.has(stream)) return;
-    this.streams.set(stream, { sent: cursor, pumping: false, dirty: false });
+    this.streams.add(stream, cursor);
     void this.pump(stream);
   }
 
