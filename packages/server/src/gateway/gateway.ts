@@ -133,6 +133,11 @@ export class Gateway implements PendingHost {
     return this.sockets.open.size;
   }
 
+  /** Handshakes waiting for their hello or being set up; a settled one is let go at once. */
+  get handshaking(): number {
+    return this.handshakes.size;
+  }
+
   /** Handles an HTTP upgrade request for `/v1/connect`. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
