@@ -17,7 +17,7 @@ import { AddressCounts, addressKey } from '../util/address.js';
 import { AdmissionControl } from '../util/admission.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
 import { DeadlineWheel } from '../util/deadline-wheel.js';
-import { newSessionId, tokenMatches } from '../util/ids.js';
+import { nextSessionNumber, tokenMatches } from '../util/ids.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { startCursors } from './cursors.js';
 import { decodeInbound, Inbound } from './inbound.js';
@@ -334,7 +334,7 @@ export class Gateway implements PendingHost {
       const cursors = await startCursors(store, streams, stored, hello.cursors);
       if (ws.readyState !== WireSocket.OPEN) return;
 
-      const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
+      const session = new Session(nextSessionNumber(), device.id, ws, this.host, clock.now());
       if (device.subscribe !== undefined) session.subscribePatterns = device.subscribe;
       if (device.user !== undefined) session.user = device.user;
       this.inbound.setHeartbeat(session, hello.hb ?? this.opts.defaultHeartbeat);

@@ -9,6 +9,7 @@ import {
 import type { Follower } from '../core/follower.js';
 import { StoreError } from '../store/errors.js';
 import type { StoredEntry } from '../store/types.js';
+import { sessionIdOf } from '../util/ids.js';
 import { encodeEntry } from './encode.js';
 import type { RequestLimiter } from './requests.js';
 import { type StreamState, StreamStates } from './streams.js';
@@ -105,13 +106,19 @@ export class Session implements WireListener, Follower {
   user: string | undefined;
 
   constructor(
-    readonly id: string,
+    /** From `nextSessionNumber()`: the id is made from it when asked (a string per session less). */
+    private readonly serial: number,
     readonly deviceId: string,
     private readonly socket: WireSocket,
     private readonly host: SessionHost,
     now: number,
   ) {
     this.lastActivity = now;
+  }
+
+  /** The session's id, for the welcome, the cluster bus and logs. */
+  get id(): string {
+    return sessionIdOf(this.serial);
   }
 
   /** Starts delivering a stream after `cursor`. */

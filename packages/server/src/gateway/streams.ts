@@ -27,8 +27,13 @@ const INDEX_FROM = 8;
 export class StreamStates {
   private head: StreamState | undefined = undefined;
   private index: Map<string, StreamState> | undefined = undefined;
+
   /** Number of streams. */
-  size = 0;
+  get size(): number {
+    let n = 0;
+    for (let st = this.head; st; st = st.next) n++;
+    return n;
+  }
 
   get(name: string): StreamState | undefined {
     if (this.index) return this.index.get(name);
@@ -43,15 +48,15 @@ export class StreamStates {
   /** Adds a stream (the caller checked it is not there yet); streams keep their order of adding. */
   add(name: string, sent: number): StreamState {
     const st = new StreamState(name, sent);
+    let size = 1;
     if (!this.head) this.head = st;
     else {
       let last = this.head;
-      while (last.next) last = last.next;
+      for (size = 2; last.next; size++) last = last.next;
       last.next = st;
     }
-    this.size++;
     if (this.index) this.index.set(name, st);
-    else if (this.size > INDEX_FROM) this.index = new Map([...this.states()].map((s) => [s.name, s]));
+    else if (size > INDEX_FROM) this.index = new Map([...this.states()].map((s) => [s.name, s]));
     return st;
   }
 
@@ -61,9 +66,8 @@ export class StreamStates {
       if (st.name !== name) continue;
       if (prev) prev.next = st.next;
       else this.head = st.next;
-      this.size--;
       this.index?.delete(name);
-      if (this.index && this.size <= INDEX_FROM / 2) this.index = undefined;
+      if (this.index && this.index.size <= INDEX_FROM / 2) this.index = undefined;
       return true;
     }
     return false;
