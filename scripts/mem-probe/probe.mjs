@@ -47,7 +47,8 @@ if (mode === 'pw') {
   });
   port = Number(new URL(await server.listen({ host: '127.0.0.1', port: 0 })).port);
   stop = async () => {
-    await server.close();
+    // close() may wait on unref'd timers only: a timer of our own keeps the process up meanwhile.
+    await Promise.race([server.close(), sleep(5000)]);
     rmSync(dir, { recursive: true, force: true });
   };
 } else {
