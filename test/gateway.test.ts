@@ -46,6 +46,18 @@ describe('gateway: handshake, frames, bad input (real sockets)', () => {
     expect(Date.now() - t0).toBeLessThan(3500);
   });
 
+  it('lets go of a handshake deadline at the hello, not when the deadline passes', async () => {
+    const idle = new RawClient(s.url);
+    await idle.opened();
+    await until(() => s.server.gateway.handshaking === 1, 3000, 'the idle socket is pending');
+    const { c } = await openSession();
+    // The session's handshake is no longer held (only the idle socket's, until its 500 ms deadline).
+    expect(s.server.gateway.handshaking).toBe(1);
+    expect((await idle.whenClosed()).code).toBe(4008);
+    expect(s.server.gateway.handshaking).toBe(0);
+    c.close();
+  });
+
   it('refuses a wrong token with UNAUTHORIZED and close code 4001', async () => {
     const dev = await registerDevice(s.url);
     const c = new RawClient(s.url);

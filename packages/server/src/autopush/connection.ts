@@ -4,7 +4,7 @@ import { Session } from '../gateway/session.js';
 import { textFrame } from '../gateway/wire/frames.js';
 import { type WireListener, WireSocket } from '../gateway/wire/socket.js';
 import type { StoredEntry } from '../store/types.js';
-import { newSessionId, sha256, tokenMatches } from '../util/ids.js';
+import { nextSessionNumber, sha256, tokenMatches } from '../util/ids.js';
 import { isP256Key, mintSubscription } from '../webpush/routes.js';
 import {
   AutopushProtocolError,
@@ -210,7 +210,7 @@ export class Connection implements WireListener {
       if (this.ws.readyState !== WireSocket.OPEN) return;
       const stream = deviceStream(this.deviceId);
       const session = new Session(
-        newSessionId(),
+        nextSessionNumber(),
         this.deviceId,
         this.ws,
         this.service.host,

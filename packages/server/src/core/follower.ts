@@ -1,6 +1,12 @@
 import type { ErrorCode } from '@pushwire/protocol';
 import type { StoredEntry } from '../store/types.js';
 
+/** The names of the streams a follower is delivered (a `Map` or `Set` of them qualifies). */
+export interface FollowedStreams {
+  has(stream: string): boolean;
+  keys(): Iterable<string>;
+}
+
 /**
  * What the hub needs of a device's connection (the gateway's `Session` implements it): the
  * streams it follows, live hand-over of entries, catch-up from the store and closing it.
@@ -9,8 +15,8 @@ export interface Follower {
   /** The session's id (unique per connection). */
   readonly id: string;
   readonly deviceId: string;
-  /** The streams this follower is delivered, by name (the values are the follower's own state). */
-  readonly streams: ReadonlyMap<string, unknown>;
+  /** The streams this follower is delivered, by name. */
+  readonly streams: FollowedStreams;
   /** Declared heartbeat interval (s); 0 before the device declared one. */
   readonly heartbeat: number;
   /** Starts delivering a stream after `cursor`. */

@@ -41,6 +41,13 @@ export interface HubObserver {
   detached?(deviceId: string): void;
 }
 
+/** The followers of one topic stream, and the stream's name (one string for all of them). */
+class Followers<F> extends Set<F> {
+  constructor(readonly stream: string) {
+    super();
+  }
+}
+
 /** Sessions caught up from the store at once by {@link Hub.resync}. */
 const RESYNC_BATCH = 256;
 
@@ -57,7 +64,7 @@ export class Hub<F extends Follower = Follower> implements BusSink {
   /** Commands for devices whose session is being set up (see beginJoin). */
   private readonly joining = new Map<string, DeviceCommand[]>();
   /** Followers of each topic stream (a device stream's follower is found through `byDevice`). */
-  private readonly byStream = new Map<string, Set<F>>();
+  private readonly byStream = new Map<string, Followers<F>>();
   readonly counters: HubCounters = { published: 0, duplicates: 0, delivered: 0, acked: 0 };
   private readonly observers: HubObserver[] = [];
 
@@ -152,12 +159,13 @@ export class Hub<F extends Follower = Follower> implements BusSink {
     if (isDeviceStream(stream)) return session.open(stream, cursor);
     let set = this.byStream.get(stream);
     if (!set) {
-      set = new Set();
+      set = new Followers(stream);
       this.byStream.set(stream, set);
       this.bus.followed(stream);
     }
     set.add(session);
-    session.open(stream, cursor);
+    // The set's copy of the name: every follower of a topic keeps the same string, not its own.
+    session.open(set.stream, cursor);
   }
 
   unfollow(session: F, stream: string): void {

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   CloseCode,
@@ -14,8 +15,9 @@ import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import { AddressCounts, addressKey } from '../util/address.js';
 import { AdmissionControl } from '../util/admission.js';
+import { DeadlineQueue } from '../util/deadline-queue.js';
 import { DeadlineWheel } from '../util/deadline-wheel.js';
-import { newSessionId, tokenMatches } from '../util/ids.js';
+import { nextSessionNumber, tokenMatches } from '../util/ids.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { startCursors } from './cursors.js';
 import { decodeInbound, Inbound } from './inbound.js';
@@ -60,7 +62,9 @@ export class Gateway implements PendingHost {
   private readonly pending = new Set<Pending>();
   /** Every upgraded socket not closed yet, and the close deadlines. */
   readonly sockets: WireSockets;
-  private readonly wheel: DeadlineWheel<Session | Pending>;
+  private readonly wheel: DeadlineWheel<Session>;
+  /** Handshake deadlines (all the same timeout); a handshake leaves it when it settles. */
+  private readonly handshakes = new DeadlineQueue<Pending>();
   private readonly admission: AdmissionControl;
   /** Pending handshakes per client address. */
   private readonly pendingByAddress: AddressCounts;
@@ -86,7 +90,7 @@ export class Gateway implements PendingHost {
   ) {
     const now = opts.clock.now();
     this.sockets = new WireSockets(opts.closeTimeoutMs);
-    this.wheel = new DeadlineWheel<Session | Pending>(250, (x) => this.deadlineOf(x), now);
+    this.wheel = new DeadlineWheel<Session>(250, (x) => this.deadlineOf(x), now);
     this.admission = new AdmissionControl(opts.admissionRate, opts.admissionBurst, now);
     // 0 turns the bound off (behind a reverse proxy every client has the proxy's address).
     this.pendingByAddress = new AddressCounts(opts.maxPendingPerAddress || Number.POSITIVE_INFINITY);
@@ -129,6 +133,11 @@ export class Gateway implements PendingHost {
     return this.sockets.open.size;
   }
 
+  /** Handshakes waiting for their hello or being set up; a settled one is let go at once. */
+  get handshaking(): number {
+    return this.handshakes.size;
+  }
+
   /** Handles an HTTP upgrade request for `/v1/connect`. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
@@ -149,28 +158,25 @@ export class Gateway implements PendingHost {
     if (!socket.writable) return void socket.destroy();
     socket.write(upgrade.response);
     // Small input limit until welcome.
-    this.accept(
-      new WireSocket(socket, head, this.opts.maxHelloBytes, this.sockets),
-      req.socket.remoteAddress,
-    );
+    const address = peerAddress(req.socket);
+    this.accept(new WireSocket(socket, head, this.opts.maxHelloBytes, this.sockets), address);
   }
 
   /** Sweeps idle sessions and handshakes past their deadline. Called by the server's one timer. */
   tick(): void {
     const now = this.opts.clock.now();
     this.wheel.advance(now, (x) => {
-      if (x instanceof Session) {
-        const blocked = x.blockedSince;
-        if (blocked !== undefined && blocked + this.opts.slowConsumerTimeoutMs <= now) return x.dropSlow();
-        this.counters.idleClosed++;
-        this.log?.debug({ session: x.id, device: x.deviceId }, 'idle timeout');
-        x.close(CloseCode.IdleTimeout, 'idle timeout');
-      } else {
-        this.counters.handshakeTimeouts++;
-        this.log?.debug('handshake timeout');
-        this.settle(x);
-        sendFatal(x.socket, 'HANDSHAKE_TIMEOUT', 'no hello in time', CloseCode.HandshakeTimeout);
-      }
+      const blocked = x.blockedSince;
+      if (blocked !== undefined && blocked + this.opts.slowConsumerTimeoutMs <= now) return x.dropSlow();
+      this.counters.idleClosed++;
+      this.log?.debug({ session: x.id, device: x.deviceId }, 'idle timeout');
+      x.close(CloseCode.IdleTimeout, 'idle timeout');
+    });
+    this.handshakes.advance(now, (p) => {
+      this.counters.handshakeTimeouts++;
+      this.log?.debug('handshake timeout');
+      this.settle(p);
+      sendFatal(p.socket, 'HANDSHAKE_TIMEOUT', 'no hello in time', CloseCode.HandshakeTimeout);
     });
   }
 
@@ -204,14 +210,11 @@ export class Gateway implements PendingHost {
     this.sockets.stop();
   }
 
-  private deadlineOf(x: Session | Pending): number | undefined {
-    if (x instanceof Session) {
-      if (x.closed) return undefined;
-      const idle = x.lastActivity + x.idleMs;
-      const blocked = x.blockedSince;
-      return blocked === undefined ? idle : Math.min(idle, blocked + this.opts.slowConsumerTimeoutMs);
-    }
-    return x.done ? undefined : x.openedAt + this.opts.handshakeTimeoutMs;
+  private deadlineOf(x: Session): number | undefined {
+    if (x.closed) return undefined;
+    const idle = x.lastActivity + x.idleMs;
+    const blocked = x.blockedSince;
+    return blocked === undefined ? idle : Math.min(idle, blocked + this.opts.slowConsumerTimeoutMs);
   }
 
   /**
@@ -234,10 +237,10 @@ export class Gateway implements PendingHost {
       );
       return;
     }
-    const p = new Pending(this, ws, this.opts.clock.now(), address);
+    const p = new Pending(this, ws, address);
     ws.listener = p;
     this.pending.add(p);
-    this.wheel.add(p);
+    this.handshakes.add(p, this.opts.clock.now() + this.opts.handshakeTimeoutMs);
   }
 
   /** Ends a handshake's pending state (hello, close or deadline), once. */
@@ -245,6 +248,7 @@ export class Gateway implements PendingHost {
     if (p.done) return;
     p.done = true;
     this.pending.delete(p);
+    this.handshakes.remove(p);
     this.pendingByAddress.release(p.address);
   }
 
@@ -330,7 +334,7 @@ export class Gateway implements PendingHost {
       const cursors = await startCursors(store, streams, stored, hello.cursors);
       if (ws.readyState !== WireSocket.OPEN) return;
 
-      const session = new Session(newSessionId(), device.id, ws, this.host, clock.now());
+      const session = new Session(nextSessionNumber(), device.id, ws, this.host, clock.now());
       if (device.subscribe !== undefined) session.subscribePatterns = device.subscribe;
       if (device.user !== undefined) session.user = device.user;
       this.inbound.setHeartbeat(session, hello.hb ?? this.opts.defaultHeartbeat);
@@ -367,6 +371,17 @@ export class Gateway implements PendingHost {
     const { store, clock } = this.opts;
     void store.touchDevice(session.deviceId, clock.now()).catch(() => {});
   }
+}
+
+/**
+ * The client's address. Node caches it on the socket as an object with three fields (`_peername`,
+ * ~90 bytes with its strings) for the socket's life; a session never asks again, so the cache is
+ * dropped (Node reads the address from the kernel again if anything asks).
+ */
+function peerAddress(socket: Socket): string | undefined {
+  const address = socket.remoteAddress;
+  (socket as Socket & { _peername?: unknown })._peername = undefined;
+  return address;
 }
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

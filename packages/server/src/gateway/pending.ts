@@ -20,7 +20,8 @@ export const PENDING_RETRY_MS = 1000;
 
 /** A socket between upgrade and welcome. */
 export class Pending implements WireListener {
-  wheelSlot = -1;
+  /** Place in the gateway's handshake deadline queue. */
+  queueSlot = -1;
   /** The hello arrived (or the socket closed, or its deadline passed): no longer pending. */
   done = false;
   /** Frames that arrived after the hello, while the handshake reads the store. */
@@ -30,7 +31,6 @@ export class Pending implements WireListener {
   constructor(
     private readonly gateway: PendingHost,
     readonly socket: WireSocket,
-    readonly openedAt: number,
     /** The client address this handshake is counted under. */
     readonly address: string,
   ) {}

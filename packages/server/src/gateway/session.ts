@@ -9,20 +9,12 @@ import {
 import type { Follower } from '../core/follower.js';
 import { StoreError } from '../store/errors.js';
 import type { StoredEntry } from '../store/types.js';
+import { sessionIdOf } from '../util/ids.js';
 import { encodeEntry } from './encode.js';
 import type { RequestLimiter } from './requests.js';
+import { type StreamState, StreamStates } from './streams.js';
 import { textFrame } from './wire/frames.js';
 import { type WireListener, WireSocket } from './wire/socket.js';
-
-/** Delivery progress of one stream within one session. */
-interface StreamState {
-  /** Highest seq sent on this socket. */
-  sent: number;
-  /** A replay from the store is running. */
-  pumping: boolean;
-  /** Something was appended while the replay ran: read again before going live. */
-  dirty: boolean;
-}
 
 /** A session whose socket is above the high-water mark: message writers wait for `drained`. */
 interface Flow {
@@ -90,7 +82,7 @@ const MAX_HELD = 64;
 const PONG_FRAME = textFrame(encodeFrame({ t: 'pong' }));
 
 export class Session implements WireListener, Follower {
-  readonly streams = new Map<string, StreamState>();
+  readonly streams = new StreamStates();
   closed = false;
   /** Bucket of the idle-deadline wheel this session is filed in. */
   wheelSlot = -1;
@@ -117,7 +109,8 @@ export class Session implements WireListener, Follower {
   user: string | undefined;
 
   constructor(
-    readonly id: string,
+    /** From `nextSessionNumber()`: the id is made from it when asked (a string per session less). */
+    private readonly serial: number,
     readonly deviceId: string,
     private readonly socket: WireSocket,
     private readonly host: SessionHost,
@@ -126,10 +119,15 @@ export class Session implements WireListener, Follower {
     this.lastActivity = now;
   }
 
+  /** The session's id, for the welcome, the cluster bus and logs. */
+  get id(): string {
+    return sessionIdOf(this.serial);
+  }
+
   /** Starts delivering a stream after `cursor`. */
   open(stream: string, cursor: number): void {
     if (this.streams.has(stream)) return;
-    this.streams.set(stream, { sent: cursor, pumping: false, dirty: false });
+    this.streams.add(stream, cursor);
     void this.pump(stream);
   }
 

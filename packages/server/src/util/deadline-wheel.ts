@@ -13,7 +13,12 @@ export interface WheelItem {
 
 export class DeadlineWheel<T extends WheelItem> {
   private readonly buckets = new Map<number, T[]>();
-  private cursor: number;
+  /**
+   * Buckets are numbered from the one of the wheel's creation, so bucket numbers (kept on every
+   * item) stay small integers: numbered from the epoch, they would be boxed doubles (16 bytes each).
+   */
+  private readonly origin: number;
+  private cursor = 0;
 
   constructor(
     /** Bucket width in ms: the detection granularity. */
@@ -22,7 +27,7 @@ export class DeadlineWheel<T extends WheelItem> {
     private readonly deadlineOf: (item: T) => number | undefined,
     now: number,
   ) {
-    this.cursor = Math.floor(now / tickMs);
+    this.origin = Math.floor(now / tickMs);
   }
 
   /**
@@ -33,7 +38,7 @@ export class DeadlineWheel<T extends WheelItem> {
     const deadline = this.deadlineOf(item);
     if (deadline === undefined) return;
     // Never file into a bucket already swept: late items go to the next one.
-    const index = Math.max(Math.ceil(deadline / this.tickMs), this.cursor + 1);
+    const index = Math.max(Math.ceil(deadline / this.tickMs) - this.origin, this.cursor + 1);
     if (item.wheelSlot === index) return;
     item.wheelSlot = index;
     const bucket = this.buckets.get(index);
@@ -43,7 +48,7 @@ export class DeadlineWheel<T extends WheelItem> {
 
   /** Sweeps every bucket due by `now`, calling `onExpired` for items past their deadline. */
   advance(now: number, onExpired: (item: T) => void): void {
-    const until = Math.floor(now / this.tickMs);
+    const until = Math.floor(now / this.tickMs) - this.origin;
     for (; this.cursor < until; ) {
       this.cursor++;
       const bucket = this.buckets.get(this.cursor);

@@ -13,7 +13,10 @@ let sessionCount = 0;
  * A session id, for logs and metrics: unique, not secret (nothing is authorised by it), so a
  * counter behind a per-process random prefix instead of random bytes per connection.
  */
-export const newSessionId = (): string => `${SESSION_PREFIX}${(++sessionCount).toString(36)}`;
+export const sessionIdOf = (n: number): string => `${SESSION_PREFIX}${n.toString(36)}`;
+/** The number of a new session; {@link sessionIdOf} makes its id (a session keeps the number only). */
+export const nextSessionNumber = (): number => ++sessionCount;
+export const newSessionId = (): string => sessionIdOf(nextSessionNumber());
 /** An admin API key. */
 export const newApiKey = (): string => `pw_${randomBytes(24).toString('base64url')}`;
 

@@ -67,6 +67,11 @@ export class FrameReader {
     return (this.partial?.length ?? 0) + (this.fragments?.length ?? 0);
   }
 
+  /** Holds nothing between reads and may read on: a new reader would do the same. */
+  get idle(): boolean {
+    return this.partial === undefined && this.fragments === undefined && !this.failed;
+  }
+
   /** Memory pinned between reads, spare room of the growing buffers included. */
   get heldCapacity(): number {
     return (this.partial?.capacity ?? 0) + (this.fragments?.capacity ?? 0);

@@ -188,4 +188,30 @@ describe('WireSocket on a real TCP connection', () => {
     reader.write(clientFrame(Op.Text, 'c'.repeat(2000)));
     expect(await reader.closeCode()).toBe(1009);
   });
+  it('holds a reader only while a frame or message is incomplete, and keeps reading across reads', async () => {
+    const { ws, raw, client } = await pair();
+    const got: string[] = [];
+    ws.listener = { onMessage: (d) => got.push(d.toString()), onClose: () => {} };
+    const read = async () => until(() => raw.bytesRead === client.bytesWritten);
+    const whole = clientFrame(Op.Text, 'split across reads');
+    client.write(whole.subarray(0, 9));
+    await read();
+    expect(ws.heldInput).toBe(9);
+    client.write(whole.subarray(9));
+    await until(() => got.length === 1);
+    expect(ws.heldInput).toBe(0);
+    // A fragmented message: the fragments are held between reads, then delivered joined.
+    client.write(clientFrame(Op.Text, 'frag-', { fin: false }));
+    await read();
+    expect(ws.heldInput).toBe(5);
+    client.write(clientFrame(Op.Cont, 'mented'));
+    await until(() => got.length === 2);
+    expect(ws.heldInput).toBe(0);
+    expect(got).toEqual(['split across reads', 'frag-mented']);
+    // After a protocol error nothing more is read, though the reader held nothing.
+    const reader = new RawWs(client);
+    client.write(Buffer.concat([clientFrame(Op.Cont, 'orphan'), clientFrame(Op.Text, 'after')]));
+    expect(await reader.closeCode()).toBe(1002);
+    expect(got).toHaveLength(2);
+  });
 });

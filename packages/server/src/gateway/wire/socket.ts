@@ -24,8 +24,8 @@ type Carrier = Duplex & { [kWire]?: WireSocket };
 /**
  * A server-side WebSocket on an upgraded socket, kept small because a node holds tens of
  * thousands: no event emitter, no per-connection closures (the socket's listeners are shared
- * functions that find their WireSocket through a symbol), a frame reader that holds nothing
- * between complete frames, and a write path that takes pre-built frames.
+ * functions that find their WireSocket through a symbol), a frame reader kept only while a frame
+ * is incomplete, and a write path that takes pre-built frames.
  */
 export class WireSocket implements FrameSink {
   static readonly OPEN = 1;
@@ -34,7 +34,13 @@ export class WireSocket implements FrameSink {
 
   readyState: number = WireSocket.OPEN;
   listener: WireListener | undefined;
-  private readonly reader: FrameReader;
+  /**
+   * The frame reader, kept only between reads that left a partial frame or fragments (or after a
+   * protocol error): an idle socket holds none, and a read of whole frames uses a short-lived one.
+   */
+  private reader: FrameReader | undefined;
+  /** Largest message accepted (see {@link setMaxMessage}). */
+  private limit: number;
   private closeSent = false;
   private peerCode: number = WireClose.Abnormal;
   /** Writes and bytes since the send queue was last seen empty: estimate the writes queued. */
@@ -55,7 +61,7 @@ export class WireSocket implements FrameSink {
     private readonly registry: WireSockets,
   ) {
     registry.open.add(this);
-    this.reader = new FrameReader(maxMessage);
+    this.limit = maxMessage;
     const s = socket as Carrier;
     s[kWire] = this;
     (socket as Socket).setTimeout?.(0);
@@ -64,7 +70,7 @@ export class WireSocket implements FrameSink {
     socket.on('end', onEnd);
     socket.on('close', onClose);
     socket.on('error', onError);
-    if (head.length > 0) this.reader.push(head, this);
+    if (head.length > 0) this.push(head);
   }
 
   /**
@@ -91,12 +97,13 @@ export class WireSocket implements FrameSink {
 
   /** Largest message accepted from now on; e.g. small before the client authenticated. */
   setMaxMessage(bytes: number): void {
-    this.reader.limit = bytes;
+    this.limit = bytes;
+    if (this.reader) this.reader.limit = bytes;
   }
 
   /** Bytes of input held between reads (a partial frame and fragments). */
   get heldInput(): number {
-    return this.reader.heldBytes;
+    return this.reader?.heldBytes ?? 0;
   }
 
   /** Sends one text message. */
@@ -211,7 +218,11 @@ export class WireSocket implements FrameSink {
   }
 
   push(chunk: Buffer): void {
-    this.reader.push(chunk, this);
+    // Kept in the field while it reads, so that a limit set by the sink meanwhile applies to it.
+    this.reader ??= new FrameReader(this.limit);
+    const reader = this.reader;
+    reader.push(chunk, this);
+    if (reader.idle && this.reader === reader) this.reader = undefined;
   }
 }
 
