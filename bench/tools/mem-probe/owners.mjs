@@ -1,6 +1,6 @@
 // Per-connection heap by kind of object and what holds it, from two heap snapshots of probe.mjs:
 //
-//   node --max-old-space-size=4000 scripts/mem-probe/owners.mjs BEFORE AFTER N [rows]
+//   node --max-old-space-size=4000 bench/tools/mem-probe/owners.mjs BEFORE AFTER N [rows]
 //
 // Each object is counted once, under the first object found holding it (weak edges, prototypes
 // and maps skipped); the figures are (after − before) / N, in bytes of the objects themselves.

@@ -1,6 +1,6 @@
 // Memory per idle connection, measured inside the server process.
 //
-//   node --expose-gc scripts/mem-probe/probe.mjs pw|ws N POOL_DIR [--snap]
+//   node --expose-gc bench/tools/mem-probe/probe.mjs pw|ws N POOL_DIR [--snap]
 //
 // POOL_DIR is a device pool of the benchmark (.tmp/bench/pool-*: pushwire.db with devices
 // subscribed to "bench", devices.json); it needs N + 1000 devices. The server runs in this
