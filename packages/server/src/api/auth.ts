@@ -61,6 +61,8 @@ export function accessOf(opts: ResolvedOptions): Access {
 export class Access {
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly touched = new Map<string, number>();
+  /** Told the id of a key revoked through this node's API (long-lived connections close at once). */
+  readonly onRevoked = new Set<(keyId: string) => void>();
 
   constructor(private readonly opts: ResolvedOptions) {}
 
@@ -76,13 +78,32 @@ export class Access {
     if (!record) throw new HttpError(401, 'UNAUTHORIZED', 'wrong API key', WWW);
     if (record.revokedAt !== undefined)
       throw new HttpError(401, 'UNAUTHORIZED', 'this API key was revoked', WWW);
-    this.limit(record);
+    this.limitKey(record);
     this.touch(record);
-    return {
-      id: record.id,
-      key: record,
-      scopes: record.scopes.includes('admin') ? ALL : new Set(record.scopes),
-    };
+    return principalOfKey(record);
+  }
+
+  /**
+   * The principal of a long-lived connection read again from the store (its key may have been
+   * revoked, its scopes or targets changed since): undefined when the key is gone or revoked. A
+   * configured admin key cannot be revoked and is returned as it is.
+   */
+  async refresh(p: Principal): Promise<Principal | undefined> {
+    if (!p.key) return p;
+    const record = await this.opts.store.apiKeys?.byHash(p.key.hash);
+    if (!record || record.revokedAt !== undefined) return undefined;
+    this.touch(record);
+    return principalOfKey(record);
+  }
+
+  /** A key was revoked through this node: tell the listeners (other nodes re-check periodically). */
+  revoked(keyId: string): void {
+    for (const f of this.onRevoked) f(keyId);
+  }
+
+  /** 429 when the principal's key is over its rate (one use: a request, or one streamed message). */
+  limit(p: Principal): void {
+    if (p.key) this.limitKey(p.key);
   }
 
   /** An `onRequest` hook: the request needs a key with `scope` (`admin` has every scope). */
@@ -102,7 +123,7 @@ export class Access {
   }
 
   /** 429 when the key is over its rate. */
-  private limit(k: ApiKeyRecord): void {
+  private limitKey(k: ApiKeyRecord): void {
     if (!k.rate || !(k.rate > 0)) return;
     const now = this.opts.clock.now();
     let b = this.buckets.get(k.id);
@@ -122,6 +143,14 @@ export class Access {
     this.touched.set(k.id, now);
     this.opts.store.apiKeys?.touch(k.id, now).catch(() => {}); // best effort: never fails a request
   }
+}
+
+function principalOfKey(record: ApiKeyRecord): Principal {
+  return {
+    id: record.id,
+    key: record,
+    scopes: record.scopes.includes('admin') ? ALL : new Set(record.scopes),
+  };
 }
 
 /** 403 naming the missing scope, unless the principal has it. */

@@ -35,7 +35,7 @@ const errors = {
 const jsonBytes = (v: unknown): number => (v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v)));
 
 /** The 202 body of one accepted message; `recipients` counts devices (a topic's current subscribers). */
-async function accepted(hub: Hub, { outcome, ttl }: Published) {
+export async function accepted(hub: Hub, { outcome, ttl }: Published) {
   // A publish that created no entry (a user without devices) has no stored expiry: echo the TTL set.
   const exp = outcome.entries.length > 0 ? outcome.exp : outcome.ts + ttl * 1000;
   return {
@@ -69,13 +69,13 @@ export function checkTarget(p: Principal, to: Target): void {
 }
 
 /** A stored publish, and the TTL (seconds) it was given. */
-interface Published {
+export interface Published {
   outcome: PublishOutcome;
   ttl: number;
 }
 
 /** Checks the target and payload limit, applies TTL defaults, publishes; resolves once durable. */
-async function publishOne(
+export async function publishOne(
   hub: Hub,
   opts: ResolvedOptions,
   body: PublishBody,
