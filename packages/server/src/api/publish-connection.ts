@@ -4,7 +4,7 @@ import type { ResolvedOptions } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import type { WireListener, WireSocket } from '../gateway/wire/socket.js';
 import type { Access, Principal } from './auth.js';
-import { accepted, publishOne } from './messages.js';
+import { type AcceptedReply, accepted, publishOne } from './messages.js';
 import {
   type BodyValidator,
   decodePublishFrame,
@@ -31,7 +31,7 @@ export interface PublishHost {
 }
 
 /** One ack: the frame's number on the connection, then the 202 body or the refusal. */
-type Ack = { n: number } & Record<string, unknown>;
+type Ack = { n: number } & (RefusalResult | AcceptedReply);
 
 /**
  * One publisher stream. Frames are numbered from 1 in arrival order; each gets exactly one ack,
@@ -140,7 +140,7 @@ export class PublishConnection implements WireListener {
   }
 
   /** Frame `n` has its result: queue its ack and every later one that was waiting for it. */
-  private settle(n: number, result: RefusalResult | Record<string, unknown>): void {
+  private settle(n: number, result: RefusalResult | AcceptedReply): void {
     if (this.closed) return;
     const ack: Ack = { n, ...result };
     if (n !== this.acked + 1) {
