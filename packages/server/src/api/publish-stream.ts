@@ -126,6 +126,7 @@ export class PublishStreams {
         );
       }
     } catch (err) {
+      socket.resume(); // read again, so the client's end after our answer closes the socket
       if (err instanceof HttpError) {
         return refuse(socket, err.statusCode, err.code, err.message, err.headers);
       }
