@@ -174,3 +174,18 @@ describe('publisher stream /v1/publish: protocol, limits, hostile input', () => 
     await expect.poll(async () => !!(await open(k.key)).ready, { timeout: 5000, interval: 50 }).toBe(true);
   });
 });
+
+describe('publisher stream and server drain', () => {
+  it('a drain closes open streams with 1001 (the publisher resends what was not acked, by id)', async () => {
+    const s = await startServer();
+    const c = new StreamClient(s.url, API_KEY);
+    await c.opened();
+    c.send({ to: { topic: 'd' }, id: 'before-drain', data: 1 });
+    await c.until(() => c.acks.length === 1, 10_000, 'ack');
+    const drained = s.server.drain(200);
+    await c.until(() => c.closed !== undefined, 10_000, 'close');
+    expect(c.closed?.code).toBe(1001);
+    await drained;
+    await s.stop();
+  });
+});
