@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamClient } from './helpers/publish-stream-client.js';
-import { API_KEY, http, registerDevice, startServer } from './helpers/server.js';
+import { API_KEY, CLI, http, registerDevice, startServer } from './helpers/server.js';
 import { clientFrame, Op } from './helpers/ws-frames.js';
 
 type Started = Awaited<ReturnType<typeof startServer>>;
@@ -188,4 +189,64 @@ describe('publisher stream and server drain', () => {
     await drained;
     await s.stop();
   });
+});
+
+describe('pushwire publish --stream', () => {
+  const run = (url: string, input: string, extra: string[] = []) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, [
+        CLI,
+        'publish',
+        '--stream',
+        '--server',
+        url,
+        '--api-key',
+        API_KEY,
+        ...extra,
+      ]);
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d) => {
+        out += d;
+      });
+      p.stderr.on('data', (d) => {
+        err += d;
+      });
+      p.on('close', (code) => resolve({ code, out, err }));
+      p.stdin.end(input);
+    });
+
+  it('publishes each stdin line over the stream and prints one ack per line, in order; a refusal exits 2', async () => {
+    const s = await startServer();
+    try {
+      const dev = await registerDevice(s.url);
+      const lines = Array.from({ length: 300 }, (_, i) =>
+        JSON.stringify({ to: { device: dev.deviceId }, id: `cli-${i}` }),
+      );
+      const ok = await run(s.url, `${lines.join('\n')}\n\n`);
+      expect(ok.code).toBe(0);
+      const acks = ok.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(acks.map((a) => a.n)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+      expect(acks.every((a, i) => a.id === `cli-${i}` && a.duplicate === false)).toBe(true);
+      const bad = await run(s.url, `${lines[0]}\n{"to":{"device":"nobody"}}\n`);
+      expect(bad.code).toBe(2);
+      expect(
+        bad.out
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l)),
+      ).toMatchObject([
+        { n: 1, id: 'cli-0', duplicate: true },
+        { n: 2, error: 'UNKNOWN_DEVICE', status: 404 },
+      ]);
+      const flags = await run(s.url, '', ['--device', dev.deviceId]);
+      expect(flags.code).toBe(1);
+      expect(flags.err).toMatch(/--stream reads each message from stdin/);
+    } finally {
+      await s.stop();
+    }
+  }, 30_000);
 });
