@@ -7,6 +7,7 @@ import { registerDemoRoutes } from './api/demo.js';
 import { registerJsonBodyParser } from './api/json-body.js';
 import { registerKeyRoutes } from './api/keys.js';
 import { registerOpenApi } from './api/openapi.js';
+import { PublishStreams, registerPublishStreamRoute } from './api/publish-stream.js';
 import { registerRoutes } from './api/routes.js';
 import { registerWakeRoutes } from './api/wake.js';
 import { AutopushService } from './autopush/host.js';
@@ -83,6 +84,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     unfollowedTopicTtl: opts.unfollowedTopicTtl,
   });
   const gateway = new Gateway(hub, opts, opts.logger);
+  const publishStreams = new PublishStreams({ app, hub, opts, sockets: gateway.sockets, log: opts.logger });
   let draining = false;
   let webPushSweep: ((now: number) => Promise<number>) | undefined;
   let autopush: AutopushService | undefined;
@@ -124,6 +126,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       auth: access.require('status'),
     });
     registerKeyRoutes(app, { opts });
+    registerPublishStreamRoute(app);
     registerDemoRoutes(app, { opts, hub, demoKey: options.demoKey });
     registerMetricsRoute(app, metrics, access.require('status'), opts.metricsPublic);
     registerWebRoutes(app);
@@ -154,8 +157,13 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       throw new Error('autopush needs the Web Push service and its registry');
   });
   app.server.on('upgrade', (req, socket, head) => {
-    if (autopush && (req.url ?? '').split('?')[0] === '/v1/autopush')
-      autopush.handleUpgrade(req, socket, head);
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/v1/publish') {
+      publishStreams.handleUpgrade(req, socket, head).catch((err) => {
+        opts.logger?.error({ err }, 'publisher stream upgrade failed');
+        socket.destroy();
+      });
+    } else if (autopush && path === '/v1/autopush') autopush.handleUpgrade(req, socket, head);
     else gateway.handleUpgrade(req, socket, head);
   });
 
@@ -178,6 +186,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
       wake?.close();
       draining = true;
       autopush?.stop();
+      publishStreams.stop();
       await gateway.close();
       await app.close();
       await opts.bus.close();
@@ -211,6 +220,7 @@ export function createPushwireServer(options: ServerOptions): PushwireServer {
     async drain(windowMs) {
       draining = true;
       autopush?.stop();
+      publishStreams.stop();
       await gateway.drain(windowMs);
       await close();
     },

@@ -1,6 +1,8 @@
 import { InvalidArgumentError } from 'commander';
+import { CommandError, EXIT } from '../exit.js';
 import { api, checkServerUrl } from '../http.js';
 import { type FlagsOf, int, type OptionTable } from '../options.js';
+import { publishStream } from './publish-stream.js';
 
 /** The options of `pushwire publish`. */
 export const PUBLISH_OPTIONS = {
@@ -31,6 +33,10 @@ export const PUBLISH_OPTIONS = {
     choices: ['very-low', 'low', 'normal', 'high'],
   },
   id: { flag: '--id', arg: '<id>', help: 'message id (idempotency key)' },
+  stream: {
+    flag: '--stream',
+    help: 'publish each line of stdin (a POST /v1/messages body in JSON) over one WebSocket; prints one ack per line, in order',
+  },
 } as const satisfies OptionTable;
 
 type PublishFlags = FlagsOf<typeof PUBLISH_OPTIONS>;
@@ -41,6 +47,7 @@ type PublishFlags = FlagsOf<typeof PUBLISH_OPTIONS>;
  */
 export async function publishCommand(f: PublishFlags): Promise<void> {
   const server = checkServerUrl(f.server);
+  if (f.stream) return streamCommand(server, f);
   const targets = [
     f.device && { device: f.device },
     f.user && { user: f.user },
@@ -81,5 +88,25 @@ export async function publishCommand(f: PublishFlags): Promise<void> {
       ? `user ${JSON.stringify(f.user)} has no devices`
       : `topic ${JSON.stringify(f.topic)} has no subscribers (a device subscribed later does not get it)`;
     process.stderr.write(`pushwire publish: accepted, but no device will receive it: ${why}\n`);
+  }
+}
+
+/** `publish --stream`: messages come from stdin, so the message flags are refused. */
+async function streamCommand(server: string, f: PublishFlags): Promise<void> {
+  const given = (
+    ['device', 'user', 'topic', 'title', 'body', 'data', 'ttl', 'collapseKey', 'urgency', 'id'] as const
+  )
+    .filter((k) => f[k] !== undefined)
+    .map((k) => PUBLISH_OPTIONS[k].flag);
+  if (given.length > 0) {
+    throw new InvalidArgumentError(`--stream reads each message from stdin: drop ${given.join(', ')}`);
+  }
+  const r = await publishStream(server, f.apiKey, process.stdin, process.stdout);
+  if (r.refused > 0) {
+    throw new CommandError(
+      'REFUSED',
+      `${r.refused} of ${r.sent} messages were refused (see their acks)`,
+      EXIT.REFUSED,
+    );
   }
 }

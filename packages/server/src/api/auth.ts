@@ -1,8 +1,9 @@
-import type { FastifyRequest } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ResolvedOptions } from '../config.js';
 import { HttpError } from '../errors.js';
 import type { ApiKeyRecord, Scope } from '../store/api-keys.js';
-import { secretEquals, sha256 } from '../util/ids.js';
+import { sha256 } from '../util/ids.js';
 import { TokenBucket } from '../util/token-bucket.js';
 
 /**
@@ -61,28 +62,56 @@ export function accessOf(opts: ResolvedOptions): Access {
 export class Access {
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly touched = new Map<string, number>();
+  /** Told the id of a key revoked through this node's API (long-lived connections close at once). */
+  readonly onRevoked = new Set<(keyId: string) => void>();
 
-  constructor(private readonly opts: ResolvedOptions) {}
+  /** SHA-256 of each configured admin key: a request's key is hashed once and compared to each. */
+  private readonly configDigests: Buffer[];
+  /** The one principal of every configured admin key (read-only: shared by their requests). */
+  private readonly configPrincipal: Principal = Object.freeze({ id: 'config', scopes: ALL });
+
+  constructor(private readonly opts: ResolvedOptions) {
+    this.configDigests = opts.apiKeys.map((k) => createHash('sha256').update(k).digest());
+  }
 
   /** The principal of `Authorization: Bearer KEY`; 401 for a missing, unknown or revoked key. */
   async authenticate(header: string | undefined): Promise<Principal> {
     const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : '';
     if (!key)
       throw new HttpError(401, 'UNAUTHORIZED', 'missing API key: send Authorization: Bearer KEY', WWW);
-    if (this.opts.apiKeys.some((k) => secretEquals(k, key))) return { id: 'config', scopes: ALL };
+    if (this.isConfigKey(key)) return this.configPrincipal;
     // 256 random bits: one unsalted SHA-256 reveals nothing, and the lookup needs no comparison loop.
     // Only a string of a scoped key's shape costs a store read: garbage tokens cost nothing.
     const record = SCOPED_KEY.test(key) ? await this.opts.store.apiKeys?.byHash(sha256(key)) : undefined;
     if (!record) throw new HttpError(401, 'UNAUTHORIZED', 'wrong API key', WWW);
     if (record.revokedAt !== undefined)
       throw new HttpError(401, 'UNAUTHORIZED', 'this API key was revoked', WWW);
-    this.limit(record);
+    this.limitKey(record);
     this.touch(record);
-    return {
-      id: record.id,
-      key: record,
-      scopes: record.scopes.includes('admin') ? ALL : new Set(record.scopes),
-    };
+    return principalOfKey(record);
+  }
+
+  /**
+   * The principal of a long-lived connection read again from the store (its key may have been
+   * revoked, its scopes or targets changed since): undefined when the key is gone or revoked. A
+   * configured admin key cannot be revoked and is returned as it is.
+   */
+  async refresh(p: Principal): Promise<Principal | undefined> {
+    if (!p.key) return p;
+    const record = await this.opts.store.apiKeys?.byHash(p.key.hash);
+    if (!record || record.revokedAt !== undefined) return undefined;
+    this.touch(record);
+    return principalOfKey(record);
+  }
+
+  /** A key was revoked through this node: tell the listeners (other nodes re-check periodically). */
+  revoked(keyId: string): void {
+    for (const f of this.onRevoked) f(keyId);
+  }
+
+  /** 429 when the principal's key is over its rate (one use: a request, or one streamed message). */
+  limit(p: Principal): void {
+    if (p.key) this.limitKey(p.key);
   }
 
   /** An `onRequest` hook: the request needs a key with `scope` (`admin` has every scope). */
@@ -94,6 +123,35 @@ export class Access {
     };
   }
 
+  /**
+   * {@link require} as a callback-style hook, for the hottest routes: a configured admin key (the
+   * common case of a backend publishing) is admitted without a promise; a scoped key costs its
+   * store read as usual.
+   */
+  requireHook(scope: Scope): CallbackHook {
+    return (req, _reply, done) => {
+      const header = req.headers.authorization;
+      if (header?.startsWith('Bearer ') && this.isConfigKey(header.slice(7).trim())) {
+        principals.set(req, this.configPrincipal);
+        return done();
+      }
+      this.authenticate(header).then((p) => {
+        principals.set(req, p);
+        if (!p.scopes.has(scope)) return done(scopeError(scope));
+        done();
+      }, done);
+    };
+  }
+
+  /** Whether `key` is one of the configured admin keys (constant time per key, by SHA-256). */
+  private isConfigKey(key: string): boolean {
+    if (this.configDigests.length === 0 || !key) return false;
+    const digest = createHash('sha256').update(key).digest();
+    let found = false;
+    for (const d of this.configDigests) if (timingSafeEqual(d, digest)) found = true;
+    return found;
+  }
+
   /** An `onRequest` hook: any valid key (its scopes checked by the route). */
   any(): (req: FastifyRequest) => Promise<void> {
     return async (req) => {
@@ -102,7 +160,7 @@ export class Access {
   }
 
   /** 429 when the key is over its rate. */
-  private limit(k: ApiKeyRecord): void {
+  private limitKey(k: ApiKeyRecord): void {
     if (!k.rate || !(k.rate > 0)) return;
     const now = this.opts.clock.now();
     let b = this.buckets.get(k.id);
@@ -124,11 +182,24 @@ export class Access {
   }
 }
 
+function principalOfKey(record: ApiKeyRecord): Principal {
+  return {
+    id: record.id,
+    key: record,
+    scopes: record.scopes.includes('admin') ? ALL : new Set(record.scopes),
+  };
+}
+
+/** A callback-style Fastify hook. */
+export type CallbackHook = (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void;
+
 /** 403 naming the missing scope, unless the principal has it. */
 export function requireScope(p: Principal, scope: Scope): void {
-  if (!p.scopes.has(scope)) {
-    throw new HttpError(403, 'FORBIDDEN', `this key lacks the "${scope}" scope`, {}, { scope });
-  }
+  if (!p.scopes.has(scope)) throw scopeError(scope);
+}
+
+function scopeError(scope: Scope): HttpError {
+  return new HttpError(403, 'FORBIDDEN', `this key lacks the "${scope}" scope`, {}, { scope });
 }
 
 /** 429 with `Retry-After` (seconds) and `retryAfter` (ms) in the JSON body. */

@@ -180,7 +180,10 @@ export function registerKeyRoutes(app: FastifyInstance, { opts }: { opts: Resolv
       if (!(await keys().revoke(id, opts.clock.now()))) {
         const known = (await keys().list()).some((k) => k.id === id);
         if (!known) throw notFound('UNKNOWN_KEY', `no key ${JSON.stringify(id)}`);
-      } else opts.logger?.info({ key: id }, 'API key revoked');
+      } else {
+        opts.logger?.info({ key: id }, 'API key revoked');
+        accessOf(opts).revoked(id);
+      }
       return reply.code(204).send();
     },
   );

@@ -350,7 +350,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
     },
   );
 
-  registerMessageRoutes(app, { hub, opts, auth: access.require('publish') });
+  registerMessageRoutes(app, { hub, opts, auth: access.requireHook('publish') });
 
   app.get<{ Params: { id: string } }>(
     '/v1/messages/:id',

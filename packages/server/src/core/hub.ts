@@ -67,6 +67,8 @@ export class Hub<F extends Follower = Follower> implements BusSink {
   private readonly byStream = new Map<string, Followers<F>>();
   readonly counters: HubCounters = { published: 0, duplicates: 0, delivered: 0, acked: 0 };
   private readonly observers: HubObserver[] = [];
+  /** The store's bounds of a publish: built once, passed with every publish. */
+  private readonly storeLimits: ReturnType<typeof storeLimitsOf>;
 
   constructor(
     private readonly store: Store,
@@ -76,6 +78,7 @@ export class Hub<F extends Follower = Follower> implements BusSink {
     private readonly limits: HubLimits = {},
   ) {
     bus.bind(this);
+    this.storeLimits = storeLimitsOf(limits);
   }
 
   /** False while the bus or the store cannot reach Redis (readiness). */
@@ -274,21 +277,36 @@ export class Hub<F extends Follower = Follower> implements BusSink {
     const streams = await this.targetStreams(req.to);
     spendBudget(req.budget, streams.length, this.limits.maxEntriesPerRequest);
     const entries = newEntries(req, id, streams, now);
-    const limits = storeLimitsOf(this.limits);
-    const result = await this.store.publish({ id, entries, fresh: req.id === undefined, limits });
+    const result = await this.store.publish({
+      id,
+      entries,
+      fresh: req.id === undefined,
+      limits: this.storeLimits,
+    });
     if (result.duplicate) this.counters.duplicates++;
     else this.counters.published++;
     this.bus.route(result.appended);
-    for (const o of this.observers) o.appended?.(result.appended);
+    for (let i = 0; i < this.observers.length; i++) this.observers[i]?.appended?.(result.appended);
     if (result.duplicate && !(this.bus instanceof LocalBus)) this.renotify(result.record, result.appended);
-    return { ...result.record, duplicate: result.duplicate };
+    const r = result.record;
+    return { id: r.id, entries: r.entries, ts: r.ts, exp: r.exp, duplicate: result.duplicate };
   }
 
   /**
    * Devices a publish is for: one per device stream, the current subscribers of each topic stream
-   * (stores without {@link Store.subscriberCount} count a topic as one).
+   * (stores without {@link Store.subscriberCount} count a topic as one). Synchronous when every
+   * entry is a device stream (no promise on the unicast path).
    */
-  async recipientsOf(entries: readonly { stream: string }[]): Promise<number> {
+  recipientsOf(entries: readonly { stream: string }[]): number | Promise<number> {
+    let n = 0;
+    for (let i = 0; i < entries.length; i++) {
+      if (!isDeviceStream((entries[i] as { stream: string }).stream)) return this.countRecipients(entries);
+      n++;
+    }
+    return n;
+  }
+
+  private async countRecipients(entries: readonly { stream: string }[]): Promise<number> {
     let n = 0;
     for (const { stream } of entries) {
       if (isDeviceStream(stream)) n++;

@@ -62,17 +62,18 @@ export function newEntries(
 ): NewEntry[] {
   const exp = req.ttl === 0 ? now : now + req.ttl * 1000;
   const hold = req.hold ?? (req.urgency === 'low' || req.urgency === 'very-low');
-  return streams.map((stream) => ({
-    id,
-    stream,
-    ts: now,
-    exp,
-    ...(req.data !== undefined && { data: req.data }),
-    ...(req.notification !== undefined && { notification: req.notification }),
-    ...(req.urgency !== undefined && { urgency: req.urgency }),
-    ...(hold && { hold }),
-    ...(req.collapseKey !== undefined && { collapseKey: req.collapseKey }),
-  }));
+  // Optional fields are set one by one: a spread of `cond && {…}` allocates a throwaway object each.
+  const entries: NewEntry[] = new Array(streams.length);
+  for (let i = 0; i < streams.length; i++) {
+    const e: NewEntry = { id, stream: streams[i] as string, ts: now, exp };
+    if (req.data !== undefined) e.data = req.data;
+    if (req.notification !== undefined) e.notification = req.notification;
+    if (req.urgency !== undefined) e.urgency = req.urgency;
+    if (hold) e.hold = hold;
+    if (req.collapseKey !== undefined) e.collapseKey = req.collapseKey;
+    entries[i] = e;
+  }
+  return entries;
 }
 
 /** The bounds the store enforces on a publish, from the hub's limits. */

@@ -31,26 +31,26 @@ export function toDeviceRow(device: DeviceRecord): DeviceRow {
 
 /** Serialises an entry's payload; data JSON cannot represent is refused now, not at commit. */
 export function toEntryRow(entry: NewEntry): Omit<EntryRow, 'seq' | 'prev_seq'> {
-  const json = (value: unknown, field: string): string | null => {
-    if (value === undefined) return null;
-    try {
-      return JSON.stringify(value) ?? null;
-    } catch (err) {
-      throw new StoreError('STORE_INVALID', `${field} of ${entry.id} is not JSON-serialisable`, {
-        cause: err,
-      });
-    }
-  };
   return {
     stream: entry.stream,
     id: entry.id,
-    data: json(entry.data, 'data'),
-    notification: json(entry.notification, 'notification'),
+    data: entry.data === undefined ? null : jsonField(entry.data, 'data', entry.id),
+    notification:
+      entry.notification === undefined ? null : jsonField(entry.notification, 'notification', entry.id),
     urgency: entry.urgency ?? null,
     collapse_key: entry.collapseKey ?? null,
     ts: entry.ts,
     exp: entry.exp,
   };
+}
+
+/** JSON of a payload field (no closure per entry: this runs once per published entry). */
+function jsonField(value: unknown, field: string, id: string): string | null {
+  try {
+    return JSON.stringify(value) ?? null;
+  } catch (err) {
+    throw new StoreError('STORE_INVALID', `${field} of ${id} is not JSON-serialisable`, { cause: err });
+  }
 }
 
 export function fromEntryRow(row: EntryRow): StoredEntry {
