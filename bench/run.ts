@@ -54,10 +54,11 @@ Options (defaults for full runs):
   --peers pushwire,ws,socketio,mosquitto,fastify,nats
                            fastify (bare Fastify + ws, stores nothing: the HTTP floor) and nats
                            (NATS JetStream) take part in unicast and broadcast only
-  --pushwire-publishers single,pipelined,batch
+  --pushwire-publishers single,pipelined,batch,stream
                            unicast publishers for Pushwire: single = undici Pool, one message per
                            request, 16 connections x 4 in flight, no pipelining; pipelined = 16
-                           connections x 64 pipelined requests; batch = POST /v1/messages/batch
+                           connections x 64 pipelined requests; batch = POST /v1/messages/batch;
+                           stream = the publisher stream (GET /v1/publish), 1 WebSocket x 256 in flight
   --engines sqlite,redis   Pushwire stores in unicast (redis: a private redis-server, AOF always)
   --redis-publishers single,batch   publishers for Pushwire on Redis
   --levels 0.25,0.5,0.9    fractions of each unicast maximum measured open loop (smoke: 0.5, and only

@@ -53,13 +53,14 @@ export interface OpenCmd {
   topicAckDelayMs: number;
 }
 
-export type PublishMode = 'http' | 'pool' | 'mqtt' | 'nats';
+export type PublishMode = 'http' | 'pool' | 'stream' | 'mqtt' | 'nats';
 
 export interface PublishCmd {
   type: 'publish';
   /**
    * http: pipelined keep-alive connections (POST /v1/messages, or /v1/messages/batch when batch > 1);
-   * pool: undici's Pool, one message per request, no pipelining; mqtt: QoS 0 PUBLISH;
+   * pool: undici's Pool, one message per request, no pipelining; stream: the publisher stream
+   * (GET /v1/publish, one WebSocket per connection, `window` unacknowledged per stream); mqtt: QoS 0 PUBLISH;
    * nats: JetStream publish (PUB with a reply inbox), counted on the stream's ack.
    */
   mode: PublishMode;

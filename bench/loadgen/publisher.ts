@@ -9,6 +9,7 @@ import { benchPayload, sleep } from '../lib/util.js';
 import type { PublishCmd, PublishResult } from './messages.js';
 import { natsPublish } from './nats-publisher.js';
 import { poolPublish } from './pool-publisher.js';
+import { streamPublish } from './stream-publisher.js';
 
 interface Pending {
   messages: number;
@@ -86,6 +87,19 @@ export class Publisher {
         return this.http(cmd);
       case 'pool':
         return poolPublish(cmd, stopped);
+      case 'stream':
+        return streamPublish({
+          url: `http://${cmd.host}:${cmd.port}`,
+          apiKey: cmd.apiKey,
+          targets: cmd.targets,
+          durationMs: cmd.durationMs,
+          rate: cmd.rate,
+          maxInFlight: cmd.window,
+          connections: cmd.connections,
+          payloadBytes: cmd.payloadBytes,
+          keepAccepted: cmd.keepAccepted,
+          stopped,
+        });
       case 'nats':
         return natsPublish(cmd, stopped);
       case 'mqtt':

@@ -20,8 +20,8 @@ import { type Ctx, connectAll, errorSummary, peerFor, settle } from './context.j
 import { type LevelResult, level, type PublisherSpec } from './unicast-level.js';
 import { unicastTargets } from './unicast-targets.js';
 
-export type PushwirePublisher = 'single' | 'pipelined' | 'batch';
-export const PUSHWIRE_PUBLISHERS: PushwirePublisher[] = ['single', 'pipelined', 'batch'];
+export type PushwirePublisher = 'single' | 'pipelined' | 'batch' | 'stream';
+export const PUSHWIRE_PUBLISHERS: PushwirePublisher[] = ['single', 'pipelined', 'batch', 'stream'];
 
 const POOL_LABEL = 'one per request: undici Pool, 16 conn × 4 in flight';
 
@@ -46,6 +46,16 @@ export function pushwirePublisher(name: PushwirePublisher, batch: number): Publi
         batch,
         connections: 16,
         window: Math.max(2, Math.ceil(64 / batch)),
+      };
+    case 'stream':
+      // One long connection with per-message acks after the durable commit, like a JetStream publisher.
+      return {
+        name,
+        label: 'publisher stream: 1 WebSocket × 256 in flight (GET /v1/publish)',
+        mode: 'stream',
+        batch: 1,
+        connections: 1,
+        window: 256,
       };
   }
 }

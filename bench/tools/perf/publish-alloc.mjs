@@ -1,5 +1,5 @@
 // Bytes allocated and CPU time per single-message POST /v1/messages (issue 18):
-//   node scripts/perf/publish-alloc.mjs [N=20000]      (after npm run build)
+//   node bench/tools/perf/publish-alloc.mjs [N=20000]      (after npm run build)
 // N requests over 16 keep-alive connections (64 in flight, no pipelining) to 5 devices whose SDK
 // clients receive and ack, after 3,000 warm-up requests. Bytes: the sum of V8's `allocated` over
 // the GCs between two forced GCs (--trace-gc-nvp); CPU: process.cpuUsage() of the server process.
