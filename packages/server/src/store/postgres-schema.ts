@@ -125,6 +125,14 @@ const MIGRATIONS: readonly string[] = [
     revoked_at bigint
   );
   `,
+  // 3: a device's Web Push subscriptions go with it (those of devices deleted before are purged
+  // here), and the \`register\` key that created a device (NULL: an admin key), counted for the
+  // devices-per-register-key bound.
+  `
+  DELETE FROM webpush_subscriptions WHERE device_id NOT IN (SELECT id FROM devices);
+  ALTER TABLE devices ADD COLUMN key_id text;
+  CREATE INDEX devices_by_key ON devices (key_id) WHERE key_id IS NOT NULL;
+  `,
 ];
 
 /** Schema version this code writes. */

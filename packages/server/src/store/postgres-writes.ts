@@ -1,11 +1,11 @@
 import { topicStream } from '@pushwire/protocol';
 import type pg from 'pg';
 import { QuotaError, StoreError } from './errors.js';
-import type { DeviceRecord } from './types.js';
+import type { DeviceLimits, DeviceRecord } from './types.js';
 
 /*
  * The PostgreSQL store's multi-statement writes, each run in one transaction by the store:
- * registering devices under their per-user bound, subscribing under the per-device topic bound,
+ * registering devices under their per-user and per-register-key bounds, subscribing under the per-device topic bound,
  * and the sweep. Internal to postgres.ts.
  */
 
@@ -16,30 +16,47 @@ export const DEVICE_COLUMNS = 'id, token_hash, "user", created_at, last_seen, su
 const SWEEP_LOCK = 'pushwire-sweep:';
 
 /**
- * Inserts devices; with `max`, the devices-per-user bound is checked under a transaction-level
- * advisory lock per user, so concurrent registrations never pass it.
+ * Inserts devices; the devices-per-user and devices-per-register-key bounds are checked under a
+ * transaction-level advisory lock per user and per key, so concurrent registrations never pass them.
  */
 export async function insertDevices(
   client: pg.PoolClient,
   devices: DeviceRecord[],
-  max: number | undefined,
+  limits: DeviceLimits | undefined,
 ): Promise<void> {
-  const users = [...new Set(devices.flatMap((d) => (d.user === undefined ? [] : [d.user])))].sort();
-  if (max !== undefined) {
-    for (const user of users) {
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`pushwire-user:${user}`]);
-      const count = (
-        await client.query<{ n: number }>('SELECT count(*) AS n FROM devices WHERE "user" = $1', [user])
-      ).rows[0]!.n;
-      const adding = devices.filter((d) => d.user === user).length;
-      if (count + adding > max) {
-        throw new QuotaError('TOO_MANY_DEVICES', `user ${JSON.stringify(user)} may have ${max} devices`);
-      }
-    }
+  const perUser = limits?.maxDevicesPerUser;
+  if (perUser !== undefined) {
+    await checkBound(
+      client,
+      devices,
+      (d) => d.user,
+      '"user"',
+      perUser,
+      (user) => {
+        throw new QuotaError('TOO_MANY_DEVICES', `user ${JSON.stringify(user)} may have ${perUser} devices`);
+      },
+    );
+  }
+  const perKey = limits?.maxDevicesPerKey;
+  if (perKey) {
+    await checkBound(
+      client,
+      devices,
+      (d) => d.keyId,
+      'key_id',
+      perKey,
+      (key) => {
+        throw new QuotaError(
+          'DEVICE_QUOTA_EXCEEDED',
+          `register key ${JSON.stringify(key)} may have ${perKey} devices`,
+        );
+      },
+    );
   }
   for (const d of devices) {
     const r = await client.query(
-      `INSERT INTO devices (${DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO devices (${DEVICE_COLUMNS}, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (id) DO NOTHING`,
       [
         d.id,
         d.tokenHash,
@@ -47,10 +64,35 @@ export async function insertDevices(
         d.createdAt,
         d.lastSeen,
         d.subscribe === undefined ? null : JSON.stringify(d.subscribe),
+        d.keyId ?? null,
       ],
     );
     if (r.rowCount === 0)
       throw new StoreError('STORE_INVALID', `device ${JSON.stringify(d.id)} already exists`);
+  }
+}
+
+/** Locks each group (user or key) of `devices` and calls `refuse` for one that would pass `max`. */
+async function checkBound(
+  client: pg.PoolClient,
+  devices: DeviceRecord[],
+  groupOf: (d: DeviceRecord) => string | undefined,
+  column: '"user"' | 'key_id',
+  max: number,
+  refuse: (group: string) => never,
+): Promise<void> {
+  const groups = [...new Set(devices.flatMap((d) => groupOf(d) ?? []))].sort();
+  for (const group of groups) {
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+      `pushwire-${column === 'key_id' ? 'key' : 'user'}:${group}`,
+    ]);
+    const count = (
+      await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE ${column} = $1`, [
+        group,
+      ])
+    ).rows[0]!.n;
+    const adding = devices.filter((d) => groupOf(d) === group).length;
+    if (count + adding > max) refuse(group);
   }
 }
 

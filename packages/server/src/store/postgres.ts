@@ -158,7 +158,7 @@ export class PostgresStore implements Store {
    */
   createDevices(devices: DeviceRecord[], limits?: DeviceLimits): Promise<void> {
     return this.run('createDevice', () =>
-      transaction(this.pool, (client) => insertDevices(client, devices, limits?.maxDevicesPerUser)),
+      transaction(this.pool, (client) => insertDevices(client, devices, limits)),
     );
   }
 
@@ -171,12 +171,16 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** Deletes the device (its cursors, topics and wake token go by cascade) and its stream's entries; the head stays. */
+  /**
+   * Deletes the device (its cursors, topics and wake token go by cascade), its Web Push
+   * subscriptions and its stream's entries, in one transaction; the head stays.
+   */
   deleteDevice(id: string): Promise<void> {
     this.acks.forget(id);
     return this.run('deleteDevice', () =>
       transaction(this.pool, async (client) => {
         await client.query('DELETE FROM entries WHERE stream = $1', [deviceStream(id)]);
+        await client.query('DELETE FROM webpush_subscriptions WHERE device_id = $1', [id]);
         await client.query('DELETE FROM devices WHERE id = $1', [id]);
       }),
     );

@@ -102,6 +102,28 @@ const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
       ) STRICT;
     `);
   },
+  // 5: a device's Web Push subscriptions go with it (the table, created on first use until now,
+  // is created here so that the writer can delete them in the device's transaction; those of
+  // devices deleted before are purged), and `devices.key_id`: the `register` key that created
+  // the device (NULL: an admin key), counted for the devices-per-register-key bound.
+  (db) => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS webpush_subscriptions (
+        id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        capability_hash TEXT NOT NULL UNIQUE,
+        application_server_key TEXT,
+        topic_key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS webpush_subscriptions_by_device ON webpush_subscriptions (device_id);
+      DELETE FROM webpush_subscriptions WHERE device_id NOT IN (SELECT id FROM devices);
+    `);
+    const columns = db.pragma('table_info(devices)') as { name: string }[];
+    if (!columns.some((c) => c.name === 'key_id')) db.exec('ALTER TABLE devices ADD COLUMN key_id TEXT');
+    db.exec('CREATE INDEX IF NOT EXISTS devices_by_key ON devices (key_id) WHERE key_id IS NOT NULL');
+  },
 ];
 
 /** Schema version this code writes. */
@@ -151,6 +173,8 @@ export interface DeviceRow {
   last_seen: number;
   /** JSON array of topic patterns; null: any topic. */
   subscribe: string | null;
+  /** Id of the `register` key that created the device; null: an admin key. */
+  key_id: string | null;
 }
 
 export interface PublishRow {
@@ -172,11 +196,13 @@ export function prepareStatements(db: Database.Database) {
   const s = <P extends unknown[] | object = unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
   return {
     insertDevice: s<[DeviceRow]>(
-      `INSERT INTO devices (id, token_hash, user, created_at, last_seen, subscribe)
-        VALUES (@id, @token_hash, @user, @created_at, @last_seen, @subscribe)`,
+      `INSERT INTO devices (id, token_hash, user, created_at, last_seen, subscribe, key_id)
+        VALUES (@id, @token_hash, @user, @created_at, @last_seen, @subscribe, @key_id)`,
     ),
     getDevice: s<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
     deleteDevice: s<[string]>('DELETE FROM devices WHERE id = ?'),
+    deleteDeviceWebPush: s<[string]>('DELETE FROM webpush_subscriptions WHERE device_id = ?'),
+    countKeyDevices: s<[string], number>('SELECT count(*) FROM devices WHERE key_id = ?').pluck(),
     devicesOfUser: s<[string], string>(
       'SELECT id FROM devices WHERE user = ? ORDER BY created_at, id',
     ).pluck(),

@@ -169,6 +169,7 @@ export class SqliteStore implements Store {
       k: 'devices',
       rows: devices.map(toDeviceRow),
       ...(limits?.maxDevicesPerUser !== undefined && { maxPerUser: limits.maxDevicesPerUser }),
+      ...(limits?.maxDevicesPerKey && { maxPerKey: limits.maxDevicesPerKey }),
     });
   }
 
