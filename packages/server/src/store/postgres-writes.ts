@@ -1,12 +1,12 @@
-import { topicStream } from '@pushwire/protocol';
+import { deviceStream, topicStream } from '@pushwire/protocol';
 import type pg from 'pg';
 import { QuotaError, StoreError } from './errors.js';
 import type { DeviceLimits, DeviceRecord } from './types.js';
 
 /*
  * The PostgreSQL store's multi-statement writes, each run in one transaction by the store:
- * registering devices under their per-user and per-register-key bounds, subscribing under the per-device topic bound,
- * and the sweep. Internal to postgres.ts.
+ * registering devices under their per-user and per-register-key bounds, deleting a device,
+ * subscribing under the per-device topic bound, and the sweep. Internal to postgres.ts.
  */
 
 /** Columns of `devices`, in insert order. */
@@ -16,43 +16,30 @@ export const DEVICE_COLUMNS = 'id, token_hash, "user", created_at, last_seen, su
 const SWEEP_LOCK = 'pushwire-sweep:';
 
 /**
- * Inserts devices; the devices-per-user and devices-per-register-key bounds are checked under a
- * transaction-level advisory lock per user and per key, so concurrent registrations never pass them.
+ * Inserts devices; the devices-per-user bound is checked under a transaction-level advisory lock
+ * per user, the devices-per-register-key bound on the key's `register_keys` row (locked by the
+ * update until the transaction ends), so concurrent registrations never pass them.
  */
 export async function insertDevices(
   client: pg.PoolClient,
   devices: DeviceRecord[],
   limits: DeviceLimits | undefined,
 ): Promise<void> {
-  const perUser = limits?.maxDevicesPerUser;
-  if (perUser !== undefined) {
-    await checkBound(
-      client,
-      devices,
-      (d) => d.user,
-      '"user"',
-      perUser,
-      (user) => {
-        throw new QuotaError('TOO_MANY_DEVICES', `user ${JSON.stringify(user)} may have ${perUser} devices`);
-      },
-    );
+  const max = limits?.maxDevicesPerUser;
+  if (max !== undefined) {
+    const users = [...new Set(devices.flatMap((d) => (d.user === undefined ? [] : [d.user])))].sort();
+    for (const user of users) {
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`pushwire-user:${user}`]);
+      const count = (
+        await client.query<{ n: number }>('SELECT count(*) AS n FROM devices WHERE "user" = $1', [user])
+      ).rows[0]!.n;
+      const adding = devices.filter((d) => d.user === user).length;
+      if (count + adding > max) {
+        throw new QuotaError('TOO_MANY_DEVICES', `user ${JSON.stringify(user)} may have ${max} devices`);
+      }
+    }
   }
-  const perKey = limits?.maxDevicesPerKey;
-  if (perKey) {
-    await checkBound(
-      client,
-      devices,
-      (d) => d.keyId,
-      'key_id',
-      perKey,
-      (key) => {
-        throw new QuotaError(
-          'DEVICE_QUOTA_EXCEEDED',
-          `register key ${JSON.stringify(key)} may have ${perKey} devices`,
-        );
-      },
-    );
-  }
+  await countKeyDevices(client, devices, limits?.maxDevicesPerKey);
   for (const d of devices) {
     const r = await client.query(
       `INSERT INTO devices (${DEVICE_COLUMNS}, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -72,28 +59,48 @@ export async function insertDevices(
   }
 }
 
-/** Locks each group (user or key) of `devices` and calls `refuse` for one that would pass `max`. */
-async function checkBound(
+/**
+ * Counts the devices each `register` key creates on its `register_keys` row; with `max` (0: no
+ * bound), refuses a key whose count would pass it (the transaction then rolls the count back).
+ */
+async function countKeyDevices(
   client: pg.PoolClient,
   devices: DeviceRecord[],
-  groupOf: (d: DeviceRecord) => string | undefined,
-  column: '"user"' | 'key_id',
-  max: number,
-  refuse: (group: string) => never,
+  max: number | undefined,
 ): Promise<void> {
-  const groups = [...new Set(devices.flatMap((d) => groupOf(d) ?? []))].sort();
-  for (const group of groups) {
-    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-      `pushwire-${column === 'key_id' ? 'key' : 'user'}:${group}`,
-    ]);
+  const adding = new Map<string, number>();
+  for (const d of devices) if (d.keyId !== undefined) adding.set(d.keyId, (adding.get(d.keyId) ?? 0) + 1);
+  for (const key of [...adding.keys()].sort()) {
     const count = (
-      await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE ${column} = $1`, [
-        group,
-      ])
-    ).rows[0]!.n;
-    const adding = devices.filter((d) => groupOf(d) === group).length;
-    if (count + adding > max) refuse(group);
+      await client.query<{ devices: string }>(
+        `INSERT INTO register_keys (key_id, devices) VALUES ($1, $2)
+          ON CONFLICT (key_id) DO UPDATE SET devices = register_keys.devices + excluded.devices
+          RETURNING devices`,
+        [key, adding.get(key)],
+      )
+    ).rows[0]!.devices;
+    if (max && Number(count) > max) {
+      throw new QuotaError(
+        'DEVICE_QUOTA_EXCEEDED',
+        `register key ${JSON.stringify(key)} may have ${max} devices`,
+      );
+    }
   }
+}
+
+/**
+ * Deletes a device's rows: its stream's entries, its Web Push subscriptions, the device (cursors,
+ * topics and wake token go by cascade), and counts it off its register key. Run in one transaction.
+ */
+export async function deleteDeviceRows(client: pg.PoolClient, id: string): Promise<void> {
+  await client.query('DELETE FROM entries WHERE stream = $1', [deviceStream(id)]);
+  await client.query('DELETE FROM webpush_subscriptions WHERE device_id = $1', [id]);
+  const gone = await client.query<{ key_id: string | null }>(
+    'DELETE FROM devices WHERE id = $1 RETURNING key_id',
+    [id],
+  );
+  const keyId = gone.rows[0]?.key_id;
+  if (keyId) await client.query('UPDATE register_keys SET devices = devices - 1 WHERE key_id = $1', [keyId]);
 }
 
 /**

@@ -226,7 +226,7 @@ describe('PostgresStore', () => {
     );
   });
 
-  it('migrates a version-2 schema: purges Web Push subscriptions of deleted devices, adds devices.key_id', async () => {
+  it('migrates a version-2 schema: purges Web Push subscriptions of deleted devices, adds register key counts', async () => {
     const schema = nextSchema();
     const first = await PostgresStore.connect({ url: server.url, schema });
     await first.createDevice({ id: 'dev1', tokenHash: 'h', createdAt: T, lastSeen: 0 });
@@ -234,7 +234,7 @@ describe('PostgresStore', () => {
     // Back to what version 2 left: no key column, and a subscription whose device was deleted.
     const client = new pg.Client({ connectionString: server.url });
     await client.connect();
-    await client.query(`DROP INDEX ${schema}.devices_by_key`);
+    await client.query(`DROP TABLE ${schema}.register_keys`);
     await client.query(`ALTER TABLE ${schema}.devices DROP COLUMN key_id`);
     const sub = `INSERT INTO ${schema}.webpush_subscriptions VALUES ($1, $2, $3, NULL, 'tk', ${T}, NULL)`;
     await client.query(sub, ['s-live', 'dev1', 'a'.repeat(64)]);

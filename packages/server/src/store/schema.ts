@@ -104,8 +104,9 @@ const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
   },
   // 5: a device's Web Push subscriptions go with it (the table, created on first use until now,
   // is created here so that the writer can delete them in the device's transaction; those of
-  // devices deleted before are purged), and `devices.key_id`: the `register` key that created
-  // the device (NULL: an admin key), counted for the devices-per-register-key bound.
+  // devices deleted before are purged). `devices.key_id`: the `register` key that created the
+  // device (NULL: an admin key); `register_keys.devices`: how many such devices are alive, kept
+  // with each insert and delete (a count(*) would scan every device of the key per registration).
   (db) => {
     db.exec(`
       CREATE TABLE IF NOT EXISTS webpush_subscriptions (
@@ -122,7 +123,12 @@ const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
     `);
     const columns = db.pragma('table_info(devices)') as { name: string }[];
     if (!columns.some((c) => c.name === 'key_id')) db.exec('ALTER TABLE devices ADD COLUMN key_id TEXT');
-    db.exec('CREATE INDEX IF NOT EXISTS devices_by_key ON devices (key_id) WHERE key_id IS NOT NULL');
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS register_keys (
+        key_id TEXT PRIMARY KEY,
+        devices INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+    `);
   },
 ];
 
@@ -202,7 +208,16 @@ export function prepareStatements(db: Database.Database) {
     getDevice: s<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
     deleteDevice: s<[string]>('DELETE FROM devices WHERE id = ?'),
     deleteDeviceWebPush: s<[string]>('DELETE FROM webpush_subscriptions WHERE device_id = ?'),
-    countKeyDevices: s<[string], number>('SELECT count(*) FROM devices WHERE key_id = ?').pluck(),
+    /** Counts one more device of a register key; answers the new count. */
+    countKeyDevice: s<[string], number>(
+      `INSERT INTO register_keys (key_id, devices) VALUES (?, 1)
+        ON CONFLICT (key_id) DO UPDATE SET devices = devices + 1 RETURNING devices`,
+    ).pluck(),
+    /** Counts one device less for the register key that created it (if any); before it is deleted. */
+    uncountKeyDevice: s<[string]>(
+      `UPDATE register_keys SET devices = devices - 1
+        WHERE key_id = (SELECT key_id FROM devices WHERE id = ?)`,
+    ),
     devicesOfUser: s<[string], string>(
       'SELECT id FROM devices WHERE user = ? ORDER BY created_at, id',
     ).pluck(),

@@ -176,8 +176,9 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
               );
             }
           }
-          if (row.key_id !== null && op.maxPerKey) {
-            if (stmts.countKeyDevices.get(row.key_id)! > op.maxPerKey) {
+          if (row.key_id !== null) {
+            const count = stmts.countKeyDevice.get(row.key_id)!;
+            if (op.maxPerKey && count > op.maxPerKey) {
               throw new QuotaError(
                 'DEVICE_QUOTA_EXCEEDED',
                 `register key ${JSON.stringify(row.key_id)} may have ${op.maxPerKey} devices`,
@@ -191,6 +192,7 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
         if (op.head > 0) stmts.setHead.run(stream, op.head);
         stmts.deleteStreamEntries.run(stream);
         stmts.deleteDeviceWebPush.run(op.id);
+        stmts.uncountKeyDevice.run(op.id);
         stmts.deleteDevice.run(op.id);
         return undefined;
       }
