@@ -265,7 +265,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
       onRequest: admin,
       schema: {
         tags: ['devices'],
-        summary: 'Delete a device (its open session is closed)',
+        summary: 'Delete a device (its open session is closed; its Web Push subscriptions go with it)',
         params: deviceIdParam,
         response: errors,
       },
