@@ -116,3 +116,41 @@ describe('schema migrations from every earlier version', () => {
     after.close();
   });
 });
+
+describe('schema migration 5: Web Push subscriptions go with their device; devices remember their register key', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  it('purges the subscriptions of devices deleted before, keeps the others, and counts register keys from then on', async () => {
+    const path = join(tmp.dir, 'v4-webpush.db');
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    migrate(old, 4);
+    fillAsVersion1(old);
+    // The registry created its table on first use; one subscription's device was deleted since.
+    old.exec(`CREATE TABLE webpush_subscriptions (id TEXT PRIMARY KEY, device_id TEXT NOT NULL,
+      capability_hash TEXT NOT NULL UNIQUE, application_server_key TEXT, topic_key TEXT NOT NULL,
+      created_at INTEGER NOT NULL, revoked_at INTEGER) STRICT`);
+    const sub = old.prepare('INSERT INTO webpush_subscriptions VALUES (?, ?, ?, NULL, ?, ?, NULL)');
+    sub.run('s-live', 'dev-one', sha256('cap-live'), 'tk1', NOW);
+    sub.run('s-orphan', 'dev-gone', sha256('cap-orphan'), 'tk2', NOW);
+    old.close();
+
+    const store = SqliteStore.open({ path });
+    try {
+      expect((await store.webPushRegistry.listByDevice('dev-one')).map((s) => s.id)).toEqual(['s-live']);
+      expect(await store.webPushRegistry.byId('s-orphan')).toBeUndefined();
+      // Devices of earlier releases have no key; new ones are counted against theirs.
+      const limits = { maxDevicesPerKey: 1 };
+      const made = { tokenHash: 'h', createdAt: NOW, lastSeen: 0, keyId: 'key_x' };
+      await store.createDevice({ id: 'dev-new', ...made }, limits);
+      await expect(store.createDevice({ id: 'dev-new2', ...made }, limits)).rejects.toMatchObject({
+        quota: 'DEVICE_QUOTA_EXCEEDED',
+      });
+      await store.deleteDevice('dev-one');
+      expect(await store.webPushRegistry.byId('s-live')).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+});

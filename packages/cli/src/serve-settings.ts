@@ -251,6 +251,17 @@ export const SETTINGS: readonly Setting[] = [
     option: 'registerBurst',
     help: 'burst of device registrations per address above --register-rate',
   },
+  {
+    name: 'maxDevicesPerRegisterKey',
+    key: 'admission.register-max-devices',
+    flag: '--register-max-devices',
+    arg: '<n>',
+    type: 'integer',
+    min: 0,
+    default: 100_000,
+    option: 'maxDevicesPerRegisterKey',
+    help: 'live devices one register key may have created (0: no limit; admin keys are not limited)',
+  },
   // Message TTL.
   {
     name: 'defaultTtl',

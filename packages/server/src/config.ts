@@ -123,6 +123,12 @@ export interface ServerOptions {
    */
   registerRate?: number;
   registerBurst?: number;
+  /**
+   * Devices one `register` key may have created and still alive, across all addresses. Default
+   * 100,000; 0 turns it off. Admin keys are not limited. Beyond it: HTTP 429 `DEVICE_QUOTA_EXCEEDED`.
+   * Counted from this version on: devices registered earlier are not counted.
+   */
+  maxDevicesPerRegisterKey?: number;
   /** Serve `GET /metrics` without the API key (for scrapers on a private network). Default false. */
   metricsPublic?: boolean;
   logger?: Logger;
@@ -183,6 +189,7 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     metricsPublic: o.metricsPublic ?? false,
     registerRate: o.registerRate ?? 1,
     registerBurst: o.registerBurst ?? 20,
+    maxDevicesPerRegisterKey: o.maxDevicesPerRegisterKey ?? 100_000,
     maxTopicsPerDevice: o.maxTopicsPerDevice ?? 200,
     maxDevicesPerUser: o.maxDevicesPerUser ?? 100,
     maxPendingPerDevice: o.maxPendingPerDevice ?? 10_000,

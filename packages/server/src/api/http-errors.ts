@@ -9,6 +9,7 @@ import { LogThrottle } from '../util/log-throttle.js';
 const QUOTA_STATUS: Record<Quota, number> = {
   TOO_MANY_TOPICS: 429,
   TOO_MANY_DEVICES: 429,
+  DEVICE_QUOTA_EXCEEDED: 429,
   DEVICE_BACKLOG_FULL: 507,
 };
 

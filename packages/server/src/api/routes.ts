@@ -50,7 +50,10 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
   const admin = access.require('admin');
   const status = access.require('status');
   const registrations = new RegistrationLimiter(opts.registerRate, opts.registerBurst, opts.clock.now());
-  const deviceLimits = { maxDevicesPerUser: opts.maxDevicesPerUser };
+  const deviceLimits = {
+    maxDevicesPerUser: opts.maxDevicesPerUser,
+    maxDevicesPerKey: opts.maxDevicesPerRegisterKey,
+  };
   const health = {
     tags: ['operator'],
     summary: 'Liveness, with the connection count: 503 when the store can never write again',
@@ -140,6 +143,8 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
           lastSeen: 0,
           ...(user !== undefined && { user }),
           ...(subscribe !== undefined && { subscribe }),
+          // Counted against the key's bound (maxDevicesPerRegisterKey): admin keys have none.
+          ...(!p.scopes.has('admin') && p.key && { keyId: p.key.id }),
         },
         deviceLimits,
       );
@@ -260,7 +265,7 @@ export function registerRoutes(app: FastifyInstance, deps: Deps): void {
       onRequest: admin,
       schema: {
         tags: ['devices'],
-        summary: 'Delete a device (its open session is closed)',
+        summary: 'Delete a device (its open session is closed; its Web Push subscriptions go with it)',
         params: deviceIdParam,
         response: errors,
       },

@@ -103,6 +103,48 @@ export function storeQuotaContract(
       ).toEqual([...listed].sort());
     });
 
+    it('refuses a device beyond maxDevicesPerKey; a deleted device frees its place; 0 and admin devices unbounded', async () => {
+      const byKey = (id: string, keyId: string): DeviceRecord => ({ ...device(id), keyId });
+      const limits = { maxDevicesPerKey: 2 };
+      await store.createDevice(byKey('k1', 'key_a'), limits);
+      await store.createDevice(byKey('k2', 'key_a'), limits);
+      expect(await quotaOf(store.createDevice(byKey('k3', 'key_a'), limits))).toBe('DEVICE_QUOTA_EXCEEDED');
+      expect(await store.getDevice('k3')).toBeUndefined();
+      // Another key, and devices of no key (admin), are not counted.
+      await store.createDevice(byKey('o1', 'key_b'), limits);
+      await store.createDevice(device('n1'), limits);
+      await store.createDevice(device('n2'), limits);
+      // A deleted device no longer counts.
+      await store.deleteDevice('k1');
+      await store.createDevice(byKey('k3', 'key_a'), limits);
+      expect(await quotaOf(store.createDevice(byKey('k4', 'key_a'), limits))).toBe('DEVICE_QUOTA_EXCEEDED');
+      // 0: no bound; the devices made meanwhile still count once a bound applies.
+      await store.createDevice(byKey('k4', 'key_a'), { maxDevicesPerKey: 0 });
+      expect(await quotaOf(store.createDevice(byKey('k5', 'key_a'), { maxDevicesPerKey: 3 }))).toBe(
+        'DEVICE_QUOTA_EXCEEDED',
+      );
+      // A refusal by the per-user bound does not consume the key's place.
+      const both = { maxDevicesPerKey: 1, maxDevicesPerUser: 1 };
+      await store.createDevice(device('u1', 'dave'), both);
+      expect(await quotaOf(store.createDevice({ ...byKey('u2', 'key_c'), user: 'dave' }, both))).toBe(
+        'TOO_MANY_DEVICES',
+      );
+      await store.createDevice(byKey('c1', 'key_c'), both);
+    });
+
+    it('never lets concurrent registrations pass maxDevicesPerKey', async () => {
+      const limits = { maxDevicesPerKey: 3 };
+      const settled = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          store.createDevice({ ...device(`r${i}`), keyId: 'key_r' }, limits),
+        ),
+      );
+      expect(settled.filter((r) => r.status === 'fulfilled').length).toBe(3);
+      for (const r of settled) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(QuotaError);
+      const existing = await Promise.all(Array.from({ length: 10 }, (_, i) => store.getDevice(`r${i}`)));
+      expect(existing.filter((d) => d !== undefined).length).toBe(3);
+    });
+
     it('refuses a publish to a device whose backlog holds maxPending entries, until it acks', async () => {
       await store.createDevice(device('d1'));
       const limits = { maxPending: 3 };

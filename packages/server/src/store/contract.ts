@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { accessContract } from './contract-keys.js';
 import type { DeviceRecord, NewEntry, PublishBatchItem, Store } from './types.js';
 import { wakeTokenContract } from './wake-contract.js';
+import { webPushDeviceContract } from './webpush-contract.js';
 
 /** Publish time used by the suite: a fixed instant, so expiry is exact. */
 const T = 1_700_000_000_000;
@@ -87,6 +88,7 @@ export function storeContract(
     });
 
     wakeTokenContract(() => store);
+    webPushDeviceContract(() => store);
     accessContract(() => store);
 
     describe('publish and read', () => {

@@ -44,9 +44,10 @@ export function toStoreError(err: unknown, what: string): StoreError {
  * Which bound a refused write would have passed:
  * - `TOO_MANY_TOPICS`: topics one device follows;
  * - `TOO_MANY_DEVICES`: devices of one user;
+ * - `DEVICE_QUOTA_EXCEEDED`: live devices one `register` key created;
  * - `DEVICE_BACKLOG_FULL`: undelivered messages or bytes on one device's stream.
  */
-export type Quota = 'TOO_MANY_TOPICS' | 'TOO_MANY_DEVICES' | 'DEVICE_BACKLOG_FULL';
+export type Quota = 'TOO_MANY_TOPICS' | 'TOO_MANY_DEVICES' | 'DEVICE_QUOTA_EXCEEDED' | 'DEVICE_BACKLOG_FULL';
 
 /** A write refused because it would pass a bound; nothing was written. Code `STORE_QUOTA`. */
 export class QuotaError extends StoreError {

@@ -125,6 +125,17 @@ const MIGRATIONS: readonly string[] = [
     revoked_at bigint
   );
   `,
+  // 3: a device's Web Push subscriptions go with it (those of devices deleted before are purged
+  // here). `devices.key_id`: the `register` key that created a device (NULL: an admin key);
+  // `register_keys.devices`: how many such devices are alive, kept with each insert and delete.
+  `
+  DELETE FROM webpush_subscriptions WHERE device_id NOT IN (SELECT id FROM devices);
+  ALTER TABLE devices ADD COLUMN key_id text;
+  CREATE TABLE register_keys (
+    key_id text PRIMARY KEY,
+    devices bigint NOT NULL
+  );
+  `,
 ];
 
 /** Schema version this code writes. */

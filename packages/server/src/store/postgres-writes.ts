@@ -1,12 +1,12 @@
-import { topicStream } from '@pushwire/protocol';
+import { deviceStream, topicStream } from '@pushwire/protocol';
 import type pg from 'pg';
 import { QuotaError, StoreError } from './errors.js';
-import type { DeviceRecord } from './types.js';
+import type { DeviceLimits, DeviceRecord } from './types.js';
 
 /*
  * The PostgreSQL store's multi-statement writes, each run in one transaction by the store:
- * registering devices under their per-user bound, subscribing under the per-device topic bound,
- * and the sweep. Internal to postgres.ts.
+ * registering devices under their per-user and per-register-key bounds, deleting a device,
+ * subscribing under the per-device topic bound, and the sweep. Internal to postgres.ts.
  */
 
 /** Columns of `devices`, in insert order. */
@@ -16,16 +16,18 @@ export const DEVICE_COLUMNS = 'id, token_hash, "user", created_at, last_seen, su
 const SWEEP_LOCK = 'pushwire-sweep:';
 
 /**
- * Inserts devices; with `max`, the devices-per-user bound is checked under a transaction-level
- * advisory lock per user, so concurrent registrations never pass it.
+ * Inserts devices; the devices-per-user bound is checked under a transaction-level advisory lock
+ * per user, the devices-per-register-key bound on the key's `register_keys` row (locked by the
+ * update until the transaction ends), so concurrent registrations never pass them.
  */
 export async function insertDevices(
   client: pg.PoolClient,
   devices: DeviceRecord[],
-  max: number | undefined,
+  limits: DeviceLimits | undefined,
 ): Promise<void> {
-  const users = [...new Set(devices.flatMap((d) => (d.user === undefined ? [] : [d.user])))].sort();
+  const max = limits?.maxDevicesPerUser;
   if (max !== undefined) {
+    const users = [...new Set(devices.flatMap((d) => (d.user === undefined ? [] : [d.user])))].sort();
     for (const user of users) {
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`pushwire-user:${user}`]);
       const count = (
@@ -37,9 +39,11 @@ export async function insertDevices(
       }
     }
   }
+  await countKeyDevices(client, devices, limits?.maxDevicesPerKey);
   for (const d of devices) {
     const r = await client.query(
-      `INSERT INTO devices (${DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO devices (${DEVICE_COLUMNS}, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (id) DO NOTHING`,
       [
         d.id,
         d.tokenHash,
@@ -47,11 +51,56 @@ export async function insertDevices(
         d.createdAt,
         d.lastSeen,
         d.subscribe === undefined ? null : JSON.stringify(d.subscribe),
+        d.keyId ?? null,
       ],
     );
     if (r.rowCount === 0)
       throw new StoreError('STORE_INVALID', `device ${JSON.stringify(d.id)} already exists`);
   }
+}
+
+/**
+ * Counts the devices each `register` key creates on its `register_keys` row; with `max` (0: no
+ * bound), refuses a key whose count would pass it (the transaction then rolls the count back).
+ */
+async function countKeyDevices(
+  client: pg.PoolClient,
+  devices: DeviceRecord[],
+  max: number | undefined,
+): Promise<void> {
+  const adding = new Map<string, number>();
+  for (const d of devices) if (d.keyId !== undefined) adding.set(d.keyId, (adding.get(d.keyId) ?? 0) + 1);
+  for (const key of [...adding.keys()].sort()) {
+    const count = (
+      await client.query<{ devices: string }>(
+        `INSERT INTO register_keys (key_id, devices) VALUES ($1, $2)
+          ON CONFLICT (key_id) DO UPDATE SET devices = register_keys.devices + excluded.devices
+          RETURNING devices`,
+        [key, adding.get(key)],
+      )
+    ).rows[0]!.devices;
+    if (max && Number(count) > max) {
+      throw new QuotaError(
+        'DEVICE_QUOTA_EXCEEDED',
+        `register key ${JSON.stringify(key)} may have ${max} devices`,
+      );
+    }
+  }
+}
+
+/**
+ * Deletes a device's rows: its stream's entries, its Web Push subscriptions, the device (cursors,
+ * topics and wake token go by cascade), and counts it off its register key. Run in one transaction.
+ */
+export async function deleteDeviceRows(client: pg.PoolClient, id: string): Promise<void> {
+  await client.query('DELETE FROM entries WHERE stream = $1', [deviceStream(id)]);
+  await client.query('DELETE FROM webpush_subscriptions WHERE device_id = $1', [id]);
+  const gone = await client.query<{ key_id: string | null }>(
+    'DELETE FROM devices WHERE id = $1 RETURNING key_id',
+    [id],
+  );
+  const keyId = gone.rows[0]?.key_id;
+  if (keyId) await client.query('UPDATE register_keys SET devices = devices - 1 WHERE key_id = $1', [keyId]);
 }
 
 /**

@@ -226,6 +226,38 @@ describe('PostgresStore', () => {
     );
   });
 
+  it('migrates a version-2 schema: purges Web Push subscriptions of deleted devices, adds register key counts', async () => {
+    const schema = nextSchema();
+    const first = await PostgresStore.connect({ url: server.url, schema });
+    await first.createDevice({ id: 'dev1', tokenHash: 'h', createdAt: T, lastSeen: 0 });
+    await first.close();
+    // Back to what version 2 left: no key column, and a subscription whose device was deleted.
+    const client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    await client.query(`DROP TABLE ${schema}.register_keys`);
+    await client.query(`ALTER TABLE ${schema}.devices DROP COLUMN key_id`);
+    const sub = `INSERT INTO ${schema}.webpush_subscriptions VALUES ($1, $2, $3, NULL, 'tk', ${T}, NULL)`;
+    await client.query(sub, ['s-live', 'dev1', 'a'.repeat(64)]);
+    await client.query(sub, ['s-orphan', 'gone', 'b'.repeat(64)]);
+    await client.query(`UPDATE ${schema}.schema_version SET version = 2`);
+    await client.end();
+
+    const store = await PostgresStore.connect({ url: server.url, schema });
+    try {
+      expect((await store.webPushRegistry.listByDevice('dev1')).map((s) => s.id)).toEqual(['s-live']);
+      expect(await store.webPushRegistry.byId('s-orphan')).toBeUndefined();
+      const made = { tokenHash: 'h', createdAt: T, lastSeen: 0, keyId: 'key_x' };
+      await store.createDevice({ id: 'dev2', ...made }, { maxDevicesPerKey: 1 });
+      await expect(
+        store.createDevice({ id: 'dev3', ...made }, { maxDevicesPerKey: 1 }),
+      ).rejects.toMatchObject({
+        quota: 'DEVICE_QUOTA_EXCEEDED',
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('reports the durability settings', async () => {
     const store = await open();
     const d = await store.checkDurability();

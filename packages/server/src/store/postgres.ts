@@ -19,7 +19,13 @@ import { migratePostgres } from './postgres-schema.js';
 import { PostgresWakeTokens } from './postgres-wake.js';
 import { PostgresWebPushRegistry } from './postgres-webpush.js';
 import { PostgresWriter } from './postgres-writer.js';
-import { DEVICE_COLUMNS, insertDevices, subscribeDevice, sweepEntries } from './postgres-writes.js';
+import {
+  DEVICE_COLUMNS,
+  deleteDeviceRows,
+  insertDevices,
+  subscribeDevice,
+  sweepEntries,
+} from './postgres-writes.js';
 import { fromEntryRow, fromPublishRow, toDevice, toEntryRow } from './rows.js';
 import type { DeviceRow, EntryRow, PublishRow } from './schema.js';
 import type {
@@ -158,7 +164,7 @@ export class PostgresStore implements Store {
    */
   createDevices(devices: DeviceRecord[], limits?: DeviceLimits): Promise<void> {
     return this.run('createDevice', () =>
-      transaction(this.pool, (client) => insertDevices(client, devices, limits?.maxDevicesPerUser)),
+      transaction(this.pool, (client) => insertDevices(client, devices, limits)),
     );
   }
 
@@ -171,15 +177,13 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** Deletes the device (its cursors, topics and wake token go by cascade) and its stream's entries; the head stays. */
+  /**
+   * Deletes the device, its Web Push subscriptions and its stream's entries, and counts it off its
+   * register key, in one transaction (postgres-writes.ts); the head stays.
+   */
   deleteDevice(id: string): Promise<void> {
     this.acks.forget(id);
-    return this.run('deleteDevice', () =>
-      transaction(this.pool, async (client) => {
-        await client.query('DELETE FROM entries WHERE stream = $1', [deviceStream(id)]);
-        await client.query('DELETE FROM devices WHERE id = $1', [id]);
-      }),
-    );
+    return this.run('deleteDevice', () => transaction(this.pool, (client) => deleteDeviceRows(client, id)));
   }
 
   /** Token rotation: one autocommitted update; false when there is no such device. */

@@ -13,7 +13,7 @@
  * <p>{<stream>}:x          zset    seq scored by exp (expiry index for the sweep)
  * <p>{t:<topic>}:f         set     ids of the devices following the topic
  * <p>{<stream>}:i:<id>     string  seq appended for publish <id> (idempotency marker, TTL = retention)
- * <p>{d:<id>}:dev          hash    tokenHash, user, createdAt, lastSeen
+ * <p>{d:<id>}:dev          hash    tokenHash, user, key (register key id), createdAt, lastSeen
  * <p>{d:<id>}:cur          hash    stream → acknowledged seq
  * <p>{d:<id>}:sub          zset    subscribed topics (score 0: lexicographic order)
  * <p>{d:<id>}:wake         hash    wake token: provider, token, topic, environment, updatedAt
@@ -22,6 +22,7 @@
  * <p>{wpi:<subId>}         string  subscription id → device id
  * <p>{wp}:revoked          zset    "[deviceId, subId]" of revoked subscriptions, scored by revokedAt (purge)
  * <p>{u:<user>}:devs       zset    device ids of a user, scored by createdAt
+ * <p>{rk:<keyId>}:devs     zset    device ids a `register` key created, scored by createdAt
  * <p>{p:<id>}              string  publish record, pending or done (TTL = retention)
  * <p>{sweep:<n>}           zset    registry shard n of 16: non-empty streams, scored by generation
  * <p>{sweep}:lock          string  one sweeper at a time across the cluster
@@ -111,6 +112,11 @@ export class RedisKeys {
 
   user(user: string): string {
     return `${this.prefix}{u:${escapeName(user)}}:devs`;
+  }
+
+  /** Devices a `register` key created and still alive (the devices-per-register-key bound). */
+  registerKey(keyId: string): string {
+    return `${this.prefix}{rk:${escapeName(keyId)}}:devs`;
   }
 
   publish(id: string): string {

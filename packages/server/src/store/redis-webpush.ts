@@ -138,6 +138,30 @@ export class RedisWebPushRegistry implements WebPushRegistry {
     });
   }
 
+  /**
+   * Deletes every subscription of a device (when the device is deleted): pointers first (the
+   * endpoints answer 404 from then on), the device's hash second, purge list entries last. Each
+   * step is idempotent: a repeat after a crash finishes the work.
+   */
+  async deleteOfDevice(deviceId: string): Promise<void> {
+    const hash = this.keys.device(deviceId).webPush;
+    const h = await this.redis.hgetall(hash);
+    const subs = Object.entries(h).flatMap(([field, value]) =>
+      field.startsWith('s:') ? [JSON.parse(value) as Stored] : [],
+    );
+    for (const sub of subs) {
+      await this.redis.del(this.keys.webPushCapability(sub.capabilityHash));
+      await this.redis.del(this.keys.webPushId(sub.id));
+    }
+    await this.redis.del(hash);
+    const revoked = subs.filter((sub) => h[`r:${sub.id}`] !== undefined);
+    if (revoked.length > 0)
+      await this.redis.zrem(
+        this.keys.webPushRevoked(),
+        ...revoked.map((sub) => JSON.stringify([deviceId, sub.id])),
+      );
+  }
+
   private async load(deviceId: string, id: string): Promise<WebPushSubscriptionRecord | undefined> {
     const [record, revokedAt] = await this.redis.hmget(
       this.keys.device(deviceId).webPush,

@@ -169,13 +169,26 @@ export class RedisStore implements Store {
       ];
       if (device.user !== undefined) fields.push('user', device.user);
       if (device.subscribe !== undefined) fields.push('subscribe', JSON.stringify(device.subscribe));
+      if (device.keyId !== undefined) fields.push('key', device.keyId);
       const key = this.keys.device(device.id).device;
       if (!(await this.redis.pwCreateDevice(key, ...fields))) {
         throw new StoreError('STORE_INVALID', `device ${JSON.stringify(device.id)} already exists`);
       }
+      if (device.keyId !== undefined) {
+        const max = limits?.maxDevicesPerKey ?? 0;
+        const list = this.keys.registerKey(device.keyId);
+        if (!(await this.redis.pwListDevice(list, max, device.createdAt, device.id))) {
+          await this.redis.del(key);
+          throw new QuotaError(
+            'DEVICE_QUOTA_EXCEEDED',
+            `register key ${JSON.stringify(device.keyId)} may have ${max} devices`,
+          );
+        }
+      }
       if (device.user === undefined) return;
       const max = limits?.maxDevicesPerUser ?? 0;
       if (!(await this.redis.pwListDevice(this.keys.user(device.user), max, device.createdAt, device.id))) {
+        if (device.keyId !== undefined) await this.redis.zrem(this.keys.registerKey(device.keyId), device.id);
         await this.redis.del(key);
         throw new QuotaError(
           'TOO_MANY_DEVICES',
@@ -213,9 +226,14 @@ export class RedisStore implements Store {
       const dk = this.keys.device(id);
       const stream = deviceStream(id);
       const sk = this.keys.stream(stream);
-      const user = await this.redis.hget(dk.device, 'user');
-      // The user's list first: a crash in between leaves a device no user reaches, never a dangling id.
-      if (user !== null) await this.redis.zrem(this.keys.user(user), id);
+      const [user, keyId] = await this.redis.hmget(dk.device, 'user', 'key');
+      // The user's and key's lists first: a crash in between leaves a device no list counts, never
+      // a dangling id.
+      if (user) await this.redis.zrem(this.keys.user(user), id);
+      if (keyId) await this.redis.zrem(this.keys.registerKey(keyId), id);
+      // Its Web Push subscriptions (pointers in other slots) before the device: a crash leaves the
+      // device, and DELETE again finishes.
+      await this.webPushRegistry.deleteOfDevice(id);
       // Topic follower sets before the topics: a crash leaves a stale follower (its topic kept
       // longer), never a follower missing.
       const topics = await this.redis.zrange(dk.topics, 0, -1);

@@ -26,6 +26,7 @@ export function toDeviceRow(device: DeviceRecord): DeviceRow {
     created_at: device.createdAt,
     last_seen: device.lastSeen,
     subscribe: device.subscribe === undefined ? null : JSON.stringify(device.subscribe),
+    key_id: device.keyId ?? null,
   };
 }
 

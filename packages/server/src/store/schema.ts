@@ -102,6 +102,34 @@ const MIGRATIONS: readonly (string | ((db: Database.Database) => void))[] = [
       ) STRICT;
     `);
   },
+  // 5: a device's Web Push subscriptions go with it (the table, created on first use until now,
+  // is created here so that the writer can delete them in the device's transaction; those of
+  // devices deleted before are purged). `devices.key_id`: the `register` key that created the
+  // device (NULL: an admin key); `register_keys.devices`: how many such devices are alive, kept
+  // with each insert and delete (a count(*) would scan every device of the key per registration).
+  (db) => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS webpush_subscriptions (
+        id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        capability_hash TEXT NOT NULL UNIQUE,
+        application_server_key TEXT,
+        topic_key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS webpush_subscriptions_by_device ON webpush_subscriptions (device_id);
+      DELETE FROM webpush_subscriptions WHERE device_id NOT IN (SELECT id FROM devices);
+    `);
+    const columns = db.pragma('table_info(devices)') as { name: string }[];
+    if (!columns.some((c) => c.name === 'key_id')) db.exec('ALTER TABLE devices ADD COLUMN key_id TEXT');
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS register_keys (
+        key_id TEXT PRIMARY KEY,
+        devices INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+    `);
+  },
 ];
 
 /** Schema version this code writes. */
@@ -151,6 +179,8 @@ export interface DeviceRow {
   last_seen: number;
   /** JSON array of topic patterns; null: any topic. */
   subscribe: string | null;
+  /** Id of the `register` key that created the device; null: an admin key. */
+  key_id: string | null;
 }
 
 export interface PublishRow {
@@ -172,11 +202,22 @@ export function prepareStatements(db: Database.Database) {
   const s = <P extends unknown[] | object = unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
   return {
     insertDevice: s<[DeviceRow]>(
-      `INSERT INTO devices (id, token_hash, user, created_at, last_seen, subscribe)
-        VALUES (@id, @token_hash, @user, @created_at, @last_seen, @subscribe)`,
+      `INSERT INTO devices (id, token_hash, user, created_at, last_seen, subscribe, key_id)
+        VALUES (@id, @token_hash, @user, @created_at, @last_seen, @subscribe, @key_id)`,
     ),
     getDevice: s<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
     deleteDevice: s<[string]>('DELETE FROM devices WHERE id = ?'),
+    deleteDeviceWebPush: s<[string]>('DELETE FROM webpush_subscriptions WHERE device_id = ?'),
+    /** Counts one more device of a register key; answers the new count. */
+    countKeyDevice: s<[string], number>(
+      `INSERT INTO register_keys (key_id, devices) VALUES (?, 1)
+        ON CONFLICT (key_id) DO UPDATE SET devices = devices + 1 RETURNING devices`,
+    ).pluck(),
+    /** Counts one device less for the register key that created it (if any); before it is deleted. */
+    uncountKeyDevice: s<[string]>(
+      `UPDATE register_keys SET devices = devices - 1
+        WHERE key_id = (SELECT key_id FROM devices WHERE id = ?)`,
+    ),
     devicesOfUser: s<[string], string>(
       'SELECT id FROM devices WHERE user = ? ORDER BY created_at, id',
     ).pluck(),

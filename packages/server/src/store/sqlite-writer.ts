@@ -28,7 +28,7 @@ export const ENTRY_FIELDS = 9;
 /** One write of a batch other than a publish. */
 export type WriteOp =
   /** `maxPerUser`: refuse them all when a user would have more devices. */
-  | { k: 'devices'; rows: DeviceRow[]; maxPerUser?: number }
+  | { k: 'devices'; rows: DeviceRow[]; maxPerUser?: number; maxPerKey?: number }
   /** `head`: the device stream's head, kept so a device created again with this id continues it. */
   | { k: 'deleteDevice'; id: string; head: number }
   /** `head`: the topic stream's head at this point of the batch (the new subscriber's cursor). */
@@ -176,12 +176,23 @@ function startWriter(port: NonNullable<typeof parentPort>, data: WriterData): vo
               );
             }
           }
+          if (row.key_id !== null) {
+            const count = stmts.countKeyDevice.get(row.key_id)!;
+            if (op.maxPerKey && count > op.maxPerKey) {
+              throw new QuotaError(
+                'DEVICE_QUOTA_EXCEEDED',
+                `register key ${JSON.stringify(row.key_id)} may have ${op.maxPerKey} devices`,
+              );
+            }
+          }
         }
         return undefined;
       case 'deleteDevice': {
         const stream = deviceStream(op.id);
         if (op.head > 0) stmts.setHead.run(stream, op.head);
         stmts.deleteStreamEntries.run(stream);
+        stmts.deleteDeviceWebPush.run(op.id);
+        stmts.uncountKeyDevice.run(op.id);
         stmts.deleteDevice.run(op.id);
         return undefined;
       }

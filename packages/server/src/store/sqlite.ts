@@ -171,6 +171,7 @@ export class SqliteStore implements Store {
       k: 'devices',
       rows: devices.map(toDeviceRow),
       ...(limits?.maxDevicesPerUser !== undefined && { maxPerUser: limits.maxDevicesPerUser }),
+      ...(limits?.maxDevicesPerKey && { maxPerKey: limits.maxDevicesPerKey }),
     });
   }
 

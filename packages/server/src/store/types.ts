@@ -16,11 +16,21 @@ export interface DeviceRecord {
    * `register` key that created it; absent: any topic (registered with an admin key).
    */
   subscribe?: string[];
+  /**
+   * Id of the `register` key that created the device, counted for
+   * {@link DeviceLimits.maxDevicesPerKey}; absent: an admin key. Written only (not read back).
+   */
+  keyId?: string;
 }
 
 /** Bounds of device registration. */
 export interface DeviceLimits {
   maxDevicesPerUser?: number;
+  /**
+   * Devices a `register` key may have created and still alive (devices with a {@link
+   * DeviceRecord.keyId}); more are refused (QuotaError `DEVICE_QUOTA_EXCEEDED`). Absent or 0: no bound.
+   */
+  maxDevicesPerKey?: number;
 }
 
 /** A message to append to one stream. */

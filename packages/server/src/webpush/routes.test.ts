@@ -261,7 +261,7 @@ describe.each(engines)('web push routes on $name (inject, no sockets)', (engine)
     expect((await push(other.path, { ttl: '0' })).statusCode).toBe(201);
   });
 
-  it('answers 410 once unsubscribed or once the device is deleted', async () => {
+  it('answers 410 once unsubscribed, 404 once the device is deleted (its subscriptions go with it)', async () => {
     const { path, subscriptionId } = await newEndpoint();
     const del = (id: string) =>
       server.app.inject({ method: 'DELETE', url: `/v1/devices/${deviceId}/webpush/${id}`, headers: admin });
@@ -272,7 +272,9 @@ describe.each(engines)('web push routes on $name (inject, no sockets)', (engine)
     expect([r.statusCode, r.json().error]).toEqual([410, 'UNSUBSCRIBED']);
     const live = await newEndpoint();
     await server.app.inject({ method: 'DELETE', url: `/v1/devices/${deviceId}`, headers: admin });
-    expect((await push(live.path, { ttl: '1' })).statusCode).toBe(410);
+    const gone = await push(live.path, { ttl: '1' });
+    expect([gone.statusCode, gone.json().error]).toEqual([404, 'UNKNOWN_SUBSCRIPTION']);
+    expect(await store.webPushRegistry?.byId(live.subscriptionId)).toBeUndefined();
   });
 });
 
