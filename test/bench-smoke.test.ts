@@ -80,7 +80,7 @@ test('bench smoke runs every scenario against every peer and writes results', {
   const storm = summary.scenarios.storm!.rows.find((r) => r.peer === 'Pushwire')!;
   expect(storm.lost).toBe(0);
   expect(Number(storm.accepted)).toBeGreaterThan(0);
-  // Unicast: Pushwire with its three publishers (max, and the 50% level of two), on SQLite and Redis,
+  // Unicast: Pushwire with its four publishers (max, and the 50% level of two), on SQLite and Redis,
   // beside the HTTP floor and NATS JetStream; every accepted message delivered.
   const unicastRows = summary.scenarios.unicast!.rows;
   const unicast = unicastRows.filter((r) => r.peer === 'Pushwire');
@@ -90,6 +90,7 @@ test('bench smoke runs every scenario against every peer and writes results', {
     'pipelined max',
     'pipelined 50%',
     'batch max',
+    'stream max',
   ]);
   const unicastPeers = [
     'Pushwire on Redis',
