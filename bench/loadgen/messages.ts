@@ -142,6 +142,34 @@ export interface PublishResult {
   unanswered: number;
 }
 
+/** An empty {@link PublishResult}, for a publisher to fill. */
+export function newPublishResult(): PublishResult {
+  return { sent: 0, accepted: 0, failed: 0, statuses: {}, elapsedMs: 0, acceptedEntries: [], unanswered: 0 };
+}
+
+/** Counts `n` answers (or outcomes) of kind `key` in `res.statuses`. */
+export function countStatus(res: PublishResult, key: string, n = 1): void {
+  res.statuses[key] = (res.statuses[key] ?? 0) + n;
+}
+
+/**
+ * Open loop: from `start`, calls `offer()` once for every message due at `rate` per second while
+ * `live()` (checked every millisecond), however long the server takes to answer.
+ */
+export async function openLoop(
+  rate: number,
+  start: number,
+  live: () => boolean,
+  offer: () => void,
+): Promise<void> {
+  let offered = 0;
+  while (live()) {
+    const due = Math.floor(((performance.now() - start) * rate) / 1000);
+    for (; offered < due; offered++) offer();
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 export type WorkerMsg =
   | { type: 'stats'; stats: WorkerStats }
   | { type: 'reply'; reqId: number; data: unknown; error?: string };

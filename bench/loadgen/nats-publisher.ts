@@ -8,23 +8,13 @@
 import { connect } from 'node:net';
 import { NATS_PONG, natsConnect, natsPub, parseNats } from '../lib/nats.js';
 import { benchPayload, sleep } from '../lib/util.js';
-import type { PublishCmd, PublishResult } from './messages.js';
+import { countStatus, newPublishResult, openLoop, type PublishCmd, type PublishResult } from './messages.js';
 
 const MAX_OUTSTANDING = 5000;
 
 export async function natsPublish(cmd: PublishCmd, stopped: () => boolean): Promise<PublishResult> {
-  const res: PublishResult = {
-    sent: 0,
-    accepted: 0,
-    failed: 0,
-    statuses: {},
-    elapsedMs: 0,
-    acceptedEntries: [],
-    unanswered: 0,
-  };
-  const count = (k: string) => {
-    res.statuses[k] = (res.statuses[k] ?? 0) + 1;
-  };
+  const res = newPublishResult();
+  const count = (k: string) => countStatus(res, k);
   const inbox = `_INBOX.bench${process.pid}.`;
   const sock = connect({ host: cmd.host, port: cmd.port });
   sock.setNoDelay(true);
@@ -89,19 +79,12 @@ export async function natsPublish(cmd: PublishCmd, stopped: () => boolean): Prom
     for (let k = 0; k < window; k++) publishOne();
     while (live()) await sleep(20);
   } else {
-    let offered = 0;
-    while (live()) {
-      const due = Math.floor(((performance.now() - start) * cmd.rate) / 1000);
-      while (offered < due) {
-        offered++;
-        if (outstanding >= MAX_OUTSTANDING) {
-          count('overload');
-          res.sent++;
-          res.failed++;
-        } else publishOne();
-      }
-      await sleep(1);
-    }
+    await openLoop(cmd.rate, start, live, () => {
+      if (outstanding < MAX_OUTSTANDING) return void publishOne();
+      count('overload');
+      res.sent++;
+      res.failed++;
+    });
   }
   res.elapsedMs = performance.now() - start;
   onAck = () => {};

@@ -6,21 +6,13 @@
  */
 import { Pool } from 'undici';
 import { benchPayload, sleep } from '../lib/util.js';
-import type { PublishCmd, PublishResult } from './messages.js';
+import { countStatus, newPublishResult, openLoop, type PublishCmd, type PublishResult } from './messages.js';
 
 /** Open loop: requests queued in the pool at most before new ones are counted as overload. */
 const MAX_QUEUED = 5000;
 
 export async function poolPublish(cmd: PublishCmd, stopped: () => boolean): Promise<PublishResult> {
-  const res: PublishResult = {
-    sent: 0,
-    accepted: 0,
-    failed: 0,
-    statuses: {},
-    elapsedMs: 0,
-    acceptedEntries: [],
-    unanswered: 0,
-  };
+  const res = newPublishResult();
   const connections = Math.max(1, cmd.connections);
   const pool = new Pool(`http://${cmd.host}:${cmd.port}`, {
     connections,
@@ -30,9 +22,7 @@ export async function poolPublish(cmd: PublishCmd, stopped: () => boolean): Prom
     bodyTimeout: 30_000,
   });
   const headers = { authorization: `Bearer ${cmd.apiKey}`, 'content-type': 'application/json' };
-  const count = (k: string) => {
-    res.statuses[k] = (res.statuses[k] ?? 0) + 1;
-  };
+  const count = (k: string) => countStatus(res, k);
   let inFlight = 0;
   const one = async (): Promise<void> => {
     const to = cmd.targets[Math.floor(Math.random() * cmd.targets.length)]!;
@@ -70,23 +60,17 @@ export async function poolPublish(cmd: PublishCmd, stopped: () => boolean): Prom
     res.elapsedMs = performance.now() - start;
   } else {
     const pending = new Set<Promise<void>>();
-    let offered = 0;
-    while (live()) {
-      const due = Math.floor(((performance.now() - start) * cmd.rate) / 1000);
-      while (offered < due) {
-        offered++;
-        if (inFlight >= MAX_QUEUED) {
-          count('overload');
-          res.sent++;
-          res.failed++;
-          continue;
-        }
-        const p = one();
-        pending.add(p);
-        p.finally(() => pending.delete(p));
+    await openLoop(cmd.rate, start, live, () => {
+      if (inFlight >= MAX_QUEUED) {
+        count('overload');
+        res.sent++;
+        res.failed++;
+        return;
       }
-      await sleep(1);
-    }
+      const p = one();
+      pending.add(p);
+      p.finally(() => pending.delete(p));
+    });
     res.elapsedMs = performance.now() - start;
     await Promise.race([Promise.all(pending), sleep(15_000)]);
   }

@@ -6,7 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import { connectPacket, publishPacket } from '../lib/mqtt.js';
 import { benchPayload, sleep } from '../lib/util.js';
-import type { PublishCmd, PublishResult } from './messages.js';
+import { countStatus, newPublishResult, openLoop, type PublishCmd, type PublishResult } from './messages.js';
 import { natsPublish } from './nats-publisher.js';
 import { poolPublish } from './pool-publisher.js';
 import { streamPublish } from './stream-publisher.js';
@@ -108,15 +108,7 @@ export class Publisher {
   }
 
   private async http(cmd: PublishCmd): Promise<PublishResult> {
-    const res: PublishResult = {
-      sent: 0,
-      accepted: 0,
-      failed: 0,
-      statuses: {},
-      elapsedMs: 0,
-      acceptedEntries: [],
-      unanswered: 0,
-    };
+    const res = newPublishResult();
     const batch = Math.max(1, cmd.batch);
     const path = batch > 1 ? '/v1/messages/batch' : '/v1/messages';
     const headers =
@@ -137,7 +129,7 @@ export class Publisher {
       return Buffer.from(`${headers}${Buffer.byteLength(body)}\r\n\r\n${body}`);
     };
     const onResponse = (status: number, body: string, req: Pending) => {
-      res.statuses[status] = (res.statuses[status] ?? 0) + 1;
+      countStatus(res, String(status));
       if (status !== 202) {
         res.failed += req.messages;
         return;
@@ -197,7 +189,7 @@ export class Publisher {
         while (res.sent + batch <= due) {
           const pipe = pipes[rr++ % pipes.length]!;
           if (pipe.outstanding > 5000) {
-            res.statuses.overload = (res.statuses.overload ?? 0) + batch;
+            countStatus(res, 'overload', batch);
             res.sent += batch; // counted as offered but not sent: the server is far behind
             res.failed += batch;
             continue;
@@ -218,15 +210,7 @@ export class Publisher {
   }
 
   private async mqtt(cmd: PublishCmd): Promise<PublishResult> {
-    const res: PublishResult = {
-      sent: 0,
-      accepted: 0,
-      failed: 0,
-      statuses: {},
-      elapsedMs: 0,
-      acceptedEntries: [],
-      unanswered: 0,
-    };
+    const res = newPublishResult();
     const sock = connect({ host: cmd.host, port: cmd.port });
     sock.setNoDelay(true);
     let closed = false;
@@ -258,11 +242,7 @@ export class Publisher {
         else await new Promise((r) => setImmediate(r));
       }
     } else {
-      while (!this.stopped && !closed && performance.now() < end) {
-        const due = Math.floor(((performance.now() - start) * cmd.rate) / 1000);
-        while (res.sent < due) publishOne();
-        await sleep(1);
-      }
+      await openLoop(cmd.rate, start, () => !this.stopped && !closed && performance.now() < end, publishOne);
     }
     res.elapsedMs = performance.now() - start;
     const flushed = new Promise<void>((r) =>

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { benchPayload, sleep } from '../lib/util.js';
-import type { PublishResult } from './messages.js';
+import { countStatus, newPublishResult, type PublishResult } from './messages.js';
 import { clientFrame, feedFrames, newFrameState, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT } from './wsframe.js';
 
 export interface StreamPublishOptions {
@@ -146,15 +146,7 @@ class Stream {
 
 /** Publishes over the stream until `count` or `durationMs`, then waits (≤ 15 s) for the last acks. */
 export async function streamPublish(o: StreamPublishOptions): Promise<PublishResult> {
-  const res: PublishResult = {
-    sent: 0,
-    accepted: 0,
-    failed: 0,
-    statuses: {},
-    elapsedMs: 0,
-    acceptedEntries: [],
-    unanswered: 0,
-  };
+  const res = newPublishResult();
   const url = new URL(o.url);
   const bytes = o.payloadBytes ?? 100;
   const round = o.round ?? 0;
@@ -168,7 +160,7 @@ export async function streamPublish(o: StreamPublishOptions): Promise<PublishRes
   };
   const onAck = (a: Ack) => {
     const key = a.error === undefined ? '202' : String(a.status ?? a.error);
-    res.statuses[key] = (res.statuses[key] ?? 0) + 1;
+    countStatus(res, key);
     if (a.error !== undefined) res.failed++;
     else {
       res.accepted++;
@@ -208,7 +200,7 @@ export async function streamPublish(o: StreamPublishOptions): Promise<PublishRes
         res.sent++;
         if (s.closed || s.inFlight + (batches.get(s)?.length ?? 0) >= windowOf(s)) {
           // Offered but not sent: the server is behind by a full window.
-          res.statuses.overload = (res.statuses.overload ?? 0) + 1;
+          countStatus(res, 'overload');
           res.failed++;
           continue;
         }
